@@ -107,7 +107,7 @@ def iter_windows(blocks: Iterable[np.ndarray], hop: int) -> Iterator[Window]:
             buf_start += keep_from
     if total == 0:
         return
-    if total <= WINDOW_SAMPLES:
+    if total < WINDOW_SAMPLES:
         yield Window(0, 0, tile(buf[:total]))
         return
     starts = window_starts(total, hop)

@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# The test command: installs what it needs (scripts/install.sh test), lints, runs pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install.sh test
+.venv/bin/ruff check sonotag_core tests bench
+exec .venv/bin/python -m pytest -q "$@"

@@ -1,0 +1,155 @@
+"""The pipeline end to end: a decoded file -> kept audio embeddings -> timeline -> report.
+
+Two entry points matter: :func:`embed_file` (expensive, once per audio and hop) and
+:func:`score` (cheap: text encoder + matrix product, for every relabel).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import decode
+from .embeddings import EMBED_DIM, AudioEmbeddings, encode_windows
+from .errors import LimitError
+from .events import EventParams, detect_events
+from .labels import LabelSet
+from .model import LoadedModel
+from .progress import ProgressFn, no_progress
+from .report import Report
+from .scoring import TextCache, frame_probabilities
+from .settings import Settings, check_hop
+from .sources import SourceInfo
+from .timeline import Timeline, assemble
+from .windows import FRAMES_PER_WINDOW, SAMPLE_RATE, hop_samples, iter_windows, window_count
+
+
+def embed_file(
+    model: LoadedModel,
+    path: Path,
+    *,
+    hop_s: float,
+    settings: Settings,
+    progress: ProgressFn = no_progress,
+) -> AudioEmbeddings:
+    """Decode ``path`` as a stream and keep the audio encoder's per-window features.
+
+    Memory holds one window plus one decoded block of audio at a time; only the
+    embeddings (64 KiB per window, 23 MB per hour) grow with duration.
+    """
+    check_hop(hop_s)
+    hop = hop_samples(hop_s)
+    info = decode.probe(path)
+    if info.duration_s is not None and info.duration_s > settings.max_duration_s:
+        raise LimitError(_too_long(path, info.duration_s, settings.max_duration_s))
+    expected = window_count(int(round((info.duration_s or 0) * SAMPLE_RATE)), hop) if info.duration_s else None
+    counted = 0
+
+    def blocks():
+        nonlocal counted
+        for block in decode.stream_samples(
+            path, max_duration_s=settings.max_duration_s, progress=progress
+        ):
+            counted += block.size
+            yield block
+
+    starts: list[int] = []
+    feats: list[np.ndarray] = []
+    for batch_starts, batch_feats in encode_windows(
+        model,
+        iter_windows(blocks(), hop),
+        batch_size=settings.batch_size,
+        total_windows=expected,
+        progress=progress,
+    ):
+        starts.extend(batch_starts)
+        feats.append(batch_feats)
+    features = (
+        np.concatenate(feats) if feats else np.zeros((0, FRAMES_PER_WINDOW, EMBED_DIM), np.float32)
+    )
+    return AudioEmbeddings(np.asarray(starts, dtype=np.int64), features, counted, hop)
+
+
+def score(texts: TextCache, embeddings: AudioEmbeddings, labels: LabelSet) -> Timeline:
+    """Frame probabilities for ``labels`` from kept embeddings: no audio encoder involved."""
+    enc = texts.encode(labels.labels)
+    maps = frame_probabilities(embeddings.features, enc)
+    return assemble(maps, embeddings.starts.tolist(), embeddings.n_samples, labels.labels, labels.negatives)
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """One analysed audio: where it came from, its kept embeddings, and one labelling of it."""
+
+    source: SourceInfo
+    embeddings: AudioEmbeddings
+    labels: LabelSet
+    timeline: Timeline
+    hop_s: float
+
+
+def analyze(
+    model: LoadedModel,
+    texts: TextCache,
+    source: SourceInfo,
+    labels: LabelSet,
+    *,
+    settings: Settings,
+    hop_s: float | None = None,
+    progress: ProgressFn = no_progress,
+) -> Analysis:
+    """Embed ``source`` and score ``labels`` on it."""
+    hop_s = settings.hop_s if hop_s is None else hop_s
+    emb = embed_file(model, source.path, hop_s=hop_s, settings=settings, progress=progress)
+    return Analysis(source, emb, labels, score(texts, emb, labels), hop_s)
+
+
+def relabel(texts: TextCache, analysis: Analysis, labels: LabelSet) -> Analysis:
+    """Same audio, new labels: re-scored from the kept embeddings."""
+    timeline = score(texts, analysis.embeddings, labels)
+    return Analysis(analysis.source, analysis.embeddings, labels, timeline, analysis.hop_s)
+
+
+def build_report(
+    analysis: Analysis,
+    model: LoadedModel,
+    params: EventParams,
+    *,
+    settings: Mapping[str, Any] | None = None,
+) -> Report:
+    """Events from the timeline plus provenance: what every export writes."""
+    used = {
+        "hop_s": analysis.hop_s,
+        "threshold": params.threshold,
+        "label_thresholds": dict(params.label_thresholds),
+        "median_frames": params.median_frames,
+        "fill_gap_s": params.fill_gap_s,
+        "min_event_s": params.min_event_s,
+        "device": model.device,
+        **(settings or {}),
+    }
+    return Report(
+        source=analysis.source.as_dict(),
+        model=model.info,
+        settings=used,
+        timeline=analysis.timeline,
+        events=detect_events(analysis.timeline, params),
+    )
+
+
+def _too_long(path: Path, duration_s: float, limit_s: float) -> str:
+    return (
+        f"'{Path(path).name}' is {_hms(duration_s)} long; the limit is {_hms(limit_s)} "
+        "(SONOTAG_MAX_DURATION_S). Trim the audio or raise the limit."
+    )
+
+
+def _hms(seconds: float) -> str:
+    seconds = int(round(seconds))
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h} h {m:02d} min" if h else f"{m} min {s:02d} s"

@@ -1,0 +1,89 @@
+"""Audio windows -> per-frame audio embeddings (windows x 32 x 512): the expensive step, done once.
+
+Embeddings are the asset: once kept, relabeling needs only the text encoder and a matrix
+product (see :mod:`sonotag_core.scoring`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from .model import LoadedModel
+from .progress import Progress, ProgressFn, no_progress
+from .windows import FRAMES_PER_WINDOW, Window
+
+EMBED_DIM = 512
+
+
+@dataclass(frozen=True)
+class AudioEmbeddings:
+    """L2-normalised local audio features per window, with where each window starts."""
+
+    starts: np.ndarray  # (windows,) int64 start sample of each window
+    features: np.ndarray  # (windows, 32, 512) float32
+    n_samples: int  # decoded length of the audio
+    hop: int  # hop in samples used to cut the windows
+
+    @property
+    def n_windows(self) -> int:
+        return int(self.starts.shape[0])
+
+    @property
+    def duration_s(self) -> float:
+        from .windows import SAMPLE_RATE
+
+        return self.n_samples / SAMPLE_RATE
+
+
+def _batches(windows: Iterable[Window], size: int) -> Iterator[list[Window]]:
+    batch: list[Window] = []
+    for w in windows:
+        batch.append(w)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def encode_windows(
+    model: LoadedModel,
+    windows: Iterable[Window],
+    *,
+    batch_size: int,
+    total_windows: int | None = None,
+    progress: ProgressFn = no_progress,
+) -> Iterator[tuple[list[int], np.ndarray]]:
+    """Run windows through the audio encoder in batches; yield (starts, (B, 32, 512) features).
+
+    Each batch takes the model lock, so concurrent callers interleave by batch instead of
+    thrashing the CPU threads.
+    """
+    import torch
+
+    done = 0
+    t0 = time.perf_counter()
+    for batch in _batches(windows, batch_size):
+        x = torch.from_numpy(np.stack([w.samples for w in batch]))
+        with model.lock, torch.inference_mode():
+            feats = model.net.get_local_audio_features(x.to(model.device))
+        feats = feats.float().cpu().numpy()
+        if feats.shape[1:] != (FRAMES_PER_WINDOW, EMBED_DIM):
+            raise RuntimeError(f"unexpected audio feature shape {feats.shape}")
+        done += len(batch)
+        elapsed = time.perf_counter() - t0
+        eta = ""
+        if total_windows:
+            remaining = max(total_windows - done, 0) * elapsed / done
+            eta = f", about {remaining:.0f} s left"
+        progress(
+            Progress(
+                "encode", done, total_windows, "windows",
+                f"Window {done} of {total_windows or '?'}{eta}",
+            )
+        )
+        yield [w.start for w in batch], feats

@@ -1,0 +1,357 @@
+"""Write a :class:`Report` in formats other tools read: a registry of text writers.
+
+Every writer follows its target's own conventions, so the file opens as-is there:
+
+* ``csv`` / ``frames-csv``: RFC 4180-style CSV (``csv`` module quoting), UTF-8, header row.
+* ``json``: one strict-JSON object (no NaN/Infinity) with the whole analysis and provenance.
+* ``audacity``: Audacity label track (File > Import > Labels): ``onset<TAB>offset<TAB>label``.
+* ``dcase``: DCASE event-list TSV (``filename onset offset event_label``), as read by
+  sed_eval / sed_scores_eval (pandas/csv with a tab delimiter).
+* ``raven``: Raven Pro selection table (File > Open Selection Table).
+
+Numbers: times are printed plainly and exactly (frame times are multiples of 0.3125 s,
+exact in binary), except Audacity, which uses its own 6-decimal form; probabilities have
+6 decimals, which is finer than the model's meaningful precision.
+Files are written atomically (temp file in the same directory, then ``os.replace``), so a
+failed export never leaves a half-written file where a good one was.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+import math
+import os
+import re
+import stat
+import tempfile
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+from pathlib import Path, PurePath
+from typing import Any, TextIO
+
+import numpy as np
+
+from . import __version__
+from .errors import LimitError
+from .report import Report
+
+PROB_DECIMALS = 6
+RAVEN_HIGH_FREQ_HZ = 24_000  # Nyquist at OpenFLAM's 48 kHz input
+
+
+@dataclass(frozen=True)
+class ExportFormat:
+    """One output format: file suffix, MIME type for downloads, and its writer."""
+
+    name: str
+    suffix: str
+    mime: str
+    description: str
+    write: Callable[[Report, TextIO], None]
+
+
+# ---------------------------------------------------------------- formatting helpers
+
+_LINE_BREAKS = re.compile(r"[\t\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029]+")
+
+
+def _clean_label(label: Any) -> str:
+    """Labels in line/tab-based formats: tabs and line breaks would split rows or columns."""
+    return _LINE_BREAKS.sub(" ", str(label)).strip()
+
+
+def _time(x: Any) -> str:
+    """Seconds, plainly and exactly (shortest round-trip decimal, never ``1e-05``)."""
+    return np.format_float_positional(float(x), trim="-")
+
+
+def _prob(x: Any) -> str:
+    return f"{float(x):.{PROB_DECIMALS}f}"
+
+
+def _event_rows(report: Report) -> list[tuple[str, float, float, float, float]]:
+    ev = report.events
+    if ev is None or len(ev) == 0:
+        return []
+    return list(
+        zip(
+            ev["label"].astype(str).tolist(),
+            ev["onset_s"].astype(float).tolist(),
+            ev["offset_s"].astype(float).tolist(),
+            ev["peak"].astype(float).tolist(),
+            ev["mean"].astype(float).tolist(),
+            strict=True,
+        )
+    )
+
+
+def _basename(name: str) -> str:
+    """Last path component, whether the name uses / or \\ (DCASE wants no directories)."""
+    return re.split(r"[\\/]", name.rstrip("/\\"))[-1] or name
+
+
+# ---------------------------------------------------------------- writers
+
+
+def write_events_csv(report: Report, out: TextIO) -> None:
+    """Events table; quoting follows the ``csv`` module so commas and quotes survive."""
+    w = csv.writer(out, lineterminator="\n")
+    w.writerow(["label", "onset_s", "offset_s", "peak", "mean"])
+    w.writerows(
+        (label, _time(on), _time(off), _prob(pk), _prob(mn))
+        for label, on, off, pk, mn in _event_rows(report)
+    )
+
+
+def write_frames_csv(report: Report, out: TextIO) -> None:
+    """Tidy frame table (time_s, label, probability): one row per frame and label."""
+    tl = report.timeline
+    w = csv.writer(out, lineterminator="\n")
+    w.writerow(["time_s", "label", "probability"])
+    df = tl.to_frame_df()
+    # format each distinct frame time once; the table repeats them for every label
+    time_text = {t: _time(t) for t in tl.frame_times_s.tolist()}
+    times = [time_text.get(t) or _time(t) for t in df["time_s"].tolist()]
+    probs = [_prob(p) for p in df["probability"].tolist()]
+    w.writerows(zip(times, df["label"].astype(str).tolist(), probs, strict=True))
+
+
+def write_json(report: Report, out: TextIO) -> None:
+    """The whole analysis as one strict-JSON object (provenance included)."""
+    json.dump(
+        report_to_json_obj(report), out, ensure_ascii=False, allow_nan=False, separators=(",", ":")
+    )
+    out.write("\n")
+
+
+def write_audacity(report: Report, out: TextIO) -> None:
+    """Audacity "Import Labels" format: no header, 6-decimal seconds, tab-separated."""
+    for label, on, off, _pk, _mn in _event_rows(report):
+        out.write(f"{on:.6f}\t{off:.6f}\t{_clean_label(label)}\n")
+
+
+def write_dcase(report: Report, out: TextIO) -> None:
+    """DCASE event list; read back with pandas/csv and a tab delimiter."""
+    filename = _clean_label(_basename(report.file_name))
+    w = csv.writer(out, delimiter="\t", lineterminator="\n")
+    w.writerow(["filename", "onset", "offset", "event_label"])
+    w.writerows(
+        (filename, _time(on), _time(off), _clean_label(label))
+        for label, on, off, _pk, _mn in _event_rows(report)
+    )
+
+
+RAVEN_HEADER = (
+    "Selection",
+    "View",
+    "Channel",
+    "Begin Time (s)",
+    "End Time (s)",
+    "Low Freq (Hz)",
+    "High Freq (Hz)",
+    "Label",
+    "Peak",
+    "Mean",
+)
+
+
+def write_raven(report: Report, out: TextIO) -> None:
+    """Raven Pro selection table: plain tab-separated text (Raven does no CSV quoting,
+    so fields are written verbatim; tabs and line breaks in labels become spaces)."""
+    out.write("\t".join(RAVEN_HEADER) + "\n")
+    for i, (label, on, off, pk, mn) in enumerate(_event_rows(report), start=1):
+        row = (
+            str(i),
+            "Spectrogram 1",
+            "1",
+            _time(on),
+            _time(off),
+            "0",
+            str(RAVEN_HIGH_FREQ_HZ),
+            _clean_label(label),
+            _prob(pk),
+            _prob(mn),
+        )
+        out.write("\t".join(row) + "\n")
+
+
+# ---------------------------------------------------------------- JSON
+
+
+def report_to_json_obj(report: Report) -> dict[str, Any]:
+    """The JSON export as Python objects (only str/int/float/bool/None/list/dict)."""
+    tl = report.timeline
+    probs = np.asarray(tl.probabilities, dtype=np.float64)
+    prob_lists: list[Any] = np.round(probs, PROB_DECIMALS).tolist()
+    if probs.size and not np.isfinite(probs).all():
+        prob_lists = _jsonable(prob_lists)  # NaN/inf -> null: strict JSON has neither
+    negatives = [label for label in tl.labels if label in tl.negatives]
+    negatives += sorted(str(n) for n in tl.negatives if n not in tl.labels)
+    clip = report.clip_scores
+    obj: dict[str, Any] = {
+        "labels": [str(label) for label in tl.labels],
+        "negatives": negatives,
+        "frame_times_s": tl.frame_times_s.tolist(),
+        "frame_s": float(tl.frame_s),
+        "duration_s": float(tl.duration_s),
+        "probabilities": prob_lists,
+        "clip_scores": [
+            {
+                "label": str(label),
+                "max": round(float(mx), PROB_DECIMALS),
+                "mean": round(float(mn), PROB_DECIMALS),
+                "negative": bool(neg),
+            }
+            for label, mx, mn, neg in zip(
+                clip["label"], clip["max"], clip["mean"], clip["negative"], strict=True
+            )
+        ],
+        "events": [
+            {
+                "label": label,
+                "onset_s": on,
+                "offset_s": off,
+                "peak": round(pk, PROB_DECIMALS),
+                "mean": round(mn, PROB_DECIMALS),
+            }
+            for label, on, off, pk, mn in _event_rows(report)
+        ],
+        "model": dataclasses.asdict(report.model),
+        "settings": report.settings,
+        "source": report.source,
+        "sonotag_version": __version__,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "extra": report.extra,
+    }
+    return {k: (v if k == "probabilities" else _jsonable(v)) for k, v in obj.items()}
+
+
+def _jsonable(obj: Any) -> Any:
+    """Plain JSON values: numpy scalars/arrays unwrapped, NaN/inf -> None, paths -> str."""
+    if obj is None or isinstance(obj, (bool, str, int)):
+        return obj
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, np.generic):
+        return _jsonable(obj.item())
+    if isinstance(obj, np.ndarray):
+        return _jsonable(obj.tolist())
+    if isinstance(obj, Mapping):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, (set, frozenset)):
+        return sorted((_jsonable(v) for v in obj), key=str)
+    if isinstance(obj, (datetime, date)):
+        return obj.isoformat()
+    if isinstance(obj, PurePath):
+        return str(obj)
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return _jsonable(dataclasses.asdict(obj))
+    return str(obj)
+
+
+# ---------------------------------------------------------------- registry and API
+
+FORMATS: dict[str, ExportFormat] = {
+    f.name: f
+    for f in (
+        ExportFormat("csv", ".events.csv", "text/csv", "Events table (CSV)", write_events_csv),
+        ExportFormat(
+            "frames-csv",
+            ".frames.csv",
+            "text/csv",
+            "Frame probabilities, one row per frame and label (CSV)",
+            write_frames_csv,
+        ),
+        ExportFormat(
+            "json",
+            ".json",
+            "application/json",
+            "Everything: probabilities, events, scores, settings, provenance (JSON)",
+            write_json,
+        ),
+        ExportFormat(
+            "audacity",
+            ".audacity.txt",
+            "text/plain",
+            "Audacity label track (File > Import > Labels)",
+            write_audacity,
+        ),
+        ExportFormat(
+            "dcase",
+            ".dcase.tsv",
+            "text/tab-separated-values",
+            "DCASE event list (filename, onset, offset, event_label)",
+            write_dcase,
+        ),
+        ExportFormat(
+            "raven",
+            ".Table.1.selections.txt",
+            "text/plain",
+            "Raven Pro selection table",
+            write_raven,
+        ),
+    )
+}
+
+
+def get_format(fmt: str) -> ExportFormat:
+    """The registered format, or a :class:`LimitError` naming the valid ones."""
+    try:
+        return FORMATS[fmt]
+    except (KeyError, TypeError):
+        valid = ", ".join(FORMATS)
+        raise LimitError(f"Unknown export format {fmt!r}; choose one of: {valid}.") from None
+
+
+def export_text(report: Report, fmt: str) -> str:
+    """The export as a string (for download buttons and tests)."""
+    buf = io.StringIO(newline="")
+    get_format(fmt).write(report, buf)
+    return buf.getvalue()
+
+
+def write_export(report: Report, fmt: str, path: Path) -> Path:
+    """Write one export to ``path`` atomically: a crash or a writer error midway leaves any
+    existing file untouched and no temp file behind."""
+    spec = get_format(fmt)
+    path = Path(path)
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)  # replacing a file keeps its permissions
+    except FileNotFoundError:
+        mode = 0o644  # mkstemp's 0600 would hide the export from other users/tools
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = Path(tmp_name)
+    try:
+        out = open(fd, "w", encoding="utf-8", newline="")
+    except BaseException:
+        os.close(fd)
+        tmp.unlink(missing_ok=True)
+        raise
+    try:
+        with out:
+            spec.write(report, out)
+            out.flush()
+            os.fsync(out.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def export_all(report: Report, directory: Path, stem: str) -> list[Path]:
+    """Every format into ``directory`` as ``<stem><suffix>``; returns the paths written."""
+    if not stem or stem in (".", "..") or re.search(r"[\\/\x00]", stem):
+        raise LimitError(f"Export name must be a plain file name, not {stem!r}.")
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    return [
+        write_export(report, name, directory / f"{stem}{f.suffix}") for name, f in FORMATS.items()
+    ]

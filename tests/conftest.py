@@ -1,0 +1,72 @@
+"""Shared fixtures: a random-weight OpenFLAM checkpoint in the Hugging Face cache layout,
+generated once per test run and loaded through the same code users run, offline."""
+
+from __future__ import annotations
+
+import os
+
+# Before anything imports huggingface_hub/transformers: resolve only from the local cache.
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).parent))  # for tests/audiogen.py
+
+
+@pytest.fixture(scope="session")
+def model_cache(tmp_path_factory: pytest.TempPathFactory):
+    """A generated OpenFLAM v1-base checkpoint (random weights, 2-layer text encoder)."""
+    from sonotag_core.random_checkpoint import build_random_checkpoint
+
+    return build_random_checkpoint(tmp_path_factory.mktemp("hf") / "hub", text_layers=2, vocab_size=1000)
+
+
+@pytest.fixture(scope="session")
+def settings(model_cache, tmp_path_factory: pytest.TempPathFactory):
+    from sonotag_core.settings import Settings
+
+    data = tmp_path_factory.mktemp("data")
+    return Settings(model_dir=str(model_cache.cache_dir), data_dir=str(data), threads=2).validated()
+
+
+@pytest.fixture(scope="session")
+def model(settings):
+    """OpenFLAM loaded by sonotag_core.model.load_model from the generated cache."""
+    from sonotag_core.model import load_model
+
+    return load_model(settings)
+
+
+@pytest.fixture(scope="session")
+def reference(model_cache):
+    """openflam's own OpenFLAM("v1-base"), built by its own __init__ from the same cache."""
+    import openflam
+
+    ref = openflam.OpenFLAM("v1-base", default_ckpt_path=str(model_cache.cache_dir))
+    ref.eval()
+    return ref
+
+
+@pytest.fixture(scope="session")
+def text_cache(model):
+    from sonotag_core.scoring import TextCache
+
+    return TextCache(model)
+
+
+@pytest.fixture(scope="session")
+def cli_env(settings) -> dict[str, str]:
+    """Environment for running the ``sonotag`` console script against the generated model."""
+    env = dict(os.environ)
+    env.update(
+        HF_HUB_OFFLINE="1",
+        SONOTAG_MODEL_DIR=settings.model_dir,
+        SONOTAG_DATA_DIR=settings.data_dir,
+        SONOTAG_THREADS="2",
+    )
+    return env

@@ -1,0 +1,95 @@
+"""Loading OpenFLAM through the real path, offline, from the generated Hugging Face cache."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from sonotag_core.errors import ModelError
+from sonotag_core.model import CHECKPOINT_FILE, load_model, resolve_checkpoint
+from sonotag_core.settings import Settings
+
+
+def _sha256(path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_loads_from_hub_cache_offline(model, model_cache):
+    import os
+
+    assert os.environ["HF_HUB_OFFLINE"] == "1"
+    assert model.checkpoint_path.name == CHECKPOINT_FILE
+    assert model.info.checkpoint_sha256 == _sha256(model_cache.checkpoint_path)
+    assert model.info.name == "openflam-v1-base"
+    assert model.device == "cpu"
+    assert not model.net.training
+    # the real architecture: HTSAT-base audio branch, 768-wide text branch
+    assert model.net.audio_branch.embed_dim == 128
+    assert model.net.text_branch.config.hidden_size == 768
+
+
+def test_weights_equal_openflams_own_loader(model, reference):
+    ours = model.net.state_dict()
+    theirs = reference.model.state_dict()
+    assert ours.keys() == theirs.keys()
+    for key in ours:
+        assert torch.equal(ours[key], theirs[key]), key
+
+
+def test_local_checkpoint_override(tmp_path, settings, model, model_cache):
+    local = tmp_path / "my.pth"
+    shutil.copyfile(model_cache.checkpoint_path, local)
+    m = load_model(settings.with_(checkpoint=str(local)))
+    assert m.checkpoint_path == local
+    assert m.info.checkpoint_sha256 == model.info.checkpoint_sha256  # hashed, not read from a blob name
+    x = torch.zeros(1, 480_000)
+    with torch.inference_mode():
+        np.testing.assert_array_equal(
+            m.net.get_local_audio_features(x).numpy(), model.net.get_local_audio_features(x).numpy()
+        )
+
+
+def test_missing_weights_say_what_to_do(tmp_path):
+    empty = Settings(model_dir=str(tmp_path / "empty"), data_dir=str(tmp_path)).validated()
+    with pytest.raises(ModelError) as info:
+        load_model(empty)
+    msg = str(info.value)
+    assert "sonotag fetch-model" in msg and "SONOTAG_MODEL_DIR" in msg and str(tmp_path / "empty") in msg
+    assert "kechenadobe/OpenFLAM/open_flam_oct17.pth" in msg
+
+
+def test_missing_text_model_says_what_to_do(tmp_path, model_cache):
+    """Checkpoint present, roberta-base missing: still a clear ModelError."""
+    cache = tmp_path / "hub"
+    shutil.copytree(model_cache.cache_dir / "models--kechenadobe--OpenFLAM", cache / "models--kechenadobe--OpenFLAM", symlinks=True)
+    s = Settings(model_dir=str(cache), data_dir=str(tmp_path)).validated()
+    assert resolve_checkpoint(s).name == CHECKPOINT_FILE
+    with pytest.raises(ModelError, match="roberta-base"):
+        load_model(s)
+
+
+def test_truncated_checkpoint_is_a_clear_error(tmp_path, settings, model_cache):
+    bad = tmp_path / "bad.pth"
+    bad.write_bytes(model_cache.checkpoint_path.read_bytes()[:4096])
+    with pytest.raises(ModelError, match="could not be loaded"):
+        load_model(settings.with_(checkpoint=str(bad)))
+
+
+def test_missing_local_checkpoint(tmp_path, settings):
+    with pytest.raises(ModelError, match="is not a file"):
+        load_model(settings.with_(checkpoint=str(tmp_path / "nope.pth")))
+
+
+def test_fetch_model_offline_is_a_clear_error(tmp_path):
+    from sonotag_core.model import fetch_model
+
+    with pytest.raises(ModelError, match="internet"):
+        fetch_model(Settings(model_dir=str(tmp_path / "c"), data_dir=str(tmp_path)).validated())
+
+
+def test_threads_come_from_settings(model):
+    assert torch.get_num_threads() == model.threads == 2
