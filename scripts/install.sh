@@ -19,6 +19,8 @@ apt_install() {
 
 missing=()
 command -v ffmpeg >/dev/null 2>&1 || missing+=(ffmpeg)
+# the browser test drives Debian's Chromium (Playwright cannot download browsers here)
+if [ "$extras" = "test" ] && [ ! -x /usr/bin/chromium ]; then missing+=(chromium); fi
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "install: apt-get install ${missing[*]}" >&2
   apt_install "${missing[@]}"

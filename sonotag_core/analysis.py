@@ -9,11 +9,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from . import decode
+from .embedding_cache import EmbeddingCache, EmbeddingKey
 from .embeddings import EMBED_DIM, AudioEmbeddings, encode_windows
 from .errors import LimitError
 from .events import EventParams, detect_events
@@ -23,9 +24,11 @@ from .progress import ProgressFn, no_progress
 from .report import Report
 from .scoring import TextCache, frame_probabilities
 from .settings import Settings, check_hop
-from .sources import SourceInfo
 from .timeline import Timeline, assemble
 from .windows import FRAMES_PER_WINDOW, SAMPLE_RATE, hop_samples, iter_windows, window_count
+
+if TYPE_CHECKING:  # only a type here: analysis never fetches anything itself
+    from .sources import SourceInfo
 
 
 def embed_file(
@@ -153,3 +156,38 @@ def _hms(seconds: float) -> str:
     h, rest = divmod(seconds, 3600)
     m, s = divmod(rest, 60)
     return f"{h} h {m:02d} min" if h else f"{m} min {s:02d} s"
+
+
+def embed_source(
+    model: LoadedModel,
+    source: SourceInfo,
+    *,
+    hop_s: float,
+    settings: Settings,
+    cache: EmbeddingCache | None = None,
+    progress: ProgressFn = no_progress,
+) -> AudioEmbeddings:
+    """:func:`embed_file`, unless this audio was already encoded with this model and hop."""
+    key = EmbeddingKey(source.content_id, float(hop_s), model.info.checkpoint_sha256)
+    emb = cache.get(key) if cache is not None else None
+    if emb is None:
+        emb = embed_file(model, source.path, hop_s=hop_s, settings=settings, progress=progress)
+        if cache is not None:
+            cache.put(key, emb)
+    return emb
+
+
+def report_for(
+    model: LoadedModel,
+    texts: TextCache,
+    source: SourceInfo,
+    embeddings: AudioEmbeddings,
+    labels: LabelSet,
+    params: EventParams,
+    *,
+    hop_s: float,
+) -> Report:
+    """Kept embeddings + a label set + event parameters -> the report every view shows.
+    Costs a text encoding (cached per label) and a matrix product: this is relabeling."""
+    analysis = Analysis(source, embeddings, labels, score(texts, embeddings, labels), hop_s)
+    return build_report(analysis, model, params)

@@ -1,0 +1,61 @@
+"""About / System: model status, versions, settings in effect, licence and citation."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+import ui_state
+from sonotag_core.about import BIBTEX, CITATION, LICENCE_NOTE, versions
+from sonotag_core.errors import SonoTagError
+from sonotag_core.settings import SETTINGS_HELP
+
+S = ui_state.settings()
+st.title("About SonoTag")
+st.markdown(
+    "SonoTag finds **when** sounds happen in audio from free-text labels, using Adobe's "
+    "[OpenFLAM](https://github.com/adobe-research/openflam) frame-wise language-audio model "
+    "(HTSAT audio encoder + RoBERTa text encoder, 32 frames of 0.3125 s per 10-s window)."
+)
+
+st.header("Model")
+model = ui_state.model_if_loaded()
+if model is None:
+    st.info("The model is not loaded yet: it loads on the first analysis (or press the button).")
+    if st.button("Load the model now"):
+        try:
+            model = ui_state.get_model()
+        except SonoTagError as exc:
+            st.error(str(exc))
+if model is not None:
+    st.success("OpenFLAM v1-base is loaded and shared by every session of this server.")
+    st.table(
+        {
+            "device": model.device,
+            "threads": model.threads,
+            "checkpoint": str(model.checkpoint_path),
+            "checkpoint sha256": model.info.checkpoint_sha256,
+            "openflam": model.info.openflam_version,
+        }
+    )
+
+st.header("Versions")
+st.table(versions())
+
+st.header("Settings in effect")
+st.caption("Set with environment variables (SONOTAG_…); see the README.")
+st.table(
+    [
+        {"variable": f"SONOTAG_{name.upper()}", "value": str(value), "meaning": SETTINGS_HELP[name]}
+        for name, value in S.as_dict().items()
+    ]
+)
+
+st.header("Licence")
+st.warning(LICENCE_NOTE)
+st.header("Credits and citation")
+st.markdown(
+    "Model: OpenFLAM by Adobe Research. Downloads: yt-dlp. Decoding: FFmpeg. "
+    "Dashboard: Streamlit and Altair."
+)
+st.markdown(CITATION)
+st.code(BIBTEX, language="bibtex")

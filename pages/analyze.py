@@ -1,0 +1,301 @@
+"""Analyze: audio in, labels in, timelines, events, playback, exports and a share link out."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import streamlit as st
+
+import ui_state
+from sonotag_core import charts, exports, share, sources
+from sonotag_core.analysis import embed_source, report_for
+from sonotag_core.errors import LimitError, SonoTagError
+from sonotag_core.events import EventParams
+from sonotag_core.examples import EXAMPLES, example_path
+from sonotag_core.labels import parse_labels
+from sonotag_core.presets import PRESETS, preset_text
+
+S = ui_state.settings()
+MODES = ("Example", "Link", "Upload")
+VIEWS = {"timeline": "Timelines", "heatmap": "Heatmap", "events": "Events", "scores": "Scores"}
+HOPS = {10.0: "10 s (fast)", 5.0: "5 s (50 % overlap, 2x slower)"}
+
+# ---------------------------------------------------------------- state from the link
+
+
+def load_link_state() -> None:
+    """Once per session: the query params become the widgets' initial values."""
+    params = {k: st.query_params.get_all(k) for k in st.query_params}
+    state, warnings = share.from_query_params(params, settings=S, example_ids=EXAMPLES)
+    ss = st.session_state
+    ss[ui_state.WARNINGS] = warnings
+    ss.in_mode = "Link" if state.link else "Example"
+    ss.in_link = state.link or ""
+    ss.in_example = state.example or next(iter(EXAMPLES))
+    ss.labels_text = "\n".join(("-" + x) if x in state.negatives else x for x in state.labels)
+    ss.thr, ss.hop, ss.med = state.threshold, state.hop_s, state.median_frames
+    ss.min_ev, ss.gap, ss.view = state.min_event_s, state.fill_gap_s, state.view
+    for label, value in state.label_thresholds.items():
+        ss[f"lt::{label}"] = value
+    ss[ui_state.PICKED_T] = state.t
+    ss.auto_run = bool(state.link or state.example) and bool(params)
+    ss[ui_state.URL_LOADED] = True
+
+
+if not st.session_state.get(ui_state.URL_LOADED):
+    load_link_state()
+
+st.title("SonoTag")
+st.caption("Find when any sound happens in any audio, from words alone.")
+for w in st.session_state.get(ui_state.WARNINGS, []):
+    st.warning(w)
+
+# ---------------------------------------------------------------- inputs
+
+left, right = st.columns([3, 2], gap="large")
+with left:
+    mode = st.segmented_control("Audio", MODES, key="in_mode", required=True) or "Example"
+    upload = None
+    if mode == "Link":
+        st.text_input(
+            "YouTube or SoundCloud link", key="in_link",
+            placeholder="https://www.youtube.com/watch?v=… or https://soundcloud.com/artist/track",
+        )  # fmt: skip
+    elif mode == "Upload":
+        upload = st.file_uploader(
+            "Audio or video file",
+            type=["wav", "mp3", "flac", "ogg", "opus", "m4a", "aac", "webm", "mp4", "mkv", "mov"],
+        )
+        st.caption("Uploaded files cannot be shared by link yet (that comes with the result "
+                   "store): a link restores the labels and settings only.")  # fmt: skip
+    else:
+        st.selectbox(
+            "Example clip", list(EXAMPLES), key="in_example",
+            format_func=lambda k: f"{EXAMPLES[k].title} ({EXAMPLES[k].seconds:.0f} s)",
+        )  # fmt: skip
+        ex = EXAMPLES[st.session_state.in_example]
+        st.caption(f"{ex.description} Suggested labels: {'; '.join(ex.labels)}")
+
+with right:
+
+    def add_preset() -> None:
+        name = st.session_state.preset
+        if name:
+            current = st.session_state.get("labels_text", "").strip()
+            st.session_state.labels_text = (current + "\n" if current else "") + preset_text(
+                name
+            ).replace("; ", "\n")
+            st.session_state.preset = None
+
+    st.text_area(
+        "Labels (one per line or separated by ;)", key="labels_text", height=140,
+        help="Describe sounds in words. A leading '-' marks a negative prompt: it is scored "
+        "and shown, but never produces events.",
+    )  # fmt: skip
+    st.selectbox("Add a preset", list(PRESETS), index=None, key="preset", on_change=add_preset,
+                 placeholder="Add labels from a preset…")  # fmt: skip
+
+try:
+    labels = parse_labels(
+        st.session_state.labels_text, max_labels=S.max_labels, max_chars=S.max_label_chars
+    )
+except LimitError as exc:
+    labels = None
+    st.error(str(exc))
+
+with st.sidebar:
+    st.header("Settings")
+    st.radio("Window hop", list(HOPS), key="hop", format_func=HOPS.get,
+             help="5 s overlaps windows and averages them: smoother, twice the compute.")  # fmt: skip
+    st.slider("Event threshold", 0.01, 0.99, key="thr", step=0.01)
+    st.select_slider("Smoothing (median frames)", [1, 3, 5, 7, 9, 11, 15], key="med",
+                     help="1 = off. 3 removes one-frame (0.31 s) spikes.")  # fmt: skip
+    st.slider("Minimum event length (s)", 0.0, 10.0, key="min_ev", step=0.1)
+    st.slider("Fill gaps shorter than (s)", 0.0, 5.0, key="gap", step=0.05)
+    if labels is not None and labels.positives:
+        with st.expander("Per-label thresholds"):
+            for label in labels.positives:
+                key = f"lt::{label}"
+                if key not in st.session_state:
+                    st.session_state[key] = st.session_state.thr
+                st.slider(label, 0.01, 0.99, key=key, step=0.01)
+
+
+def label_thresholds() -> dict[str, float]:
+    if labels is None:
+        return {}
+    out = {}
+    for label in labels.positives:
+        value = st.session_state.get(f"lt::{label}")
+        if value is not None and abs(value - st.session_state.thr) > 1e-9:
+            out[label] = float(value)
+    return out
+
+
+# ---------------------------------------------------------------- run
+
+
+def resolve(progress: ui_state.ProgressBar) -> sources.SourceInfo:
+    """The selected input as a local file (downloads are remembered per server)."""
+    data_dir = Path(S.data_dir)
+    if mode == "Example":
+        return sources.from_path(example_path(st.session_state.in_example, data_dir))
+    if mode == "Upload":
+        if upload is None:
+            raise SonoTagError("Choose a file to upload first.")
+        return sources.from_upload(upload.getvalue(), upload.name, data_dir / "uploads")
+    link = sources.parse_link(st.session_state.in_link.strip())
+    memo = ui_state.link_memo()
+    info = memo.get(link.url)
+    if info is None:
+        workdir = data_dir / "media"
+        workdir.mkdir(parents=True, exist_ok=True)
+        info = sources.from_url(
+            link.url, workdir, max_duration_s=S.max_duration_s, progress=progress
+        )
+        memo.put(link.url, info)
+    return info
+
+
+def run_analysis() -> None:
+    hop_s = float(st.session_state.hop)
+    with st.status("Analysing…", expanded=True) as status:
+        bar = ui_state.ProgressBar()
+        try:
+            t0 = time.perf_counter()
+            bar.bar.progress(0.0, text="Loading the OpenFLAM model (first run only)…")
+            model = ui_state.get_model()
+            source = resolve(bar)
+            emb = embed_source(
+                model, source, hop_s=hop_s, settings=S, cache=ui_state.embedding_cache(),
+                progress=bar,
+            )  # fmt: skip
+            took = time.perf_counter() - t0
+            st.session_state[ui_state.RESULT] = ui_state.AnalysedAudio(source, emb, hop_s, took)
+            bar.done(f"Done: {emb.n_windows} window(s) in {took:.1f} s")
+            status.update(label=f"Analysed “{source.title}”", state="complete", expanded=False)
+        except SonoTagError as exc:
+            status.update(label="Could not analyse this audio", state="error", expanded=True)
+            st.error(str(exc))
+
+
+clicked = st.button("Analyze", type="primary", disabled=labels is None)
+if clicked or st.session_state.pop("auto_run", False):
+    run_analysis()
+
+# ---------------------------------------------------------------- results
+
+result: ui_state.AnalysedAudio | None = st.session_state.get(ui_state.RESULT)
+report = None
+if result is not None and labels is not None:
+    try:
+        params = EventParams.from_settings(
+            S, threshold=st.session_state.thr, label_thresholds=label_thresholds(),
+            median_frames=st.session_state.med, fill_gap_s=st.session_state.gap,
+            min_event_s=st.session_state.min_ev,
+        )  # fmt: skip
+        report = report_for(
+            ui_state.get_model(), ui_state.text_cache(), result.source, result.embeddings,
+            labels, params, hop_s=result.hop_s,
+        )  # fmt: skip
+    except SonoTagError as exc:
+        st.error(str(exc))
+
+if report is not None:
+    src, tl, events = result.source, report.timeline, report.events
+
+    def pick_from(key: str) -> None:
+        t = charts.pick_time(st.session_state.get(key))
+        if t is not None:
+            st.session_state[ui_state.PICKED_T] = t
+
+    def pick_event_row() -> None:
+        rows = (st.session_state.get("event_table") or {}).get("selection", {}).get("rows", [])
+        if rows and rows[0] < len(events):
+            st.session_state[ui_state.PICKED_T] = float(events.iloc[rows[0]]["onset_s"])
+
+    st.subheader(src.title)
+    m = st.columns(4)
+    m[0].metric("Duration", f"{tl.duration_s:.1f} s")
+    m[1].metric("Windows", result.embeddings.n_windows)
+    m[2].metric("Events", len(events))
+    m[3].metric("Analysis time", f"{result.seconds:.1f} s")
+
+    picked = st.session_state.get(ui_state.PICKED_T)
+    start = int(picked) if picked is not None and 0 <= picked < tl.duration_s else 0
+    st.audio(str(src.path), start_time=start, autoplay=picked is not None)
+    st.caption(f"Playing from {start} s — click a chart or an event row to jump."
+               if picked is not None else "Click a chart or an event row to play from there.")  # fmt: skip
+
+    view = st.segmented_control("View", list(VIEWS), key="view", format_func=VIEWS.get,
+                                required=True) or "timeline"  # fmt: skip
+    thresholds = {lab: params.threshold_for(lab) for lab in tl.labels}
+    if view == "timeline":
+        chart = charts.timeline_chart(tl, thresholds=thresholds)
+    elif view == "heatmap":
+        chart = charts.heatmap_chart(tl)
+    elif view == "events":
+        chart = charts.events_chart(events, tl.labels, tl.duration_s)
+    else:
+        chart = charts.scores_chart(report.clip_scores)
+    key = f"chart_{view}"
+    if view == "scores":
+        st.altair_chart(chart, use_container_width=True)
+    else:
+        st.altair_chart(chart, on_select=lambda k=key: pick_from(k), selection_mode="pick",
+                        key=key, use_container_width=True)  # fmt: skip
+        if view != "events":
+            st.altair_chart(charts.events_chart(events, tl.labels, tl.duration_s),
+                            on_select=lambda: pick_from("chart_events_below"),
+                            selection_mode="pick", key="chart_events_below",
+                            use_container_width=True)  # fmt: skip
+
+    st.markdown("**Events**")
+    if len(events):
+        st.dataframe(events, hide_index=True, on_select=pick_event_row,
+                     selection_mode="single-row", key="event_table",
+                     column_config={"peak": st.column_config.NumberColumn(format="%.3f"),
+                                    "mean": st.column_config.NumberColumn(format="%.3f")})  # fmt: skip
+    else:
+        st.info("No events above the threshold. Lower the threshold or try other labels.")
+
+    st.markdown("**Download**")
+    stem = Path(src.title or "sonotag").stem or "sonotag"
+    cols = st.columns(len(exports.FORMATS))
+    for col, (name, fmt) in zip(cols, exports.FORMATS.items(), strict=True):
+        col.download_button(
+            name, data=lambda n=name: exports.export_text(report, n), file_name=stem + fmt.suffix,
+            mime=fmt.mime, help=fmt.description, key=f"dl_{name}",
+        )  # fmt: skip
+
+# ---------------------------------------------------------------- share
+
+if labels is not None:
+    link = None
+    if mode == "Link" and st.session_state.in_link.strip():
+        try:
+            link = sources.parse_link(st.session_state.in_link.strip()).url
+        except SonoTagError:
+            link = None
+    view_state = share.ViewState(
+        link=link,
+        example=st.session_state.in_example if mode == "Example" else None,
+        analysis=None,
+        labels=labels.labels,
+        negatives=labels.negatives,
+        threshold=float(st.session_state.thr),
+        label_thresholds=label_thresholds(),
+        hop_s=float(st.session_state.hop),
+        median_frames=int(st.session_state.med),
+        min_event_s=float(st.session_state.min_ev),
+        fill_gap_s=float(st.session_state.gap),
+        view=st.session_state.get("view") or "timeline",
+        t=st.session_state.get(ui_state.PICKED_T),
+    )
+    st.query_params.from_dict(share.to_query_params(view_state, settings=S))
+    with st.expander("Share this view", icon=":material/share:"):
+        base = (st.context.url or "").split("?")[0]
+        st.code(share.share_url(base, view_state, settings=S), language=None, wrap_lines=True)
+        st.caption("The address bar holds this link too. Opening it restores the audio, "
+                   "labels, settings and the selected moment.")  # fmt: skip

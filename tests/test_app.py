@@ -1,0 +1,205 @@
+"""Dashboard pages through Streamlit's AppTest, on the real model code path.
+
+The model is the tests' generated random-weight OpenFLAM (real openflam code, real audio
+encoder size, small text encoder), so a 20-s example runs in about a second; the numbers
+are meaningless, the plumbing is real.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from audiogen import make_audio
+from streamlit.testing.v1 import AppTest
+
+from sonotag_core import analysis, exports
+
+APP = str(Path(__file__).resolve().parent.parent / "streamlit_app.py")
+TIMEOUT = 120
+
+
+@pytest.fixture
+def app_env(settings, monkeypatch, tmp_path):
+    """SONOTAG_* pointing at the generated model; process-wide caches reset around each test."""
+    import ui_state
+
+    monkeypatch.setenv("SONOTAG_MODEL_DIR", settings.model_dir)
+    monkeypatch.setenv("SONOTAG_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("SONOTAG_THREADS", "2")
+    for fn in (ui_state.settings, ui_state.model, ui_state.text_cache, ui_state.embedding_cache,
+               ui_state.link_memo):  # fmt: skip
+        fn.clear()
+    yield tmp_path
+    ui_state.settings.clear()
+
+
+@pytest.fixture
+def encoder_calls(monkeypatch):
+    """Counts windows that go through the audio encoder (the expensive step)."""
+    calls = []
+    real = analysis.encode_windows
+
+    def counting(model, windows, **kw):
+        for starts, feats in real(model, windows, **kw):
+            calls.append(len(starts))
+            yield starts, feats
+
+    monkeypatch.setattr(analysis, "encode_windows", counting)
+    return calls
+
+
+def new_app(**params) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    for key, value in params.items():
+        at.query_params[key] = value
+    return at
+
+
+def texts(at: AppTest, kind: str) -> list[str]:
+    return [el.value for el in getattr(at, kind)]
+
+
+def chart_specs(at: AppTest) -> list[dict]:
+    return [
+        json.loads(el.proto.spec)
+        for el in at.get("arrow_vega_lite_chart") + at.get("vega_lite_chart")
+        if getattr(el, "proto", None) is not None and el.proto.spec
+    ]
+
+
+def test_share_link_to_example_runs_and_restores(app_env, encoder_calls):
+    at = new_app(ex="alarm-clock", l=["alarm clock beeping", "-silence", "a man speaking"],
+                 thr="0.3", view="heatmap")  # fmt: skip
+    at.run()
+    assert not at.exception, at.exception
+    assert not texts(at, "error"), texts(at, "error")
+    # widgets restored from the link
+    assert at.session_state.in_example == "alarm-clock"
+    assert at.session_state.thr == pytest.approx(0.3)
+    assert at.session_state.view == "heatmap"
+    assert "-silence" in at.session_state.labels_text
+    # the run happened (20 s -> 2 windows) and produced charts and downloads
+    assert sum(encoder_calls) == 2
+    specs = chart_specs(at)
+    assert specs, "no chart rendered"
+    dumped = json.dumps(specs)
+    assert "pick" in dumped and "time_s" in dumped
+    assert len(at.get("download_button")) == len(exports.FORMATS)
+    # the address bar keeps the view
+    assert at.query_params["ex"] == ["alarm-clock"]
+    assert "-silence" in at.query_params["l"]
+
+
+def test_relabel_reuses_embeddings(app_env, encoder_calls):
+    at = new_app(ex="alarm-clock", l=["alarm clock beeping"])
+    at.run()
+    assert sum(encoder_calls) == 2
+    at.text_area(key="labels_text").set_value("siren\ncar horn\n-music").run()
+    assert not at.exception, at.exception
+    assert sum(encoder_calls) == 2  # no new audio encoding for new labels
+    assert set(at.query_params["l"]) == {"siren", "car horn", "-music"}
+    # a second session (new AppTest) on the same link reuses the server's cache too
+    again = new_app(ex="alarm-clock", l=["door knock"])
+    again.run()
+    assert not again.exception
+    assert sum(encoder_calls) == 2
+
+
+def test_threshold_change_changes_events_not_embeddings(app_env, encoder_calls):
+    at = new_app(ex="siren-street", l=["siren", "car horn"], thr="0.01")
+    at.run()
+    low = at.session_state.result
+    events_low = [m.value for m in at.metric if m.label == "Events"]
+    at.slider(key="thr").set_value(0.99).run()
+    events_high = [m.value for m in at.metric if m.label == "Events"]
+    assert at.session_state.result is low
+    assert int(events_low[0]) >= int(events_high[0])
+    assert int(events_low[0]) > 0  # at 0.01 every label is "on" somewhere
+    assert sum(encoder_calls) == 3  # 24 s -> 3 windows, encoded once
+
+
+def test_tampered_params_warn_and_fall_back(app_env):
+    at = new_app(thr="abc", hop="7", src="file:///etc/passwd", view="../../etc", t="-3")
+    at.run()
+    assert not at.exception, at.exception
+    warnings = " ".join(texts(at, "warning"))
+    assert warnings, "no warning for tampered params"
+    assert at.session_state.thr == pytest.approx(0.5)
+    assert at.session_state.hop == 10.0
+    assert at.session_state.view == "timeline"
+
+
+def test_bad_link_shows_message(app_env):
+    at = new_app()
+    at.run()
+    at.segmented_control(key="in_mode").set_value("Link").run()
+    at.text_input(key="in_link").set_value("https://vimeo.com/123456").run()
+    at.button[0].click().run()
+    assert not at.exception, at.exception
+    errors = " ".join(texts(at, "error"))
+    assert "YouTube" in errors or "SoundCloud" in errors, errors
+
+
+def test_missing_weights_says_how_to_get_them(app_env, monkeypatch, tmp_path):
+    import ui_state
+
+    monkeypatch.setenv("SONOTAG_MODEL_DIR", str(tmp_path / "empty-hub"))
+    ui_state.settings.clear()
+    ui_state.model.clear()
+    at = new_app(ex="alarm-clock", l=["beep"])
+    at.run()
+    assert not at.exception, at.exception
+    errors = " ".join(texts(at, "error"))
+    assert "sonotag fetch-model" in errors and "SONOTAG_MODEL_DIR" in errors, errors
+
+
+def test_upload_runs(app_env, tmp_path, encoder_calls):
+    clip = make_audio(tmp_path / "my clip.mp3", 12.0, kind="mix")
+    at = new_app(l=["beeping"])
+    at.run()
+    at.segmented_control(key="in_mode").set_value("Upload").run()
+    uploader = at.get("file_uploader")
+    if not uploader or not hasattr(uploader[0], "upload"):
+        pytest.skip("this Streamlit's AppTest cannot drive file_uploader")
+    uploader[0].upload("my clip.mp3", clip.read_bytes(), "audio/mpeg").run()
+    at.button[0].click().run()
+    assert not at.exception, at.exception
+    assert at.session_state.result.source.title == "my clip"
+    assert sum(encoder_calls) == 2
+    assert "ex" not in at.query_params and "src" not in at.query_params
+
+
+def test_bad_upload_keeps_page_alive(app_env, tmp_path):
+    at = new_app(l=["beeping"])
+    at.run()
+    at.segmented_control(key="in_mode").set_value("Upload").run()
+    uploader = at.get("file_uploader")
+    if not uploader or not hasattr(uploader[0], "upload"):
+        pytest.skip("this Streamlit's AppTest cannot drive file_uploader")
+    uploader[0].upload("notes.wav", b"not audio at all\n" * 100, "audio/wav").run()
+    at.button[0].click().run()
+    assert not at.exception, at.exception
+    assert "could not be read as audio" in " ".join(texts(at, "error"))
+
+
+def test_label_limit_message(app_env):
+    at = new_app()
+    at.run()
+    at.text_area(key="labels_text").set_value("\n".join(f"sound {i}" for i in range(40))).run()
+    assert not at.exception
+    assert "limit" in " ".join(texts(at, "error"))
+
+
+def test_about_page(app_env):
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.run()
+    at.switch_page("pages/about.py").run()
+    assert not at.exception, at.exception
+    body = " ".join(texts(at, "markdown") + texts(at, "warning"))
+    assert "Adobe Research" in body and "noncommercial" in body
+    assert "FLAM: Frame-Wise Language-Audio" in body
+    at.button[0].click().run()  # load the model from the About page
+    assert not at.exception
+    assert any("loaded" in s for s in texts(at, "success"))

@@ -1,0 +1,146 @@
+"""End to end in a real browser: `streamlit run` on loopback, Debian's Chromium driven by
+Playwright, the real openflam code path on the tests' generated checkpoint.
+
+Opens a share link for an example clip, waits for the analysis and the charts, clicks a
+chart and checks the audio player jumped there, downloads an export and parses it, then
+opens the address-bar link in a fresh browser context and checks the view is restored.
+Screenshots go to tests/artifacts/ (git-ignored).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+CHROMIUM = "/usr/bin/chromium"
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
+LAUNCH_ARGS = [
+    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run",
+    "--autoplay-policy=no-user-gesture-required",
+]  # fmt: skip
+
+pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium")
+sync_api = pytest.importorskip("playwright.sync_api")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(settings, tmp_path_factory):
+    port = free_port()
+    data = tmp_path_factory.mktemp("browser-data")
+    env = dict(os.environ, SONOTAG_MODEL_DIR=settings.model_dir, SONOTAG_DATA_DIR=str(data),
+               SONOTAG_THREADS="2", HF_HUB_OFFLINE="1")  # fmt: skip
+    log = open(data / "streamlit.log", "w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "streamlit_app.py",
+         "--server.address", "127.0.0.1", "--server.port", str(port), "--server.headless", "true",
+         "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with urllib.request.urlopen(f"{base}/_stcore/health", timeout=2) as r:
+                if r.read() == b"ok":
+                    break
+        except OSError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail("streamlit did not start:\n" + (data / "streamlit.log").read_text())
+        time.sleep(0.3)
+    yield base
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_api.sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
+        yield b
+        b.close()
+
+
+def wait_idle(page, timeout_ms: int = 120_000) -> None:
+    """Streamlit finished running the script (and so the analysis)."""
+    page.wait_for_selector(
+        "[data-testid='stApp'][data-test-script-state='notRunning']", timeout=timeout_ms
+    )
+
+
+def test_share_link_click_to_play_export_and_restore(server, browser):
+    ARTIFACTS.mkdir(exist_ok=True)
+    expect = sync_api.expect
+    link = (f"{server}/?ex=siren-street&l=siren&l=car+horn&l=-music&thr=0.2")  # fmt: skip
+    ctx = browser.new_context(viewport={"width": 1400, "height": 1800}, accept_downloads=True)
+    page = ctx.new_page()
+    page.goto(link)
+    charts = page.locator("[data-testid='stVegaLiteChart']")
+    expect(charts.first).to_be_visible(timeout=180_000)
+    wait_idle(page)
+    expect(page.get_by_text("Could not analyse")).to_have_count(0)
+    page.screenshot(path=str(ARTIFACTS / "1-results.png"), full_page=True)
+
+    # click ~60 % along the first timeline: the player must move there
+    audio = page.locator("audio").first
+    expect(audio).to_be_attached()
+    assert audio.evaluate("a => a.currentTime") < 1
+    marks = charts.first.locator("svg.marks, canvas.marks, canvas").first
+    box = marks.bounding_box()
+    assert box is not None
+    page.mouse.click(box["x"] + box["width"] * 0.6, box["y"] + box["height"] * 0.3)
+    wait_idle(page)
+    page.wait_for_function(
+        "() => { const a = document.querySelector('audio'); return a && a.currentTime >= 5; }",
+        timeout=30_000,
+    )
+    t = page.locator("audio").first.evaluate("a => a.currentTime")
+    assert 5 <= t <= 24, t
+    page.screenshot(path=str(ARTIFACTS / "2-after-click.png"), full_page=True)
+
+    # the address bar is the share link: it carries the picked time and labels
+    url = page.url
+    q = parse_qs(urlsplit(url).query)
+    assert q["ex"] == ["siren-street"] and "-music" in q["l"] and "t" in q
+
+    # a download from the page parses back
+    with page.expect_download() as dl:
+        page.get_by_role("button", name="json").click()
+    data = json.loads(Path(dl.value.path()).read_text())
+    assert data["labels"] == ["siren", "car horn", "music"]
+    assert len(data["probabilities"]) == 3 and len(data["frame_times_s"]) == 77  # 24 s / 0.3125
+
+    # another browser context restores the same view from the link alone
+    other = browser.new_context(viewport={"width": 1400, "height": 1800})
+    page2 = other.new_page()
+    page2.goto(url)
+    expect(page2.locator("[data-testid='stVegaLiteChart']").first).to_be_visible(timeout=120_000)
+    wait_idle(page2)
+    expect(page2.locator("textarea").first).to_have_value("siren\ncar horn\n-music")
+    t2 = page2.locator("audio").first.evaluate("a => a.currentTime")
+    assert abs(t2 - int(t)) <= 1, (t, t2)
+    page2.screenshot(path=str(ARTIFACTS / "3-restored.png"), full_page=True)
+    other.close()
+    ctx.close()

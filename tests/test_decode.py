@@ -1,0 +1,169 @@
+"""Decoding: every common container to 48 kHz mono float32, streamed; bad input -> DecodeError."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from audiogen import make_audio
+
+from sonotag_core import decode
+from sonotag_core.errors import DecodeError, LimitError
+from sonotag_core.windows import SAMPLE_RATE
+
+
+@pytest.mark.parametrize("suffix", [".wav", ".mp3", ".flac", ".ogg", ".opus", ".m4a", ".webm"])
+def test_containers_decode_to_48k_mono(tmp_path: Path, suffix: str) -> None:
+    path = make_audio(tmp_path / f"tone{suffix}", 3.0, freq=1000, sample_rate=44_100, channels=2)
+    audio = decode.decode_all(path)
+    assert audio.dtype == np.float32 and audio.ndim == 1
+    # lossy codecs add a little priming/padding; the length stays within 0.1 s of 3 s
+    assert abs(audio.size / SAMPLE_RATE - 3.0) < 0.1
+    # the tone survives: the spectrum peaks at 1 kHz after resampling to 48 kHz
+    middle = audio[SAMPLE_RATE : 2 * SAMPLE_RATE]
+    spectrum = np.abs(np.fft.rfft(middle))
+    assert abs(np.argmax(spectrum) * SAMPLE_RATE / middle.size - 1000) < 2
+
+
+def test_probe_reports_stream(tmp_path: Path) -> None:
+    path = make_audio(tmp_path / "a.flac", 2.5, sample_rate=22_050, channels=2)
+    info = decode.probe(path)
+    assert info.codec == "flac" and info.sample_rate == 22_050 and info.channels == 2
+    assert info.duration_s == pytest.approx(2.5, abs=0.01)
+
+
+def test_blocks_are_bounded_and_lossless(tmp_path: Path) -> None:
+    path = make_audio(tmp_path / "n.wav", 7.3, kind="noise", sample_rate=48_000)
+    blocks = list(decode.stream_samples(path, block_samples=100_000))
+    assert all(b.size == 100_000 for b in blocks[:-1]) and 0 < blocks[-1].size <= 100_000
+    whole = decode.decode_all(path)
+    np.testing.assert_array_equal(np.concatenate(blocks), whole)
+    assert whole.size == round(7.3 * SAMPLE_RATE)
+
+
+def test_progress_reports_decoded_seconds(tmp_path: Path) -> None:
+    path = make_audio(tmp_path / "p.wav", 25.0, sample_rate=48_000)
+    seen = []
+    for _ in decode.stream_samples(path, progress=seen.append):
+        pass
+    assert [p.stage for p in seen] == ["decode"] * 3
+    assert seen[-1].done == pytest.approx(25.0) and seen[-1].total == pytest.approx(25.0)
+
+
+def test_closing_early_stops_ffmpeg(tmp_path: Path) -> None:
+    path = make_audio(tmp_path / "long.wav", 60.0, sample_rate=48_000)
+    gen = decode.stream_samples(path)
+    next(gen)
+    gen.close()  # must not hang or leave a zombie; a second pass still works
+    assert next(decode.stream_samples(path)).size == 480_000
+
+
+def test_streaming_memory_does_not_grow_with_duration(tmp_path: Path) -> None:
+    """Decoding 20 minutes in a fresh process peaks near decoding 1 minute (not +230 MB)."""
+    script = (
+        "import resource, sys\n"
+        "from sonotag_core import decode\n"
+        "n = sum(b.size for b in decode.stream_samples(sys.argv[1]))\n"
+        "print(n, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+    )
+    peaks = {}
+    for minutes in (1, 20):
+        path = make_audio(tmp_path / f"m{minutes}.flac", minutes * 60.0, kind="noise", sample_rate=16_000)
+        out = subprocess.run([sys.executable, "-c", script, str(path)], capture_output=True, text=True, check=True)
+        n, rss_kb = map(int, out.stdout.split())
+        assert n == minutes * 60 * SAMPLE_RATE
+        peaks[minutes] = rss_kb / 1024
+    # 20 min of float32 at 48 kHz is 230 MB; streaming keeps the difference tiny
+    assert peaks[20] - peaks[1] < 30, peaks
+
+
+def test_duration_cap_stops_decoding(tmp_path: Path) -> None:
+    path = make_audio(tmp_path / "cap.wav", 30.0, sample_rate=48_000)
+    with pytest.raises(LimitError, match="SONOTAG_MAX_DURATION_S"):
+        decode.decode_all(path, max_duration_s=12)
+
+
+def test_sha256_file(tmp_path: Path) -> None:
+    path = tmp_path / "x.bin"
+    path.write_bytes(b"sonotag" * 1000)
+    assert decode.sha256_file(path, chunk_bytes=7) == hashlib.sha256(b"sonotag" * 1000).hexdigest()
+
+
+# ------------------------------------------------------------------ bad input
+
+
+def test_zero_length_file(tmp_path: Path) -> None:
+    path = tmp_path / "empty.wav"
+    path.write_bytes(b"")
+    with pytest.raises(DecodeError, match="empty"):
+        decode.decode_all(path)
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(DecodeError, match="does not exist"):
+        decode.probe(tmp_path / "nope.wav")
+
+
+def test_text_file_named_wav(tmp_path: Path) -> None:
+    path = tmp_path / "notes.wav"
+    path.write_text("this is not audio\n" * 50)
+    with pytest.raises(DecodeError, match="could not be read as audio") as err:
+        decode.decode_all(path)
+    assert "notes.wav" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_truncated_mp3(tmp_path: Path) -> None:
+    whole = make_audio(tmp_path / "whole.mp3", 30.0)
+    cut = tmp_path / "cut.mp3"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    with pytest.raises(DecodeError, match="truncated"):
+        decode.decode_all(cut)
+
+
+def test_garbage_after_valid_header(tmp_path: Path) -> None:
+    whole = make_audio(tmp_path / "w.wav", 2.0)
+    data = bytearray(whole.read_bytes())
+    bad = tmp_path / "corrupt.m4a"
+    bad.write_bytes(b"\x00\x00\x00\x20ftypM4A " + bytes(data[100:4000]))
+    with pytest.raises(DecodeError):
+        decode.decode_all(bad)
+
+
+def test_video_without_audio(tmp_path: Path) -> None:
+    path = tmp_path / "silent.mp4"
+    subprocess.run(
+        ["ffmpeg", "-nostdin", "-v", "error", "-f", "lavfi", "-i", "color=size=32x32:duration=1",
+         "-c:v", "mpeg4", str(path)],
+        check=True,
+    )  # fmt: skip
+    with pytest.raises(DecodeError, match="no audio stream"):
+        decode.decode_all(path)
+
+
+def test_crafted_playlist_cannot_read_local_files_or_urls(tmp_path: Path) -> None:
+    """An HLS playlist or concat script uploaded as audio must not pull in other files.
+
+    The referenced segment is itself valid audio (the control below decodes it), and
+    ffmpeg without the format whitelist *does* follow such a playlist to it.
+    """
+    secret = tmp_path / "secret.ts"
+    subprocess.run(
+        ["ffmpeg", "-nostdin", "-v", "error", "-f", "lavfi", "-i", "sine=duration=2",
+         "-c:a", "aac", "-f", "mpegts", str(secret)],
+        check=True,
+    )  # fmt: skip
+    assert decode.decode_all(secret).size > SAMPLE_RATE  # control: the segment is audio
+    playlist = (
+        f"#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:2,\n{secret}\n#EXTINF:10,\n/etc/passwd\n"
+        "#EXTINF:10,\nhttp://127.0.0.1:9/x.ts\n#EXT-X-ENDLIST\n"
+    )
+    for name in ("evil.m3u8", "evil.wav", "evil.mp3"):
+        (tmp_path / name).write_text(playlist)
+    (tmp_path / "concat.wav").write_text(f"ffconcat version 1.0\nfile '{secret}'\nfile '/etc/passwd'\n")
+    for name in ("evil.m3u8", "evil.wav", "evil.mp3", "concat.wav"):
+        with pytest.raises(DecodeError, match="could not be read as audio"):
+            decode.decode_all(tmp_path / name)

@@ -1,0 +1,135 @@
+"""The one module outside ``pages/`` that imports Streamlit: process-wide cached resources
+(settings, the model, caches) and the adapter from core progress updates to a progress bar.
+
+Everything cached here is shared by all browser sessions of one server process, so it
+must be thread-safe: the model serializes inference with its lock, the caches lock
+their dicts.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import streamlit as st
+
+from sonotag_core.embedding_cache import EmbeddingCache
+from sonotag_core.model import LoadedModel, load_model
+from sonotag_core.progress import Progress
+from sonotag_core.scoring import TextCache
+from sonotag_core.settings import Settings
+from sonotag_core.sources import SourceInfo
+
+# session_state keys shared by pages
+RESULT = "result"  # the last analysed audio (AnalysedAudio)
+URL_LOADED = "url_loaded"  # query params were read into the widgets once per session
+PICKED_T = "picked_t"  # playback time picked on a chart or the event table
+WARNINGS = "link_warnings"
+
+
+@dataclass(frozen=True)
+class AnalysedAudio:
+    """What a session keeps after a run: the source and its audio embeddings."""
+
+    source: SourceInfo
+    embeddings: object  # sonotag_core.embeddings.AudioEmbeddings
+    hop_s: float
+    seconds: float  # wall time the analysis took (0 when served from the cache)
+
+
+@st.cache_resource(show_spinner=False)
+def settings() -> Settings:
+    """SONOTAG_* environment, read once per server process."""
+    return Settings.from_env()
+
+
+@st.cache_resource(show_spinner=False)
+def model() -> LoadedModel:
+    """OpenFLAM, loaded once per server process (a ModelError is not cached: the next
+    run tries again, e.g. after the weights were fetched)."""
+    return load_model(settings())
+
+
+def model_if_loaded() -> LoadedModel | None:
+    """The model if some session already loaded it; never triggers a load."""
+    with _LOADED_LOCK:
+        return _LOADED[0] if _LOADED else None
+
+
+_LOADED: list[LoadedModel] = []
+_LOADED_LOCK = threading.Lock()
+
+
+def get_model() -> LoadedModel:
+    m = model()
+    with _LOADED_LOCK:
+        if not _LOADED:
+            _LOADED.append(m)
+    return m
+
+
+@st.cache_resource(show_spinner=False)
+def text_cache() -> TextCache:
+    return TextCache(get_model())
+
+
+@st.cache_resource(show_spinner=False)
+def embedding_cache() -> EmbeddingCache:
+    return EmbeddingCache()
+
+
+@dataclass
+class LinkMemo:
+    """Canonical link -> downloaded source, so a shared link is fetched once per server."""
+
+    items: dict[str, SourceInfo] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def get(self, url: str) -> SourceInfo | None:
+        with self.lock:
+            info = self.items.get(url)
+        return info if info is not None and Path(info.path).exists() else None
+
+    def put(self, url: str, info: SourceInfo) -> None:
+        with self.lock:
+            self.items[url] = info
+
+
+@st.cache_resource(show_spinner=False)
+def link_memo() -> LinkMemo:
+    return LinkMemo()
+
+
+class ProgressBar:
+    """Core :class:`Progress` updates -> one ``st.progress`` bar with stage text.
+
+    Updates are throttled (a 3-hour file sends thousands) so the websocket is not flooded.
+    """
+
+    STAGES = {"download": "Downloading", "decode": "Decoding", "encode": "Listening",
+              "labels": "Reading labels", "model": "Loading model"}  # fmt: skip
+
+    def __init__(self, min_interval_s: float = 0.2) -> None:
+        self.bar = st.progress(0.0, text="Starting…")
+        self.min_interval_s = min_interval_s
+        self._last = 0.0
+
+    def __call__(self, p: Progress) -> None:
+        now = time.monotonic()
+        final = p.total is not None and p.done >= p.total
+        if now - self._last < self.min_interval_s and not final:
+            return
+        self._last = now
+        self.bar.progress(p.fraction or 0.0, text=self.describe(p))
+
+    @classmethod
+    def describe(cls, p: Progress) -> str:
+        if p.stage == "download" and p.unit == "bytes":
+            total = f" of {p.total / 1e6:.1f}" if p.total else ""
+            return f"Downloading {p.done / 1e6:.1f}{total} MB"
+        return p.message or cls.STAGES.get(p.stage, p.stage)
+
+    def done(self, text: str) -> None:
+        self.bar.progress(1.0, text=text)
