@@ -196,8 +196,10 @@ def timeline_chart(
         last = i == len(row_names) - 1
         axis = alt.Axis(title=TIME_TITLE) if last else alt.Axis(title=None, labels=False)
         x = _time_x(duration, axis=axis)
-        values = pooled[i] if labels else np.zeros(0)
-        data = pd.DataFrame({TIME_FIELD: starts, "probability": values})
+        if labels:
+            data = pd.DataFrame({TIME_FIELD: starts, "probability": pooled[i]})
+        else:  # still a valid chart with the pick selection, just nothing to draw
+            data = pd.DataFrame({TIME_FIELD: starts[:0], "probability": starts[:0]})
         base = alt.Chart(_chart_data(data)).encode(x=x)
         view = f"timeline_hits_{i}"
         views.append(view)
@@ -235,7 +237,7 @@ def timeline_chart(
             _display_label(label, timeline.negatives),
             anchor="start",
             fontSize=12,
-            color=color if negative else None,
+            color=NEGATIVE_COLOR if negative else alt.Undefined,
         )
         # constructors with every property at once: each .properties()/.resolve_scale()
         # call deep-copies the chart, which costs ~0.5 s for an hour of 32 labels
@@ -265,9 +267,9 @@ def heatmap_chart(
     """
     pooled, starts, ends = _pooled(timeline, max_columns)
     keys = [f"p{i}" for i in range(len(timeline.labels))]  # safe field names, any label text
-    wide = pd.DataFrame({TIME_FIELD: starts, "time_end_s": ends})
-    for key, row in zip(keys, pooled, strict=True):
-        wide[key] = row
+    wide = pd.DataFrame(
+        {TIME_FIELD: starts, "time_end_s": ends, **dict(zip(keys, pooled, strict=True))}
+    )
     order = [_display_label(lbl, timeline.negatives) for lbl in timeline.labels]
     names = alt.InlineData(
         values=[{"key": k, "label": name} for k, name in zip(keys, order, strict=True)]
@@ -314,6 +316,7 @@ def events_chart(
     """
     columns = ["label", "onset_s", "offset_s", "peak", "mean"]
     data = pd.DataFrame(events, columns=columns).reset_index(drop=True)
+    data = data[data["label"].isin(list(labels))].reset_index(drop=True)  # no ghost rows
     data[TIME_FIELD] = data["onset_s"].astype(np.float64)
     order = list(labels)
     y = alt.Y("label:N", scale=alt.Scale(domain=order), sort=order, title=None)
@@ -407,6 +410,6 @@ def pick_time(event: Any) -> float | None:
         if isinstance(value, bool) or not isinstance(value, (Real, np.number)):
             return None
         t = float(value)
-    except Exception:  # noqa: BLE001 - any malformed payload means "no pick"
+    except Exception:  # any malformed payload means "no pick"
         return None
     return t if math.isfinite(t) and t >= 0.0 else None

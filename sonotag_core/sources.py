@@ -1,0 +1,367 @@
+"""Inputs -> a local audio file plus metadata: a path, uploaded bytes, or a
+YouTube/SoundCloud link fetched with yt-dlp's Python API.
+
+Links are checked twice before any media byte is fetched: :func:`parse_link` accepts only
+YouTube video and SoundCloud track URLs (no other hosts, IPs, ports, credentials or
+schemes), and after yt-dlp has read the page's metadata :func:`check_info` refuses
+playlists, live streams, extractors other than the allowed ones and media over the
+duration cap. Only then does yt-dlp download.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import re
+import unicodedata
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from . import decode
+from .errors import DecodeError, LimitError, SourceError
+from .progress import Progress, ProgressFn, no_progress
+
+log = logging.getLogger(__name__)
+
+MAX_LINK_CHARS = 2048
+ACCEPTED = (
+    "Paste a YouTube video link (youtube.com/watch?v=…, youtu.be/…, /shorts/…) or a "
+    "SoundCloud track link (soundcloud.com/artist/track)."
+)
+YOUTUBE_HOSTS = {"youtube.com", "www.youtube.com", "m.youtube.com", "music.youtube.com"}
+SOUNDCLOUD_HOSTS = {"soundcloud.com", "www.soundcloud.com", "m.soundcloud.com"}
+_VIDEO_ID = re.compile(r"[A-Za-z0-9_-]{11}")
+_SC_PART = re.compile(r"[A-Za-z0-9_-]{1,255}")
+_SC_RESERVED = {
+    "sets", "likes", "reposts", "tracks", "albums", "popular-tracks", "followers",
+    "following", "comments", "discover", "search", "stream", "you", "upload", "charts",
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    """A local audio file and where it came from. ``content_id`` is the SHA-256 of its bytes."""
+
+    kind: str  # "file" | "upload" | "url"
+    path: Path
+    title: str
+    content_id: str
+    file_name: str
+    duration_s: float | None = None
+    uploader: str | None = None
+    url: str | None = None
+    extractor: str | None = None
+    start_s: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["path"] = str(self.path)
+        return d
+
+
+# ---------------------------------------------------------------- local files
+
+
+def from_path(path: str | Path) -> SourceInfo:
+    """A file on this machine (CLI, examples)."""
+    p = Path(path)
+    if not p.is_file():
+        raise SourceError(f"No such file: '{p}'. Give a path to an audio file, or a link.")
+    info = decode.probe(p)
+    return SourceInfo("file", p, p.stem or p.name, decode.sha256_file(p), p.name, info.duration_s)
+
+
+def clean_title(text: str, limit: int = 200) -> str:
+    """A display title from untrusted text: no control characters, bounded length."""
+    text = "".join(ch for ch in str(text) if unicodedata.category(ch)[0] != "C")
+    return " ".join(text.split())[:limit]
+
+
+def from_upload(data: bytes, name: str, workdir: Path) -> SourceInfo:
+    """Uploaded bytes, stored as ``<sha256[:16]><suffix>``: nothing from the user's file
+    name reaches a path except a filtered suffix."""
+    if not data:
+        raise DecodeError(f"'{clean_title(name)}' is empty (0 bytes). Choose the audio file again.")
+    import hashlib
+
+    digest = hashlib.sha256(data).hexdigest()
+    suffix = re.sub(r"[^a-z0-9]", "", Path(str(name)).suffix.lower())[:8]
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    path = workdir / (digest[:16] + (f".{suffix}" if suffix else ""))
+    if not path.exists():
+        tmp = path.with_name(f".{path.name}.part")
+        tmp.write_bytes(data)
+        tmp.replace(path)
+    info = decode.probe(path)
+    title = clean_title(Path(str(name)).stem) or "upload"
+    return SourceInfo("upload", path, title, digest, clean_title(Path(str(name)).name), info.duration_s)
+
+
+# ---------------------------------------------------------------- links
+
+
+@dataclass(frozen=True)
+class Link:
+    """An accepted link: ``url`` is canonical, ``key`` the video id or "artist/track"."""
+
+    kind: str  # "youtube" | "soundcloud"
+    url: str
+    key: str
+    start_s: float = 0.0
+
+
+def looks_like_url(text: str) -> bool:
+    """True for anything that should be treated as a link rather than a local path."""
+    t = str(text).strip()
+    if Path(t).exists():
+        return False
+    return bool(re.match(r"^[A-Za-z][A-Za-z0-9+.-]*:", t)) or bool(
+        re.match(r"^(www\.|m\.|music\.)?(youtube\.com|youtu\.be|soundcloud\.com)(/|$)", t, re.I)
+    )
+
+
+def _refuse(why: str) -> SourceError:
+    return SourceError(f"{why} {ACCEPTED}")
+
+
+def _parse_time(value: str) -> float:
+    """YouTube's t= forms: "90", "90s", "1m30s", "1h2m3s"."""
+    m = re.fullmatch(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s?)?", value.strip())
+    if not value.strip() or not m:
+        return 0.0
+    h, mi, s = (int(x) if x else 0 for x in m.groups())
+    return float(h * 3600 + mi * 60 + s)
+
+
+def parse_link(text: str) -> Link:
+    """Accept a YouTube video or SoundCloud track link; refuse everything else with a
+    message that says what is accepted. Pure: no network."""
+    raw = str(text).strip()
+    if not raw:
+        raise _refuse("The link is empty.")
+    if len(raw) > MAX_LINK_CHARS:
+        raise _refuse("The link is too long.")
+    if any(ch.isspace() or unicodedata.category(ch)[0] == "C" for ch in raw):
+        raise _refuse("The link contains spaces or control characters.")
+    if not re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", raw):
+        if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*:", raw) and not re.match(r"^[\w.-]+:\d", raw):
+            raise _refuse(f"Only http(s) links are accepted, not '{raw.split(':')[0]}:'.")
+        raw = "https://" + raw
+    parts = urlsplit(raw)
+    if parts.scheme.lower() not in ("http", "https"):
+        raise _refuse(f"Only http(s) links are accepted, not '{parts.scheme}://'.")
+    if parts.username is not None or parts.password is not None or "@" in parts.netloc:
+        raise _refuse("Links with a user name or password are not accepted.")
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    if port is not None:
+        raise _refuse("Links with an explicit port are not accepted.")
+    host = (parts.hostname or "").lower().rstrip(".")
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+        raise _refuse("Links to IP addresses are not accepted.")
+    except ValueError:
+        pass
+    if host == "localhost" or host.endswith(".localhost") or not host:
+        raise _refuse("Links to this machine or the local network are not accepted.")
+    path = [p for p in parts.path.split("/") if p]
+    query = parse_qs(parts.query)
+    fragment = parse_qs(parts.fragment)
+    start = _parse_time((query.get("t") or query.get("start") or fragment.get("t") or [""])[0])
+    if host == "youtu.be":
+        return _youtube(path[0] if path else "", start)
+    if host in YOUTUBE_HOSTS:
+        if path == ["watch"]:
+            return _youtube((query.get("v") or [""])[0], start)
+        if len(path) == 2 and path[0] in ("shorts", "embed", "live", "v"):
+            return _youtube(path[1], start)
+        if path and path[0] == "playlist":
+            raise _refuse("Playlists are not accepted; open one video and paste its link.")
+        raise _refuse("That YouTube link is not a single video (channels and pages are not accepted).")
+    if host in SOUNDCLOUD_HOSTS:
+        if len(path) >= 2 and path[1] == "sets":
+            raise _refuse("SoundCloud sets (playlists) are not accepted; paste one track's link.")
+        if len(path) != 2 or path[1] in _SC_RESERVED or path[0] in _SC_RESERVED:
+            raise _refuse("That SoundCloud link is not a single track (user pages are not accepted).")
+        if not all(_SC_PART.fullmatch(p) for p in path):
+            raise _refuse("That SoundCloud link has unexpected characters.")
+        key = f"{path[0]}/{path[1]}"
+        return Link("soundcloud", f"https://soundcloud.com/{key}", key, start)
+    raise _refuse(f"Links to {host} are not supported.")
+
+
+def _youtube(video_id: str, start: float) -> Link:
+    if not _VIDEO_ID.fullmatch(video_id):
+        raise _refuse("That YouTube link has no valid video id.")
+    return Link("youtube", f"https://www.youtube.com/watch?v={video_id}", video_id, start)
+
+
+# ---------------------------------------------------------------- yt-dlp
+
+
+@dataclass(frozen=True)
+class UrlPolicy:
+    """Which yt-dlp extractors may run (by ``ie_key``) and whether links are pre-checked.
+
+    ``allow_any_host`` skips :func:`parse_link`; it exists only so tests can point yt-dlp
+    at a loopback server (together with ``"Generic"``). Production never sets either.
+    """
+
+    allowed_extractors: tuple[str, ...] = ("Youtube", "Soundcloud")
+    allow_any_host: bool = False
+
+
+PRODUCTION_POLICY = UrlPolicy()
+
+
+def check_info(info: dict[str, Any], policy: UrlPolicy, max_duration_s: float) -> None:
+    """Refuse, from metadata alone, what must not be downloaded."""
+    if info.get("_type") in ("playlist", "multi_video") or info.get("entries") is not None:
+        raise _refuse("Playlists are not accepted; paste the link of a single video or track.")
+    key = str(info.get("extractor_key") or "")
+    if key not in policy.allowed_extractors:
+        raise _refuse(f"This link is handled by yt-dlp's '{key or 'unknown'}' extractor, which is not allowed.")
+    if info.get("is_live") or info.get("live_status") in ("is_live", "is_upcoming"):
+        raise SourceError("Live streams are not accepted: wait until the broadcast has ended.")
+    duration = info.get("duration")
+    if isinstance(duration, (int, float)) and duration > max_duration_s:
+        raise LimitError(
+            f"This media is {duration / 60:.0f} min long; the limit is {max_duration_s / 60:.0f} min "
+            "(SONOTAG_MAX_DURATION_S). Choose a shorter one or raise the limit."
+        )
+
+
+_ERRORS = (
+    (("private video",), "This video is private; only public media can be analysed."),
+    (("unsupported url", "no suitable extractor"), "This link is not a YouTube video or SoundCloud track page."),
+    (("not a bot", "confirm you", "sign in", "cookies"),
+     "YouTube is asking this server to prove it is not a bot, so the audio cannot be "
+     "downloaded right now. Download the audio yourself and upload the file, or try later."),
+    (("unavailable", "removed", "not available", "blocked", "copyright", "terminated"),
+     "This media is unavailable (removed, blocked or region-restricted)."),
+    (("404", "not found"), "Nothing was found at this link; check it for typos."),
+    (("unable to download webpage", "timed out", "urlopen error", "connection", "resolve",
+      "network"), "Could not reach the site; check the connection and try again."),
+)  # fmt: skip
+
+
+def download_error_message(url: str, detail: str) -> str:
+    """A yt-dlp error turned into a sentence a user can act on."""
+    low = detail.lower()
+    for needles, message in _ERRORS:
+        if any(n in low for n in needles):
+            return message
+    first = detail.strip().splitlines()[0] if detail.strip() else "unknown error"
+    return f"Could not download {url}: {re.sub(r'^ERROR: ', '', first)[:200]}"
+
+
+class _Logger:
+    """Collect yt-dlp's messages instead of printing them (they go to our log)."""
+
+    def debug(self, msg: str) -> None:
+        log.debug("yt-dlp: %s", msg)
+
+    info = debug
+
+    def warning(self, msg: str) -> None:
+        log.info("yt-dlp warning: %s", msg)
+
+    def error(self, msg: str) -> None:
+        log.info("yt-dlp error: %s", msg)
+
+
+def from_url(
+    url: str,
+    workdir: Path,
+    *,
+    max_duration_s: float,
+    progress: ProgressFn = no_progress,
+    policy: UrlPolicy = PRODUCTION_POLICY,
+) -> SourceInfo:
+    """Download a link's best audio into ``workdir`` after the checks above pass."""
+    import yt_dlp
+
+    start_s = 0.0
+    if not policy.allow_any_host:
+        link = parse_link(url)
+        url, start_s = link.url, link.start_s
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+
+    def hook(d: dict[str, Any]) -> None:
+        if d.get("status") in ("downloading", "finished"):
+            total = d.get("total_bytes") or d.get("total_bytes_estimate")
+            done = d.get("downloaded_bytes") or 0
+            progress(Progress("download", float(done), float(total) if total else None, "bytes",
+                              "Downloading audio"))  # fmt: skip
+
+    opts = {
+        "allowed_extractors": [f"^{re.escape(e.lower())}$" for e in policy.allowed_extractors],
+        "noplaylist": True,
+        "format": "bestaudio/best",
+        "outtmpl": str(workdir / "%(extractor_key)s-%(id)s.%(ext)s"),
+        "restrictfilenames": True,
+        "quiet": True,
+        "no_warnings": True,
+        "noprogress": True,
+        "logger": _Logger(),
+        "progress_hooks": [hook],
+        "socket_timeout": 20,
+        "retries": 2,
+        "fragment_retries": 2,
+        "overwrites": True,
+        "cachedir": False,
+    }
+    try:
+        with yt_dlp.YoutubeDL(opts) as ydl:
+            info = ydl.extract_info(url, download=False)
+            check_info(info, policy, max_duration_s)
+            info = ydl.process_ie_result(info, download=True)
+            downloads = info.get("requested_downloads") or []
+            path = Path(downloads[0]["filepath"]) if downloads else Path(ydl.prepare_filename(info))
+    except (SourceError, LimitError):
+        raise
+    except yt_dlp.utils.DownloadError as exc:
+        log.info("download failed for %s: %s", url, exc)
+        raise SourceError(download_error_message(url, str(exc))) from None
+    except Exception as exc:  # yt-dlp raises many types; the user needs one message
+        log.exception("download crashed for %s", url)
+        raise SourceError(download_error_message(url, f"{type(exc).__name__}: {exc}")) from None
+    if not path.is_file() or path.stat().st_size == 0:
+        raise SourceError(f"The download from {url} produced no audio file.")
+    probe = decode.probe(path)
+    return SourceInfo(
+        kind="url",
+        path=path,
+        title=clean_title(info.get("title") or path.stem),
+        content_id=decode.sha256_file(path),
+        file_name=path.name,
+        duration_s=probe.duration_s or info.get("duration"),
+        uploader=clean_title(info.get("uploader") or info.get("channel") or "") or None,
+        url=str(info.get("webpage_url") or url),
+        extractor=str(info.get("extractor_key") or ""),
+        start_s=start_s,
+    )
+
+
+def resolve_source(
+    source: str,
+    workdir: Path,
+    *,
+    max_duration_s: float,
+    progress: ProgressFn = no_progress,
+    policy: UrlPolicy = PRODUCTION_POLICY,
+) -> SourceInfo:
+    """A CLI argument -> SourceInfo: an existing path, else a link."""
+    if Path(source).exists():
+        return from_path(source)
+    if looks_like_url(source):
+        return from_url(source, workdir, max_duration_s=max_duration_s, progress=progress, policy=policy)
+    raise SourceError(
+        f"No such file: '{source}'. Give a path to an audio file, or a YouTube/SoundCloud link."
+    )

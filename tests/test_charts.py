@@ -1,0 +1,434 @@
+"""Charts: max-pooled plot data, Vega-Lite specs that validate, one "pick" selection per
+chart that Streamlit accepts, and a click parser that never raises."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+import warnings
+from typing import Any
+
+import altair as alt
+import numpy as np
+import pandas as pd
+import pytest
+
+from sonotag_core import charts
+from sonotag_core.events import EventParams, detect_events, empty_events
+from sonotag_core.timeline import Timeline
+from sonotag_core.windows import FRAME_S, SAMPLE_RATE, frame_count
+
+HOUR_FRAMES = 11_520
+SPIKE_LABEL, SPIKE_FRAME = 13, 7_777
+
+
+# --------------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="module")
+def hour() -> Timeline:
+    """One hour, 20 labels of low noise (< 0.5) and a single one-frame spike of 0.99."""
+    rng = np.random.default_rng(7)
+    probs = (rng.random((20, HOUR_FRAMES)) * 0.5).astype(np.float32)
+    probs[SPIKE_LABEL, SPIKE_FRAME] = 0.99
+    labels = tuple(f"sound {i}" for i in range(20))
+    return Timeline(labels, probs, 3600.0, frozenset({"sound 19"}))
+
+
+@pytest.fixture(scope="module")
+def short() -> Timeline:
+    """3 s of audio: 10 frames, the last one starting at 2.8125 s (< 3 s)."""
+    n_frames = frame_count(3 * SAMPLE_RATE)
+    rng = np.random.default_rng(3)
+    probs = rng.random((3, n_frames)).astype(np.float32)
+    return Timeline(("dog bark", "car horn", "speech"), probs, 3.0, frozenset({"speech"}))
+
+
+@pytest.fixture(scope="module")
+def events_tl() -> Timeline:
+    """Two known dog events, nothing for the others; "speech" is a negative label."""
+    probs = np.full((3, 64), 0.1, dtype=np.float32)
+    probs[0, 4:8] = 0.9  # 1.25 .. 2.5 s
+    probs[0, 40:41] = 0.8  # 12.5 .. 12.8125 s
+    probs[2, :] = 0.95  # negative: never an event
+    return Timeline(("dog", "cat", "speech"), probs, 20.0, frozenset({"speech"}))
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def spec_of(chart: alt.TopLevelMixin) -> dict[str, Any]:
+    """to_dict() validates against the Vega-Lite schema; Altair must not warn either."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        return chart.to_dict()
+
+
+def data_of(
+    spec: dict[str, Any], view: dict[str, Any], parent: dict[str, Any] | None = None
+) -> list[dict[str, Any]]:
+    """A view's rows, inherited from ``parent`` (Altair hoists data shared by all layers)."""
+    data = view.get("data") or (parent or {})["data"]
+    return data["values"] if "values" in data else spec["datasets"][data["name"]]
+
+
+def mark_type(layer: dict[str, Any]) -> str:
+    mark = layer["mark"]
+    return mark if isinstance(mark, str) else mark["type"]
+
+
+def mark_prop(layer: dict[str, Any], name: str) -> Any:
+    mark = layer["mark"]
+    return None if isinstance(mark, str) else mark.get(name)
+
+
+def layers_of(row: dict[str, Any], kind: str) -> list[dict[str, Any]]:
+    return [layer for layer in row["layer"] if mark_type(layer) == kind]
+
+
+def pick_params(spec: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every param named "pick", anywhere in the spec."""
+    found: list[dict[str, Any]] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            found.extend(p for p in node.get("params", []) if p.get("name") == charts.PICK)
+            for key in ("layer", "vconcat", "hconcat", "concat"):
+                for child in node.get(key, []):
+                    walk(child)
+            if isinstance(node.get("spec"), dict):
+                walk(node["spec"])
+
+    walk(spec)
+    return found
+
+
+def assert_pick(param: dict[str, Any], *, nearest: bool) -> None:
+    select = param["select"]
+    assert select["type"] == "point"
+    assert select["fields"] == ["time_s"]
+    assert select["on"] == "click"
+    assert select.get("nearest", False) is nearest
+    assert select["toggle"] is False
+
+
+# --------------------------------------------------------------------------- frames
+
+
+def test_short_audio_keeps_every_frame(short: Timeline) -> None:
+    df = charts.chart_frame(short)
+    assert list(df.columns) == ["time_s", "label", "probability"]
+    pd.testing.assert_frame_equal(df, short.to_frame_df())
+    assert len(df) == 3 * short.n_frames == 30
+    assert df["time_s"].max() == pytest.approx((short.n_frames - 1) * FRAME_S)
+    assert df["time_s"].max() < short.duration_s
+
+
+def test_hour_is_capped_and_a_one_frame_spike_survives(hour: Timeline) -> None:
+    df = charts.chart_frame(hour, max_points=3000)
+    per_label = df.groupby("label", sort=False).size()
+    assert list(per_label.index) == list(hour.labels)
+    assert (per_label <= 3000).all()
+    assert (per_label == 2880).all()  # 11 520 frames in bins of 4
+    spike = df[df["label"] == f"sound {SPIKE_LABEL}"]
+    assert spike["probability"].max() == pytest.approx(0.99, abs=1e-6)
+    at = spike.loc[spike["probability"].idxmax(), "time_s"]
+    assert at == (SPIKE_FRAME // 4) * 4 * FRAME_S  # the bin that holds the spike, at its start
+    # every other label stays under its noise ceiling: the max came from the spike only
+    assert df.loc[df["label"] != f"sound {SPIKE_LABEL}", "probability"].max() < 0.5
+    times = spike["time_s"].to_numpy()
+    assert times[0] == 0.0 and np.all(np.diff(times) == 4 * FRAME_S)
+    assert times[-1] < hour.duration_s
+
+
+def test_pooling_is_the_max_of_each_bin_including_a_partial_last_bin() -> None:
+    rng = np.random.default_rng(11)
+    probs = rng.random((2, 1001)).astype(np.float32)
+    tl = Timeline(("a", "b"), probs, 1001 * FRAME_S, frozenset())
+    df = charts.chart_frame(tl, max_points=100)  # bins of 11 frames -> 91 bins, last one full
+    got = df[df["label"] == "b"]["probability"].to_numpy()
+    want = [probs[1, i : i + 11].max() for i in range(0, 1001, 11)]
+    assert len(got) == len(want) == 91
+    np.testing.assert_allclose(got, want)
+    df = charts.chart_frame(tl, max_points=10)  # bins of 101 -> 10 bins, the last has 92 frames
+    got = df[df["label"] == "a"]["probability"].to_numpy()
+    want = [probs[0, i : i + 101].max() for i in range(0, 1001, 101)]
+    np.testing.assert_allclose(got, want)
+
+
+def test_bad_point_budget_is_refused(short: Timeline) -> None:
+    with pytest.raises(ValueError, match=">= 1"):
+        charts.chart_frame(short, max_points=0)
+
+
+def test_heatmap_frame_pools_and_ends_at_the_audio_end(hour: Timeline, short: Timeline) -> None:
+    df = charts.heatmap_frame(hour, max_columns=600)
+    assert list(df.columns) == ["time_s", "time_end_s", "label", "probability"]
+    one = df[df["label"] == "sound 0"]
+    assert len(one) == 576  # bins of 20 frames
+    np.testing.assert_allclose(one["time_end_s"] - one["time_s"], 20 * FRAME_S)
+    assert df["probability"].max() == pytest.approx(0.99, abs=1e-6)
+    small = charts.heatmap_frame(short)
+    last = small[small["label"] == "dog bark"].iloc[-1]
+    assert last["time_s"] == (short.n_frames - 1) * FRAME_S
+    assert last["time_end_s"] == short.duration_s  # clipped, not 3.125
+
+
+# --------------------------------------------------------------------------- timeline chart
+
+
+def test_timeline_spec(short: Timeline) -> None:
+    thresholds = {"dog bark": 0.4, "car horn": 0.65, "speech": 0.5}
+    spec = spec_of(charts.timeline_chart(short, thresholds=thresholds))
+    rows = spec["vconcat"]
+    assert len(rows) == 3
+
+    # exactly one "pick" (and one "zoom"), at the top level, naming one view per row
+    picks = pick_params(spec)
+    assert len(picks) == 1 and picks[0] in spec["params"]
+    assert_pick(picks[0], nearest=True)
+    hit_layers = [layers_of(row, "point")[0] for row in rows]
+    assert picks[0]["views"] == [layer["name"] for layer in hit_layers]
+    assert len(set(picks[0]["views"])) == 3
+    (zoom,) = [p for p in spec["params"] if p["name"] == charts.ZOOM]
+    assert zoom["bind"] == "scales" and zoom["select"]["encodings"] == ["x"]
+    assert all("params" not in layer for row in rows for layer in row["layer"])
+    assert spec["resolve"]["scale"]["x"] == "shared"
+
+    for i, (row, label) in enumerate(zip(rows, short.labels, strict=True)):
+        negative = label in short.negatives
+        (line,) = layers_of(row, "line")
+        (area,) = layers_of(row, "area")
+        values = data_of(spec, line, row)
+        assert [v["time_s"] for v in values] == pytest.approx(list(short.frame_times_s))
+        assert [v["probability"] for v in values] == pytest.approx(short.probabilities[i].tolist())
+        for layer in (line, area):
+            assert layer["encoding"]["y"]["field"] == "probability"
+            assert layer["encoding"]["y"]["scale"]["domain"] == [0.0, 1.0]
+            x = layer["encoding"]["x"]
+            assert x["field"] == "time_s" and x["scale"]["domain"] == [0.0, 3.0]
+        assert mark_prop(line, "color") == (charts.NEGATIVE_COLOR if negative else charts.COLOR)
+        title = row["title"]["text"]
+        assert title == (f"{label} (negative)" if negative else label)
+        rules = [r for r in layers_of(row, "rule") if r["encoding"].get("y")]
+        if negative:
+            assert rules == []  # negatives never produce events: no threshold to show
+        else:
+            (rule,) = rules
+            assert mark_prop(rule, "strokeDash")
+            assert data_of(spec, rule, row) == [{"threshold": thresholds[label]}]
+        hit = hit_layers[i]
+        assert mark_prop(hit, "opacity") == 0
+        assert hit["encoding"]["x"]["field"] == "time_s"
+    assert rows[-1]["layer"][0]["encoding"]["x"]["axis"]["title"] == "time (s)"
+
+
+def test_timeline_hour_spec_is_capped(hour: Timeline) -> None:
+    spec = spec_of(charts.timeline_chart(hour, thresholds={}, max_points=3000))
+    assert len(spec["vconcat"]) == 20
+    sizes = [len(data_of(spec, layers_of(row, "line")[0], row)) for row in spec["vconcat"]]
+    assert sizes == [2880] * 20
+    spike_row = spec["vconcat"][SPIKE_LABEL]
+    line = layers_of(spike_row, "line")[0]
+    peak = max(v["probability"] for v in data_of(spec, line, spike_row))
+    assert peak == pytest.approx(0.99, abs=1e-6)
+    assert len(pick_params(spec)) == 1
+    assert len(pick_params(spec)[0]["views"]) == 20
+
+
+def test_timeline_without_labels_still_has_pick() -> None:
+    tl = Timeline((), np.zeros((0, 40), dtype=np.float32), 12.4)
+    spec = spec_of(charts.timeline_chart(tl, thresholds={}))
+    assert len(pick_params(spec)) == 1
+
+
+# --------------------------------------------------------------------------- other charts
+
+
+def test_heatmap_spec(hour: Timeline) -> None:
+    spec = spec_of(charts.heatmap_chart(hour, max_columns=600))
+    (pick,) = pick_params(spec)
+    assert_pick(pick, nearest=False)
+    enc = spec["encoding"]
+    assert enc["x"]["field"] == "time_s" and enc["x2"]["field"] == "time_end_s"
+    assert enc["x"]["scale"]["domain"] == [0.0, 3600.0]
+    assert enc["color"]["field"] == "probability"
+    assert enc["color"]["scale"]["domain"] == [0.0, 1.0]
+    assert enc["color"]["scale"]["scheme"]
+    order = [f"sound {i}" for i in range(19)] + ["sound 19 (negative)"]
+    assert enc["y"]["scale"]["domain"] == order
+    rows = data_of(spec, spec)
+    assert len(rows) == 576 <= 600  # one row per time bin; folded to label x time in Vega
+    (fold,) = [t for t in spec["transform"] if "fold" in t]
+    assert fold["fold"] == [f"p{i}" for i in range(20)]
+    (lookup,) = [t for t in spec["transform"] if "lookup" in t]
+    names = {v["key"]: v["label"] for v in data_of(spec, lookup["from"])}
+    assert [names[k] for k in fold["fold"]] == order
+    assert max(r[f"p{SPIKE_LABEL}"] for r in rows) == pytest.approx(0.99, abs=1e-6)
+
+
+def test_events_chart_with_events(events_tl: Timeline) -> None:
+    events = detect_events(events_tl, EventParams(threshold=0.5))
+    assert len(events) == 2
+    spec = spec_of(charts.events_chart(events, events_tl.labels, events_tl.duration_s))
+    (pick,) = pick_params(spec)
+    assert_pick(pick, nearest=True)
+    (bars,) = [layer for layer in spec["layer"] if mark_type(layer) == "bar"]
+    enc = bars["encoding"]
+    assert enc["x"]["field"] == "time_s" and enc["x2"]["field"] == "offset_s"
+    assert enc["x"]["scale"]["domain"] == [0.0, 20.0]
+    assert enc["y"]["scale"]["domain"] == ["dog", "cat", "speech"]  # rows without events too
+    assert {t["field"] for t in enc["tooltip"]} >= {"peak", "mean", "onset_s", "offset_s"}
+    values = data_of(spec, bars, spec)
+    assert [v["time_s"] for v in values] == [v["onset_s"] for v in values] == [1.25, 12.5]
+    assert [v["offset_s"] for v in values] == [2.5, 12.8125]
+    assert not any(mark_type(layer) == "text" for layer in spec["layer"])
+
+
+def test_events_chart_without_events(events_tl: Timeline) -> None:
+    for events in (empty_events(), pd.DataFrame()):
+        spec = spec_of(charts.events_chart(events, events_tl.labels, events_tl.duration_s))
+        assert len(pick_params(spec)) == 1
+        (bars,) = [layer for layer in spec["layer"] if mark_type(layer) == "bar"]
+        assert data_of(spec, bars, spec) == []
+        assert bars["encoding"]["y"]["scale"]["domain"] == ["dog", "cat", "speech"]
+        (text,) = [layer for layer in spec["layer"] if mark_type(layer) == "text"]
+        assert data_of(spec, text, spec) == [{"text": "no events above threshold"}]
+
+
+def test_scores_chart(events_tl: Timeline) -> None:
+    spec = spec_of(charts.scores_chart(events_tl.clip_scores()))
+    bars, ticks = spec["layer"]
+    values = data_of(spec, bars, spec)
+    assert [v["name"] for v in values] == ["speech (negative)", "dog", "cat"]  # ranked by max
+    assert bars["encoding"]["y"]["sort"] == [v["name"] for v in values]
+    assert bars["encoding"]["x"]["field"] == "max"
+    assert ticks["encoding"]["x"]["field"] == "mean"
+    color = bars["encoding"]["color"]
+    assert color["condition"] == [{"test": "datum.negative", "value": charts.NEGATIVE_COLOR}]
+    assert color["value"] == charts.COLOR
+    assert [v["negative"] for v in values] == [True, False, False]
+    assert pick_params(spec) == []
+
+
+# --------------------------------------------------------------------------- pick_time
+
+
+class Exploding:
+    def __getitem__(self, key: str) -> Any:
+        raise RuntimeError("boom")
+
+
+@pytest.mark.parametrize(
+    ("event", "expected"),
+    [
+        ({"selection": {"pick": [{"time_s": 12.5, "probability": 0.3}]}}, 12.5),
+        ({"selection": {"pick": [{"time_s": 7}]}}, 7.0),
+        ({"selection": {"pick": ({"time_s": np.float32(1.5)},)}}, 1.5),
+        ({"selection": {"pick": [{"time_s": 0.0}], "zoom": {"time_s": [1, 2]}}}, 0.0),
+        (None, None),
+        ({}, None),
+        ([], None),
+        ("garbage", None),
+        (42, None),
+        (Exploding(), None),
+        ({"selection": None}, None),
+        ({"selection": {}}, None),
+        ({"selection": {"pick": {}}}, None),  # what Streamlit returns before any click
+        ({"selection": {"pick": []}}, None),
+        ({"selection": {"pick": None}}, None),
+        ({"selection": {"pick": "12.5"}}, None),
+        ({"selection": {"pick": [None]}}, None),
+        ({"selection": {"pick": [{}]}}, None),
+        ({"selection": {"pick": [{"label": "dog"}]}}, None),
+        ({"selection": {"pick": [{"time_s": None}]}}, None),
+        ({"selection": {"pick": [{"time_s": "12.5"}]}}, None),
+        ({"selection": {"pick": [{"time_s": True}]}}, None),
+        ({"selection": {"pick": [{"time_s": math.nan}]}}, None),
+        ({"selection": {"pick": [{"time_s": math.inf}]}}, None),
+        ({"selection": {"pick": [{"time_s": -1.0}]}}, None),
+        ({"selection": {"pick": [{"time_s": [1.0, 2.0]}]}}, None),
+    ],
+)
+def test_pick_time(event: Any, expected: float | None) -> None:
+    got = charts.pick_time(event)
+    assert got == expected
+    assert got is None or type(got) is float
+
+
+def test_pick_time_reads_streamlits_state_object() -> None:
+    from streamlit.elements.vega_charts import VegaLiteStateSerde  # noqa: TID251 (tests only)
+
+    serde = VegaLiteStateSerde(["pick"])
+    assert charts.pick_time(serde.deserialize(None)) is None
+    state = serde.deserialize(json.dumps({"selection": {"pick": [{"time_s": 33.4375}]}}))
+    assert charts.pick_time(state) == 33.4375
+
+
+# --------------------------------------------------------------------------- Streamlit
+
+APP = """
+import numpy as np
+import streamlit as st
+
+from sonotag_core import charts
+from sonotag_core.events import EventParams, detect_events, empty_events
+from sonotag_core.timeline import Timeline
+
+rng = np.random.default_rng(0)
+labels = ("dog", "car horn", "speech")
+probs = (rng.random((3, 200)) * 0.6).astype(np.float32)
+probs[0, 50:60] = 0.9
+tl = Timeline(labels, probs, 62.4, frozenset({"speech"}))
+events = detect_events(tl, EventParams(threshold=0.5))
+built = {
+    "timeline": charts.timeline_chart(tl, thresholds={l: 0.5 for l in labels}),
+    "heatmap": charts.heatmap_chart(tl),
+    "events": charts.events_chart(events, labels, tl.duration_s),
+    "no_events": charts.events_chart(empty_events(), labels, tl.duration_s),
+}
+for key, chart in built.items():
+    event = st.altair_chart(
+        chart, on_select="rerun", selection_mode="pick", key=key, width="stretch"
+    )
+    st.text(f"{key}={charts.pick_time(event)}")
+st.altair_chart(charts.scores_chart(tl.clip_scores()))
+"""
+
+
+def run_app(script: str) -> Any:
+    from streamlit.testing.v1 import AppTest  # noqa: TID251 (tests only; core stays UI-free)
+
+    return AppTest.from_string(script, default_timeout=30).run()
+
+
+def test_streamlit_accepts_every_chart_with_pick_selection() -> None:
+    at = run_app(APP)
+    assert not at.exception, [e.message for e in at.exception]
+    charts_out = [el for el in at.main.children.values() if el.type == "vega_lite_chart"]
+    assert len(charts_out) == 5
+    for el in charts_out[:4]:
+        assert list(el.proto.selection_mode) == ["pick"]
+        spec = json.loads(el.proto.spec)
+        assert len(pick_params(spec)) == 1
+    assert list(charts_out[4].proto.selection_mode) == []
+    texts = [t.value for t in at.text]
+    assert texts == ["timeline=None", "heatmap=None", "events=None", "no_events=None"]
+
+
+def test_streamlit_check_can_fail() -> None:
+    """The harness does catch a chart without "pick" (so the test above means something)."""
+    at = run_app(
+        APP.split("built = {")[0]
+        + 'st.altair_chart(charts.scores_chart(tl.clip_scores()), on_select="rerun",'
+        + ' selection_mode="pick", key="s")\n'
+    )
+    assert at.exception
+    assert "does not have any selections" in at.exception[0].message
+
+
+def test_core_never_imports_streamlit() -> None:
+    code = "import sys, sonotag_core.charts; assert 'streamlit' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
