@@ -31,7 +31,7 @@ if model is not None:
     st.table(
         {
             "device": model.device,
-            "threads": model.threads,
+            "threads": str(model.threads),
             "checkpoint": str(model.checkpoint_path),
             "checkpoint sha256": model.info.checkpoint_sha256,
             "openflam": model.info.openflam_version,

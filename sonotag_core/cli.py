@@ -122,15 +122,14 @@ def _analyze(args: argparse.Namespace, settings: Settings, progress: ProgressFn)
     settings = settings.with_(hop_s=hop_s)
     if args.format == "all" and args.output is None:
         raise SonoTagError("--format all writes one file per format: give a directory with -o DIR.")
-    if sources.looks_like_url(args.source):
-        sources.parse_link(args.source)  # refuse bad links before loading the model
     t0 = time.perf_counter()
-    model = load_model(settings, progress)
     Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="sonotag-", dir=settings.data_dir) as tmp:
+        # the source first: a bad file or link fails in milliseconds, before the model loads
         source = sources.resolve_source(
             args.source, Path(tmp), max_duration_s=settings.max_duration_s, progress=progress
         )
+        model = load_model(settings, progress)
         analysis = analyze(model, TextCache(model), source, labels, settings=settings, hop_s=hop_s, progress=progress)
     if isinstance(progress, StderrProgress):
         progress.close()

@@ -59,12 +59,15 @@ def test_five_minute_file_writes_every_format(tmp_path, cli_env):
     assert "music" not in set(events.label)  # negative prompt: never an event
     assert (events.offset_s <= 300.0 + 1e-9).all()
     assert len(events) == len(doc["events"])
-    for fmt_file in out.glob("*.txt"):  # audacity label track
-        for line in fmt_file.read_text().splitlines():
-            onset, offset, label = line.split("\t")
-            assert float(onset) < float(offset)
-    tsv = [p for p in out.glob("*.tsv")]
-    assert tsv and all(p.read_text().splitlines()[0].split("\t")[0] in ("filename", "Selection") for p in tsv)
+    for line in (out / "five.audacity.txt").read_text().splitlines():  # Audacity label track
+        onset, offset, label = line.split("\t")
+        assert float(onset) < float(offset) and label != "music"
+    dcase = pd.read_csv(out / "five.dcase.tsv", sep="\t")
+    assert list(dcase.columns) == ["filename", "onset", "offset", "event_label"]
+    assert len(dcase) == len(events) and set(dcase.filename) <= {"five.mp3"}
+    raven = (out / "five.Table.1.selections.txt").read_text().splitlines()
+    assert raven[0].split("\t")[:5] == ["Selection", "View", "Channel", "Begin Time (s)", "End Time (s)"]
+    assert len(raven) == len(events) + 1
 
 
 def test_stdout_csv_and_progress_on_stderr(tmp_path, cli, capsys):
@@ -79,10 +82,10 @@ def test_stdout_csv_and_progress_on_stderr(tmp_path, cli, capsys):
 @pytest.mark.parametrize(
     ("source", "message"),
     [
-        ("https://vimeo.com/123456", "YouTube and SoundCloud"),
-        ("file:///etc/passwd", ""),
-        ("http://127.0.0.1:8000/a.mp3", ""),
-        ("http://169.254.169.254/latest/meta-data/", ""),
+        ("https://vimeo.com/123456", "vimeo.com are not supported"),
+        ("file:///etc/passwd", "only http(s)"),
+        ("http://127.0.0.1:8000/a.mp3", "port"),
+        ("http://169.254.169.254/latest/meta-data/", "IP addresses"),
         ("https://www.youtube.com/playlist?list=PL1234567890", "playlist"),
     ],
 )
@@ -91,6 +94,7 @@ def test_refused_links_fail_cleanly(cli, capsys, source, message):
     err = capsys.readouterr().err
     assert err.startswith("sonotag: error: ") and err.count("\n") == 1 and "Traceback" not in err
     assert message.lower() in err.lower()
+    assert "YouTube video link" in err and "SoundCloud track link" in err
 
 
 def test_bad_files_fail_cleanly(tmp_path, cli, capsys):
