@@ -32,8 +32,16 @@ HERE = Path(__file__).resolve().parent
 CACHE = HERE / ".cache"
 HUB = CACHE / "hub-full"
 LABELS = [
-    "dog barking", "siren", "applause", "a man speaking", "music",
-    "car engine", "rain", "footsteps", "glass breaking", "bird chirping",
+    "dog barking",
+    "siren",
+    "applause",
+    "a man speaking",
+    "music",
+    "car engine",
+    "rain",
+    "footsteps",
+    "glass breaking",
+    "bird chirping",
 ]
 
 
@@ -56,8 +64,20 @@ def make_audio(path: Path, seconds: float) -> Path:
     if not path.exists():
         expr = "0.4*sin(2*PI*660*t)*lt(mod(t\\,2)\\,1)+0.05*(random(0)-0.5)"
         subprocess.run(
-            ["ffmpeg", "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i",
-             f"aevalsrc='{expr}':s=48000:d={seconds}", "-c:a", "pcm_s16le", str(path)],
+            [
+                "ffmpeg",
+                "-nostdin",
+                "-v",
+                "error",
+                "-y",
+                "-f",
+                "lavfi",
+                "-i",
+                f"aevalsrc='{expr}':s=48000:d={seconds}",
+                "-c:a",
+                "pcm_s16le",
+                str(path),
+            ],
             check=True,
         )
     return path
@@ -66,7 +86,9 @@ def make_audio(path: Path, seconds: float) -> Path:
 def settings_for(hub: Path):
     from sonotag_core.settings import Settings
 
-    return Settings(model_dir=str(hub), data_dir=str(CACHE / "data"), threads=2, batch_size=4).validated()
+    return Settings(
+        model_dir=str(hub), data_dir=str(CACHE / "data"), threads=2, batch_size=4
+    ).validated()
 
 
 def rss_child(seconds: float) -> None:
@@ -83,13 +105,24 @@ def rss_child(seconds: float) -> None:
     t0 = time.perf_counter()
     emb = embed_file(model, path, hop_s=10.0, settings=settings)
     score(TextCache(model), emb, LabelSet(tuple(LABELS)))
-    print(json.dumps({"seconds": seconds, "peak_rss_mb": peak_rss_mb(), "after_load_mb": after_load,
-                      "wall_s": time.perf_counter() - t0}))
+    print(
+        json.dumps(
+            {
+                "seconds": seconds,
+                "peak_rss_mb": peak_rss_mb(),
+                "after_load_mb": after_load,
+                "wall_s": time.perf_counter() - t0,
+            }
+        )
+    )
 
 
 def measure_rss(seconds: float) -> dict:
     out = subprocess.run(
-        [sys.executable, __file__, "--rss-child", str(seconds)], check=True, capture_output=True, text=True
+        [sys.executable, __file__, "--rss-child", str(seconds)],
+        check=True,
+        capture_output=True,
+        text=True,
     )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -157,24 +190,31 @@ def main() -> None:
 
     # --- fast path (sonotag), timed end to end from the file on disk ---
     model = load_model(settings)
-    fast_warm = embed_file(model, make_audio(CACHE / "warm.wav", 10.0), hop_s=10.0, settings=settings)
+    fast_warm = embed_file(
+        model, make_audio(CACHE / "warm.wav", 10.0), hop_s=10.0, settings=settings
+    )
     del fast_warm
     t0 = time.perf_counter()
     emb = embed_file(model, path, hop_s=10.0, settings=settings)
     t_audio = time.perf_counter() - t0
     timeline = score(TextCache(model), emb, LabelSet(tuple(LABELS)))
     fast_s = time.perf_counter() - t0
-    print(f"fast path: {fast_s:.2f} s ({t_audio:.2f} s audio encoder incl. decode, "
-          f"{fast_s - t_audio:.2f} s labels + map) for {args.seconds:.0f} s audio, {len(LABELS)} labels")
+    print(
+        f"fast path: {fast_s:.2f} s ({t_audio:.2f} s audio encoder incl. decode, "
+        f"{fast_s - t_audio:.2f} s labels + map) for {args.seconds:.0f} s audio, {len(LABELS)} labels"
+    )
 
     # --- seed-style loop (openflam reference per 10-s chunk) ---
     ref = openflam.OpenFLAM("v1-base", default_ckpt_path=str(HUB))
     ref.eval()
-    ref.get_local_similarity(torch.from_numpy(chunks[:1]), LABELS[:2], method="unbiased", cross_product=True)
+    ref.get_local_similarity(
+        torch.from_numpy(chunks[:1]), LABELS[:2], method="unbiased", cross_product=True
+    )
     t0 = time.perf_counter()
     maps = [
-        ref.get_local_similarity(torch.from_numpy(chunks[i : i + 1]), LABELS, method="unbiased", cross_product=True)
-        .numpy()[0]
+        ref.get_local_similarity(
+            torch.from_numpy(chunks[i : i + 1]), LABELS, method="unbiased", cross_product=True
+        ).numpy()[0]
         for i in range(n_chunks)
     ]
     naive_s = time.perf_counter() - t0
@@ -183,8 +223,10 @@ def main() -> None:
     print(f"seed-style loop: {naive_s:.2f} s; ratio {naive_s / fast_s:.2f}x; max |diff| {diff:.2e}")
 
     gflop, achieved, sgemm = encoder_efficiency(model, chunks)
-    print(f"audio encoder: {gflop:.1f} GFLOP/window, {achieved:.1f} GFLOP/s achieved; "
-          f"sgemm {sgemm:.1f} GFLOP/s; efficiency {achieved / sgemm:.2f}")
+    print(
+        f"audio encoder: {gflop:.1f} GFLOP/window, {achieved:.1f} GFLOP/s achieved; "
+        f"sgemm {sgemm:.1f} GFLOP/s; efficiency {achieved / sgemm:.2f}"
+    )
     result = {
         "audio_s": args.seconds,
         "labels": len(LABELS),
@@ -204,8 +246,10 @@ def main() -> None:
     if not args.skip_rss:
         r10 = measure_rss(600)
         r60 = measure_rss(3600)
-        print(f"peak RSS: 10-min file {r10['peak_rss_mb']:.0f} MB, 60-min file {r60['peak_rss_mb']:.0f} MB "
-              f"(after model load {r60['after_load_mb']:.0f} MB); 60 min analysed in {r60['wall_s']:.0f} s")
+        print(
+            f"peak RSS: 10-min file {r10['peak_rss_mb']:.0f} MB, 60-min file {r60['peak_rss_mb']:.0f} MB "
+            f"(after model load {r60['after_load_mb']:.0f} MB); 60 min analysed in {r60['wall_s']:.0f} s"
+        )
         result.update(
             rss_10min_mb=round(r10["peak_rss_mb"], 1),
             rss_60min_mb=round(r60["peak_rss_mb"], 1),

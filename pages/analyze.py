@@ -140,7 +140,8 @@ def resolve(progress: ui_state.ProgressBar) -> sources.SourceInfo:
     """The selected input as a local file (downloads are remembered per server)."""
     data_dir = Path(S.data_dir)
     if mode == "Example":
-        return sources.from_path(example_path(st.session_state.in_example, data_dir))
+        ex_id = st.session_state.in_example
+        return sources.from_path(example_path(ex_id, data_dir), title=EXAMPLES[ex_id].title)
     if mode == "Upload":
         if upload is None:
             raise SonoTagError("Choose a file to upload first.")
@@ -241,15 +242,15 @@ if report is not None:
         chart = charts.scores_chart(report.clip_scores)
     key = f"chart_{view}"
     if view == "scores":
-        st.altair_chart(chart, use_container_width=True)
+        st.altair_chart(chart, width="stretch")
     else:
         st.altair_chart(chart, on_select=lambda k=key: pick_from(k), selection_mode="pick",
-                        key=key, use_container_width=True)  # fmt: skip
+                        key=key, width="stretch")  # fmt: skip
         if view != "events":
             st.altair_chart(charts.events_chart(events, tl.labels, tl.duration_s),
                             on_select=lambda: pick_from("chart_events_below"),
                             selection_mode="pick", key="chart_events_below",
-                            use_container_width=True)  # fmt: skip
+                            width="stretch")  # fmt: skip
 
     st.markdown("**Events**")
     if len(events):

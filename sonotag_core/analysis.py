@@ -49,7 +49,11 @@ def embed_file(
     info = decode.probe(path)
     if info.duration_s is not None and info.duration_s > settings.max_duration_s:
         raise LimitError(_too_long(path, info.duration_s, settings.max_duration_s))
-    expected = window_count(int(round((info.duration_s or 0) * SAMPLE_RATE)), hop) if info.duration_s else None
+    expected = (
+        window_count(int(round((info.duration_s or 0) * SAMPLE_RATE)), hop)
+        if info.duration_s
+        else None
+    )
     counted = 0
 
     def blocks():
@@ -81,7 +85,9 @@ def score(texts: TextCache, embeddings: AudioEmbeddings, labels: LabelSet) -> Ti
     """Frame probabilities for ``labels`` from kept embeddings: no audio encoder involved."""
     enc = texts.encode(labels.labels)
     maps = frame_probabilities(embeddings.features, enc)
-    return assemble(maps, embeddings.starts.tolist(), embeddings.n_samples, labels.labels, labels.negatives)
+    return assemble(
+        maps, embeddings.starts.tolist(), embeddings.n_samples, labels.labels, labels.negatives
+    )
 
 
 @dataclass(frozen=True)

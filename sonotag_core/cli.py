@@ -41,8 +41,13 @@ class StderrProgress:
             self._stage = p.stage
             scale = p.unit == "bytes"
             self._bar = tqdm(
-                total=p.total, desc=p.stage, unit="B" if scale else (p.unit or "it"),
-                unit_scale=scale, file=sys.stderr, leave=False, dynamic_ncols=True,
+                total=p.total,
+                desc=p.stage,
+                unit="B" if scale else (p.unit or "it"),
+                unit_scale=scale,
+                file=sys.stderr,
+                leave=False,
+                dynamic_ncols=True,
             )
         bar = self._bar
         if p.total and bar.total != p.total:
@@ -59,26 +64,71 @@ class StderrProgress:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="sonotag", description="Find when sounds happen in audio, from words alone (OpenFLAM).")
+    parser = argparse.ArgumentParser(
+        prog="sonotag", description="Find when sounds happen in audio, from words alone (OpenFLAM)."
+    )
     parser.add_argument("--version", action="version", version=f"sonotag {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="print tracebacks and debug logs")
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="print tracebacks and debug logs"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     a = sub.add_parser("analyze", help="analyse a file or a YouTube/SoundCloud link")
     a.add_argument("source", help="audio/video file path, or a YouTube or SoundCloud link")
-    a.add_argument("--labels", required=True, help='labels separated by ";" (a leading "-" marks a negative prompt)')
-    a.add_argument("--negative", action="append", default=[], help="a negative label (scored, never an event); repeatable")
-    a.add_argument("--hop", type=float, default=None, help="window hop in seconds: 10 (default) or 5 for 50%% overlap")
+    a.add_argument(
+        "--labels",
+        required=True,
+        help='labels separated by ";" (a leading "-" marks a negative prompt)',
+    )
+    a.add_argument(
+        "--negative",
+        action="append",
+        default=[],
+        help="a negative label (scored, never an event); repeatable",
+    )
+    a.add_argument(
+        "--hop",
+        type=float,
+        default=None,
+        help="window hop in seconds: 10 (default) or 5 for 50%% overlap",
+    )
     a.add_argument("--threshold", type=float, default=None, help="event threshold (default 0.5)")
-    a.add_argument("--label-threshold", action="append", default=[], metavar="LABEL=T", help="per-label threshold; repeatable")
-    a.add_argument("--median-frames", type=int, default=None, help="median filter length in frames (odd, 1 = off)")
-    a.add_argument("--fill-gap", type=float, default=None, help="fill gaps shorter than this many seconds")
-    a.add_argument("--min-event", type=float, default=None, help="drop events shorter than this many seconds")
-    a.add_argument("--format", choices=FORMAT_CHOICES, default="csv", help="csv = events; all = every format into -o DIR")
-    a.add_argument("-o", "--output", type=Path, help="output file (or directory with --format all); default stdout")
+    a.add_argument(
+        "--label-threshold",
+        action="append",
+        default=[],
+        metavar="LABEL=T",
+        help="per-label threshold; repeatable",
+    )
+    a.add_argument(
+        "--median-frames",
+        type=int,
+        default=None,
+        help="median filter length in frames (odd, 1 = off)",
+    )
+    a.add_argument(
+        "--fill-gap", type=float, default=None, help="fill gaps shorter than this many seconds"
+    )
+    a.add_argument(
+        "--min-event", type=float, default=None, help="drop events shorter than this many seconds"
+    )
+    a.add_argument(
+        "--format",
+        choices=FORMAT_CHOICES,
+        default="csv",
+        help="csv = events; all = every format into -o DIR",
+    )
+    a.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        help="output file (or directory with --format all); default stdout",
+    )
     a.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
 
-    sub.add_parser("fetch-model", help="download the OpenFLAM weights and roberta-base into SONOTAG_MODEL_DIR")
+    sub.add_parser(
+        "fetch-model", help="download the OpenFLAM weights and roberta-base into SONOTAG_MODEL_DIR"
+    )
     sub.add_parser("settings", help="print every SONOTAG_* setting with its default")
     return parser
 
@@ -92,7 +142,9 @@ def _label_thresholds(items: list[str]) -> dict[str, float]:
                 raise ValueError
             out[label.strip()] = float(value)
         except ValueError:
-            raise SonoTagError(f"--label-threshold expects LABEL=VALUE, e.g. 'siren=0.3', not {item!r}.") from None
+            raise SonoTagError(
+                f"--label-threshold expects LABEL=VALUE, e.g. 'siren=0.3', not {item!r}."
+            ) from None
     return out
 
 
@@ -105,7 +157,10 @@ def _analyze(args: argparse.Namespace, settings: Settings, progress: ProgressFn)
     from .scoring import TextCache
 
     labels = parse_labels(
-        args.labels, max_labels=settings.max_labels, max_chars=settings.max_label_chars, negatives=args.negative
+        args.labels,
+        max_labels=settings.max_labels,
+        max_chars=settings.max_label_chars,
+        negatives=args.negative,
     )
     overrides = {
         k: v
@@ -117,7 +172,9 @@ def _analyze(args: argparse.Namespace, settings: Settings, progress: ProgressFn)
         }.items()
         if v is not None
     }
-    params = EventParams.from_settings(settings, label_thresholds=_label_thresholds(args.label_threshold), **overrides)
+    params = EventParams.from_settings(
+        settings, label_thresholds=_label_thresholds(args.label_threshold), **overrides
+    )
     hop_s = settings.hop_s if args.hop is None else args.hop
     settings = settings.with_(hop_s=hop_s)
     if args.format == "all" and args.output is None:
@@ -130,12 +187,22 @@ def _analyze(args: argparse.Namespace, settings: Settings, progress: ProgressFn)
             args.source, Path(tmp), max_duration_s=settings.max_duration_s, progress=progress
         )
         model = load_model(settings, progress)
-        analysis = analyze(model, TextCache(model), source, labels, settings=settings, hop_s=hop_s, progress=progress)
+        analysis = analyze(
+            model,
+            TextCache(model),
+            source,
+            labels,
+            settings=settings,
+            hop_s=hop_s,
+            progress=progress,
+        )
     if isinstance(progress, StderrProgress):
         progress.close()
     report = build_report(analysis, model, params)
     if args.format == "all":
-        paths = exports.export_all(report, args.output, Path(source.title or "sonotag").stem or "sonotag")
+        paths = exports.export_all(
+            report, args.output, Path(source.title or "sonotag").stem or "sonotag"
+        )
         written = ", ".join(str(p) for p in paths)
     elif args.output is not None:
         written = str(exports.write_export(report, args.format, args.output))

@@ -101,7 +101,9 @@ def probe(path: Path) -> AudioProbe:
         "-of", "json", "--", str(path),
     ]  # fmt: skip
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+        proc = subprocess.run(
+            cmd, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL
+        )
     except subprocess.TimeoutExpired:
         raise _not_audio(path, "probing took too long") from None
     if proc.returncode != 0:
@@ -114,7 +116,9 @@ def probe(path: Path) -> AudioProbe:
     streams = data.get("streams") or []
     fmt = data.get("format") or {}
     if not streams:
-        raise DecodeError(f"'{path.name}' contains no audio stream. Choose a file with sound in it.")
+        raise DecodeError(
+            f"'{path.name}' contains no audio stream. Choose a file with sound in it."
+        )
     stream = streams[0]
     duration = _float(fmt.get("duration")) or _float(stream.get("duration"))
     return AudioProbe(
@@ -197,7 +201,9 @@ def stream_samples(
         "-ac", "1", "-ar", str(SAMPLE_RATE), "-f", "f32le", "pipe:1",
     ]  # fmt: skip
     limit = None if max_duration_s is None else int(max_duration_s * SAMPLE_RATE)
-    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
     stderr = _StderrTail(proc.stderr)
     decoded = 0
     try:

@@ -82,7 +82,10 @@ def encode_windows(
             eta = f", about {remaining:.0f} s left"
         progress(
             Progress(
-                "encode", done, total_windows, "windows",
+                "encode",
+                done,
+                total_windows,
+                "windows",
                 f"Window {done} of {total_windows or '?'}{eta}",
             )
         )

@@ -58,7 +58,7 @@ def parse_labels(
         if len(item) > max_chars:
             raise LimitError(
                 f"The label '{item[:40]}…' is {len(item)} characters long; the limit is {max_chars}. "
-                "Short descriptions work best (\"dog barking\", \"siren\")."
+                'Short descriptions work best ("dog barking", "siren").'
             )
         if item in labels:
             continue
@@ -66,7 +66,7 @@ def parse_labels(
         if is_neg or item in extra_neg:
             neg.add(item)
     if not labels:
-        raise LimitError("Type at least one label, e.g. \"dog barking; siren; applause\".")
+        raise LimitError('Type at least one label, e.g. "dog barking; siren; applause".')
     if len(labels) > max_labels:
         raise LimitError(
             f"{len(labels)} labels given; the limit is {max_labels} (SONOTAG_MAX_LABELS). Remove some and try again."

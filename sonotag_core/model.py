@@ -183,7 +183,13 @@ def fetch_model(settings: Settings, progress: ProgressFn = no_progress) -> Path:
         snapshot_download(
             TEXT_MODEL,
             cache_dir=settings.model_dir,
-            allow_patterns=["config.json", "vocab.json", "merges.txt", "tokenizer*.json", "model.safetensors"],
+            allow_patterns=[
+                "config.json",
+                "vocab.json",
+                "merges.txt",
+                "tokenizer*.json",
+                "model.safetensors",
+            ],
         )
     except Exception as exc:
         log.info("fetch failed", exc_info=True)

@@ -83,7 +83,9 @@ def write_hub_snapshot(cache_dir: Path, repo_id: str, files: dict[str, Path]) ->
     return snap
 
 
-def _write_text_model(out: Path, *, layers: int, vocab_size: int, intermediate: int, seed: int) -> None:
+def _write_text_model(
+    out: Path, *, layers: int, vocab_size: int, intermediate: int, seed: int
+) -> None:
     import torch
     from tokenizers import ByteLevelBPETokenizer
     from transformers import RobertaConfig, RobertaModel
@@ -139,7 +141,11 @@ def build_random_checkpoint(
         text_dir = Path(tmp) / "text"
         text_dir.mkdir()
         _write_text_model(
-            text_dir, layers=text_layers, vocab_size=vocab_size, intermediate=text_intermediate, seed=seed
+            text_dir,
+            layers=text_layers,
+            vocab_size=vocab_size,
+            intermediate=text_intermediate,
+            seed=seed,
         )
         write_hub_snapshot(cache_dir, TEXT_MODEL, {p.name: p for p in text_dir.iterdir()})
         torch.manual_seed(seed + 1)

@@ -63,7 +63,9 @@ class TextCache:
         )
 
 
-def encode_texts(model: LoadedModel, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def encode_texts(
+    model: LoadedModel, texts: Sequence[str]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One text-encoder pass giving features, alpha(t) and beta(t), as openflam computes them.
 
     openflam's reference encodes every text twice per call (once for features, once for
@@ -117,6 +119,8 @@ def frame_probabilities(features: np.ndarray, enc: LabelEncoding, chunk: int = 2
     bias = torch.from_numpy(enc.bias)
     with torch.inference_mode():
         for i in range(0, n, chunk):
-            audio = torch.from_numpy(np.ascontiguousarray(features[i : i + chunk], dtype=np.float32))
+            audio = torch.from_numpy(
+                np.ascontiguousarray(features[i : i + chunk], dtype=np.float32)
+            )
             out[i : i + chunk] = act_map(audio, text, scale, bias, cross_product=True).numpy()
     return out

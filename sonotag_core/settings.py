@@ -98,7 +98,9 @@ def _parse(name: str, raw: str, kind: type) -> Any:
             return raw.strip().lower() in ("1", "true", "yes", "on")
         return kind(raw)
     except ValueError:
-        raise LimitError(f"{ENV_PREFIX}{name.upper()}={raw!r} is not a valid {kind.__name__}.") from None
+        raise LimitError(
+            f"{ENV_PREFIX}{name.upper()}={raw!r} is not a valid {kind.__name__}."
+        ) from None
 
 
 # name -> help. The single place settings are documented; README's table is generated from it.

@@ -147,7 +147,9 @@ def from_query_params(
     raw_labels = kept
     if raw_labels:
         if len(raw_labels) > settings.max_labels:
-            warnings.append(f"The link has {len(raw_labels)} labels; kept the first {settings.max_labels}.")
+            warnings.append(
+                f"The link has {len(raw_labels)} labels; kept the first {settings.max_labels}."
+            )
             raw_labels = raw_labels[: settings.max_labels]
         try:
             parsed = parse_labels([v.replace(";", " ") for v in raw_labels],
@@ -163,7 +165,9 @@ def from_query_params(
         if label in labels and label not in negatives and parsed_value is not None:
             label_thresholds[label] = parsed_value
         else:
-            warnings.append("Ignored a per-label threshold in the link (unknown label or bad value).")
+            warnings.append(
+                "Ignored a per-label threshold in the link (unknown label or bad value)."
+            )
     hop = num("hop", "hop", 0, 10, d.hop_s)
     if hop not in HOPS:
         warnings.append(f"Ignored the hop in the link (10 or 5 s); using {d.hop_s:g}.")

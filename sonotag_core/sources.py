@@ -64,13 +64,14 @@ class SourceInfo:
 # ---------------------------------------------------------------- local files
 
 
-def from_path(path: str | Path) -> SourceInfo:
-    """A file on this machine (CLI, examples)."""
+def from_path(path: str | Path, *, title: str | None = None) -> SourceInfo:
+    """A file on this machine (CLI, examples); ``title`` defaults to the file's stem."""
     p = Path(path)
     if not p.is_file():
         raise SourceError(f"No such file: '{p}'. Give a path to an audio file, or a link.")
     info = decode.probe(p)
-    return SourceInfo("file", p, p.stem or p.name, decode.sha256_file(p), p.name, info.duration_s)
+    name = title or p.stem or p.name
+    return SourceInfo("file", p, name, decode.sha256_file(p), p.name, info.duration_s)
 
 
 def clean_title(text: str, limit: int = 200) -> str:
@@ -97,7 +98,9 @@ def from_upload(data: bytes, name: str, workdir: Path) -> SourceInfo:
         tmp.replace(path)
     info = decode.probe(path)
     title = clean_title(Path(str(name)).stem) or "upload"
-    return SourceInfo("upload", path, title, digest, clean_title(Path(str(name)).name), info.duration_s)
+    return SourceInfo(
+        "upload", path, title, digest, clean_title(Path(str(name)).name), info.duration_s
+    )
 
 
 # ---------------------------------------------------------------- links
@@ -182,12 +185,16 @@ def parse_link(text: str) -> Link:
             return _youtube(path[1], start)
         if path and path[0] == "playlist":
             raise _refuse("Playlists are not accepted; open one video and paste its link.")
-        raise _refuse("That YouTube link is not a single video (channels and pages are not accepted).")
+        raise _refuse(
+            "That YouTube link is not a single video (channels and pages are not accepted)."
+        )
     if host in SOUNDCLOUD_HOSTS:
         if len(path) >= 2 and path[1] == "sets":
             raise _refuse("SoundCloud sets (playlists) are not accepted; paste one track's link.")
         if len(path) != 2 or path[1] in _SC_RESERVED or path[0] in _SC_RESERVED:
-            raise _refuse("That SoundCloud link is not a single track (user pages are not accepted).")
+            raise _refuse(
+                "That SoundCloud link is not a single track (user pages are not accepted)."
+            )
         if not all(_SC_PART.fullmatch(p) for p in path):
             raise _refuse("That SoundCloud link has unexpected characters.")
         key = f"{path[0]}/{path[1]}"
@@ -225,7 +232,9 @@ def check_info(info: dict[str, Any], policy: UrlPolicy, max_duration_s: float) -
         raise _refuse("Playlists are not accepted; paste the link of a single video or track.")
     key = str(info.get("extractor_key") or "")
     if key not in policy.allowed_extractors:
-        raise _refuse(f"This link is handled by yt-dlp's '{key or 'unknown'}' extractor, which is not allowed.")
+        raise _refuse(
+            f"This link is handled by yt-dlp's '{key or 'unknown'}' extractor, which is not allowed."
+        )
     if info.get("is_live") or info.get("live_status") in ("is_live", "is_upcoming"):
         raise SourceError("Live streams are not accepted: wait until the broadcast has ended.")
     duration = info.get("duration")
@@ -361,7 +370,9 @@ def resolve_source(
     if Path(source).exists():
         return from_path(source)
     if looks_like_url(source):
-        return from_url(source, workdir, max_duration_s=max_duration_s, progress=progress, policy=policy)
+        return from_url(
+            source, workdir, max_duration_s=max_duration_s, progress=progress, policy=policy
+        )
     raise SourceError(
         f"No such file: '{source}'. Give a path to an audio file, or a YouTube/SoundCloud link."
     )

@@ -23,7 +23,9 @@ def model_cache(tmp_path_factory: pytest.TempPathFactory):
     """A generated OpenFLAM v1-base checkpoint (random weights, 2-layer text encoder)."""
     from sonotag_core.random_checkpoint import build_random_checkpoint
 
-    return build_random_checkpoint(tmp_path_factory.mktemp("hf") / "hub", text_layers=2, vocab_size=1000)
+    return build_random_checkpoint(
+        tmp_path_factory.mktemp("hf") / "hub", text_layers=2, vocab_size=1000
+    )
 
 
 @pytest.fixture(scope="session")

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
 from audiogen import make_audio
+
 from sonotag_core.cli import main
 
 SONOTAG = str(Path(sys.executable).parent / "sonotag")
@@ -36,12 +36,17 @@ def test_five_minute_file_writes_every_format(tmp_path, cli_env):
     out = tmp_path / "out"
     proc = subprocess.run(
         [SONOTAG, "analyze", str(clip), "--labels", FIVE_LABELS, "--format", "all", "-o", str(out)],
-        env=cli_env, capture_output=True, text=True, timeout=600,
+        env=cli_env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr
     assert "5 label(s)" in proc.stderr and "30 window(s)" in proc.stderr
-    files = {p.suffix if not p.name.endswith(".frames.csv") else ".frames.csv": p for p in out.iterdir()}
+    files = {
+        p.suffix if not p.name.endswith(".frames.csv") else ".frames.csv": p for p in out.iterdir()
+    }
     assert len(list(out.iterdir())) == 6, sorted(p.name for p in out.iterdir())
 
     doc = json.loads(next(out.glob("*.json")).read_text())
@@ -49,7 +54,9 @@ def test_five_minute_file_writes_every_format(tmp_path, cli_env):
     assert doc["negatives"] == ["music"]
     assert len(doc["frame_times_s"]) == 960 and doc["frame_times_s"][1] == 0.3125
     assert [len(row) for row in doc["probabilities"]] == [960] * 5
-    assert doc["model"]["name"] == "openflam-v1-base" and len(doc["model"]["checkpoint_sha256"]) == 64
+    assert (
+        doc["model"]["name"] == "openflam-v1-base" and len(doc["model"]["checkpoint_sha256"]) == 64
+    )
     assert doc["source"]["file_name"] == "five.mp3"
 
     frames = pd.read_csv(files[".frames.csv"])
@@ -66,7 +73,13 @@ def test_five_minute_file_writes_every_format(tmp_path, cli_env):
     assert list(dcase.columns) == ["filename", "onset", "offset", "event_label"]
     assert len(dcase) == len(events) and set(dcase.filename) <= {"five.mp3"}
     raven = (out / "five.Table.1.selections.txt").read_text().splitlines()
-    assert raven[0].split("\t")[:5] == ["Selection", "View", "Channel", "Begin Time (s)", "End Time (s)"]
+    assert raven[0].split("\t")[:5] == [
+        "Selection",
+        "View",
+        "Channel",
+        "Begin Time (s)",
+        "End Time (s)",
+    ]
     assert len(raven) == len(events) + 1
 
 
@@ -102,7 +115,11 @@ def test_bad_files_fail_cleanly(tmp_path, cli, capsys):
     empty.write_bytes(b"")
     text = tmp_path / "notes.wav"
     text.write_text("this is not audio\n" * 50)
-    for path, fragment in [(empty, "empty"), (text, "notes.wav"), (tmp_path / "missing.mp3", "missing.mp3")]:
+    for path, fragment in [
+        (empty, "empty"),
+        (text, "notes.wav"),
+        (tmp_path / "missing.mp3", "missing.mp3"),
+    ]:
         assert cli("analyze", str(path), "--labels", "siren") == 1
         err = capsys.readouterr().err
         assert err.startswith("sonotag: error: ") and fragment in err and "Traceback" not in err
@@ -131,6 +148,11 @@ def test_bad_options(tmp_path, cli, capsys):
 def test_missing_weights_console_script(tmp_path, cli_env):
     clip = make_audio(tmp_path / "c.wav", 2.0)
     env = dict(cli_env, SONOTAG_MODEL_DIR=str(tmp_path / "no-model"))
-    proc = subprocess.run([SONOTAG, "analyze", str(clip), "--labels", "siren"], env=env, capture_output=True, text=True)
+    proc = subprocess.run(
+        [SONOTAG, "analyze", str(clip), "--labels", "siren"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 1
     assert "sonotag fetch-model" in proc.stderr and "Traceback" not in proc.stderr

@@ -72,8 +72,12 @@ def test_streaming_memory_does_not_grow_with_duration(tmp_path: Path) -> None:
     )
     peaks = {}
     for minutes in (1, 20):
-        path = make_audio(tmp_path / f"m{minutes}.flac", minutes * 60.0, kind="noise", sample_rate=16_000)
-        out = subprocess.run([sys.executable, "-c", script, str(path)], capture_output=True, text=True, check=True)
+        path = make_audio(
+            tmp_path / f"m{minutes}.flac", minutes * 60.0, kind="noise", sample_rate=16_000
+        )
+        out = subprocess.run(
+            [sys.executable, "-c", script, str(path)], capture_output=True, text=True, check=True
+        )
         n, rss_kb = map(int, out.stdout.split())
         assert n == minutes * 60 * SAMPLE_RATE
         peaks[minutes] = rss_kb / 1024
@@ -163,7 +167,9 @@ def test_crafted_playlist_cannot_read_local_files_or_urls(tmp_path: Path) -> Non
     )
     for name in ("evil.m3u8", "evil.wav", "evil.mp3"):
         (tmp_path / name).write_text(playlist)
-    (tmp_path / "concat.wav").write_text(f"ffconcat version 1.0\nfile '{secret}'\nfile '/etc/passwd'\n")
+    (tmp_path / "concat.wav").write_text(
+        f"ffconcat version 1.0\nfile '{secret}'\nfile '/etc/passwd'\n"
+    )
     for name in ("evil.m3u8", "evil.wav", "evil.mp3", "concat.wav"):
         with pytest.raises(DecodeError, match="could not be read as audio"):
             decode.decode_all(tmp_path / name)

@@ -65,7 +65,9 @@ def test_dtypes() -> None:
     for col in ("onset_s", "offset_s", "peak", "mean"):
         assert ev[col].dtype == np.float64
     assert pd.api.types.is_string_dtype(ev["label"])
-    assert ev["label"].dtype == detect_events(timeline({"dog": [0.0]}), EventParams())["label"].dtype
+    assert (
+        ev["label"].dtype == detect_events(timeline({"dog": [0.0]}), EventParams())["label"].dtype
+    )
 
 
 @pytest.mark.parametrize(
@@ -355,7 +357,12 @@ def cases(draw: st.DrawFn) -> tuple[Timeline, EventParams]:
     n_labels = draw(st.integers(1, 4))
     n_frames = draw(st.integers(0, 50))
     labels = draw(
-        st.lists(st.sampled_from(["b", "a", "dog", "café", "C", "z z"]), min_size=n_labels, max_size=n_labels, unique=True)
+        st.lists(
+            st.sampled_from(["b", "a", "dog", "café", "C", "z z"]),
+            min_size=n_labels,
+            max_size=n_labels,
+            unique=True,
+        )
     )
     if draw(st.booleans()):
         values = st.sampled_from(LEVELS)  # ties with thresholds and long runs
@@ -371,7 +378,9 @@ def cases(draw: st.DrawFn) -> tuple[Timeline, EventParams]:
     threshold_values = st.sampled_from([0.1, 0.3, 0.5, 0.7, 0.9]) | st.floats(0.01, 0.99)
     params = EventParams(
         threshold=draw(threshold_values),
-        label_thresholds=draw(st.dictionaries(st.sampled_from(labels), threshold_values, max_size=2)),
+        label_thresholds=draw(
+            st.dictionaries(st.sampled_from(labels), threshold_values, max_size=2)
+        ),
         median_frames=draw(st.sampled_from([1, 1, 3, 5])),
         fill_gap_s=draw(st.sampled_from([0.0, 0.32, 0.625, 0.7, 2.0])),
         min_event_s=draw(st.sampled_from([0.0, 0.2, 0.3125, 0.5, 1.0])),

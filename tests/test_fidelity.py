@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
 from audiogen import make_audio
+
 from sonotag_core import decode
 from sonotag_core.analysis import embed_file, score
 from sonotag_core.labels import LabelSet
@@ -19,7 +19,9 @@ from sonotag_core.scoring import frame_probabilities
 from sonotag_core.timeline import assemble
 from sonotag_core.windows import FRAME_SAMPLES, WINDOW_SAMPLES, hop_samples, tile
 
-LABELS = LabelSet(("dog barking", "siren", "applause and cheering", "a man speaking"), frozenset({"siren"}))
+LABELS = LabelSet(
+    ("dog barking", "siren", "applause and cheering", "a man speaking"), frozenset({"siren"})
+)
 TOL = 1e-5
 
 
@@ -46,10 +48,18 @@ def _reference_maps(reference, windows: np.ndarray, labels: list[str]) -> np.nda
 
 @pytest.mark.parametrize(
     ("seconds", "hop_s", "kind"),
-    [(3.3, 10.0, "mix"), (10.0, 10.0, "noise"), (37.3, 10.0, "mix"), (37.3, 5.0, "mix"), (23.0, 5.0, "noise")],
+    [
+        (3.3, 10.0, "mix"),
+        (10.0, 10.0, "noise"),
+        (37.3, 10.0, "mix"),
+        (37.3, 5.0, "mix"),
+        (23.0, 5.0, "noise"),
+    ],
     ids=["short-3.3s", "exactly-10s", "37.3s", "37.3s-hop5", "23s-hop5"],
 )
-def test_fast_path_matches_openflam_reference(tmp_path, model, reference, text_cache, settings, seconds, hop_s, kind):
+def test_fast_path_matches_openflam_reference(
+    tmp_path, model, reference, text_cache, settings, seconds, hop_s, kind
+):
     path = make_audio(tmp_path / f"clip_{seconds}.flac", seconds, kind=kind, freq=660)
     emb = embed_file(model, path, hop_s=hop_s, settings=settings)
     audio = decode.decode_all(path)
@@ -88,7 +98,9 @@ def test_single_label_works(model, reference, text_cache):
     one = frame_probabilities(feats, text_cache.encode(["siren"]))
     two = frame_probabilities(feats, text_cache.encode(["siren", "dog barking"]))
     np.testing.assert_allclose(one[:, 0], two[:, 0], rtol=0, atol=1e-6)
-    expected = reference.get_local_similarity(torch.from_numpy(x), ["siren", "dog barking"], cross_product=True)
+    expected = reference.get_local_similarity(
+        torch.from_numpy(x), ["siren", "dog barking"], cross_product=True
+    )
     np.testing.assert_allclose(one[:, 0], expected.numpy()[:, 0], rtol=0, atol=TOL)
 
 

@@ -16,7 +16,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_parse_labels_splits_negatives_and_dedupes():
-    ls = parse_labels("dog barking; siren\n-music ;  dog   barking;;\t", max_labels=10, max_chars=50)
+    ls = parse_labels(
+        "dog barking; siren\n-music ;  dog   barking;;\t", max_labels=10, max_chars=50
+    )
     assert ls.labels == ("dog barking", "siren", "music")
     assert ls.negatives == {"music"}
     assert ls.positives == ("dog barking", "siren")
@@ -30,7 +32,12 @@ def test_negative_by_option_and_control_chars():
 
 @pytest.mark.parametrize(
     ("text", "message"),
-    [("", "at least one label"), (" ; \n -", "at least one label"), ("a" * 101, "100"), (";".join(f"l{i}" for i in range(33)), "limit is 32")],
+    [
+        ("", "at least one label"),
+        (" ; \n -", "at least one label"),
+        ("a" * 101, "100"),
+        (";".join(f"l{i}" for i in range(33)), "limit is 32"),
+    ],
 )
 def test_label_limits(text, message):
     with pytest.raises(LimitError, match=message):
@@ -43,11 +50,15 @@ def test_every_setting_is_documented_in_the_readme():
     readme = (ROOT / "README.md").read_text()
     block = re.search(r"<!-- settings-table -->\n(.*?)\n<!-- /settings-table -->", readme, re.S)
     assert block, "README lacks the settings table markers"
-    assert block.group(1).strip() == settings_table_markdown().strip(), "regenerate with `sonotag settings`"
+    assert block.group(1).strip() == settings_table_markdown().strip(), (
+        "regenerate with `sonotag settings`"
+    )
 
 
 def test_settings_from_env_and_errors():
-    s = Settings.from_env({"SONOTAG_HOP_S": "5", "SONOTAG_THREADS": "1", "SONOTAG_MAX_DURATION_S": "60"})
+    s = Settings.from_env(
+        {"SONOTAG_HOP_S": "5", "SONOTAG_THREADS": "1", "SONOTAG_MAX_DURATION_S": "60"}
+    )
     assert (s.hop_s, s.threads, s.max_duration_s) == (5.0, 1, 60.0)
     with pytest.raises(LimitError, match="SONOTAG_BATCH_SIZE"):
         Settings.from_env({"SONOTAG_BATCH_SIZE": "many"})

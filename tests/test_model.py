@@ -45,7 +45,9 @@ def test_local_checkpoint_override(tmp_path, settings, model, model_cache):
     shutil.copyfile(model_cache.checkpoint_path, local)
     m = load_model(settings.with_(checkpoint=str(local)))
     assert m.checkpoint_path == local
-    assert m.info.checkpoint_sha256 == model.info.checkpoint_sha256  # hashed, not read from a blob name
+    assert (
+        m.info.checkpoint_sha256 == model.info.checkpoint_sha256
+    )  # hashed, not read from a blob name
     x = torch.zeros(1, 480_000)
     with torch.inference_mode():
         np.testing.assert_array_equal(
@@ -58,14 +60,22 @@ def test_missing_weights_say_what_to_do(tmp_path):
     with pytest.raises(ModelError) as info:
         load_model(empty)
     msg = str(info.value)
-    assert "sonotag fetch-model" in msg and "SONOTAG_MODEL_DIR" in msg and str(tmp_path / "empty") in msg
+    assert (
+        "sonotag fetch-model" in msg
+        and "SONOTAG_MODEL_DIR" in msg
+        and str(tmp_path / "empty") in msg
+    )
     assert "kechenadobe/OpenFLAM/open_flam_oct17.pth" in msg
 
 
 def test_missing_text_model_says_what_to_do(tmp_path, model_cache):
     """Checkpoint present, roberta-base missing: still a clear ModelError."""
     cache = tmp_path / "hub"
-    shutil.copytree(model_cache.cache_dir / "models--kechenadobe--OpenFLAM", cache / "models--kechenadobe--OpenFLAM", symlinks=True)
+    shutil.copytree(
+        model_cache.cache_dir / "models--kechenadobe--OpenFLAM",
+        cache / "models--kechenadobe--OpenFLAM",
+        symlinks=True,
+    )
     s = Settings(model_dir=str(cache), data_dir=str(tmp_path)).validated()
     assert resolve_checkpoint(s).name == CHECKPOINT_FILE
     with pytest.raises(ModelError, match="roberta-base"):

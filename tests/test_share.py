@@ -5,7 +5,9 @@ from __future__ import annotations
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from hypothesis import given, settings as hsettings, strategies as st
+from hypothesis import given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 from sonotag_core.settings import Settings
 from sonotag_core.share import ViewState, from_query_params, share_url, to_query_params
@@ -62,20 +64,41 @@ def test_share_url_parses_back():
 @pytest.mark.parametrize(
     "params",
     [
-        {"thr": "abc"}, {"thr": "nan"}, {"thr": "5"}, {"hop": "7"}, {"med": "4"}, {"med": "2.5"},
-        {"t": "-3"}, {"t": "inf"}, {"view": "../../etc"}, {"ex": "../../etc/passwd"},
-        {"id": "../../x"}, {"src": "file:///etc/passwd"}, {"src": "http://127.0.0.1/"},
-        {"src": "https://vimeo.com/1"}, {"l": ["x" * 10_000]}, {"l": [f"s{i}" for i in range(500)]},
-        {"lt": "unknownlabel:0.3"}, {"lt": ["dog barking:2"]}, {"min": "1e9"}, {"gap": "-1"},
+        {"thr": "abc"},
+        {"thr": "nan"},
+        {"thr": "5"},
+        {"hop": "7"},
+        {"med": "4"},
+        {"med": "2.5"},
+        {"t": "-3"},
+        {"t": "inf"},
+        {"view": "../../etc"},
+        {"ex": "../../etc/passwd"},
+        {"id": "../../x"},
+        {"src": "file:///etc/passwd"},
+        {"src": "http://127.0.0.1/"},
+        {"src": "https://vimeo.com/1"},
+        {"l": ["x" * 10_000]},
+        {"l": [f"s{i}" for i in range(500)]},
+        {"lt": "unknownlabel:0.3"},
+        {"lt": ["dog barking:2"]},
+        {"min": "1e9"},
+        {"gap": "-1"},
         {"ex": "alarm-clock", "src": "https://youtu.be/dQw4w9WgXcQ"},
     ],
 )
 def test_hostile_params_warn_and_use_defaults(params):
     state, warnings = parse(params)
     assert warnings, params
-    assert 0 < state.threshold < 1 and state.hop_s in (10.0, 5.0) and state.view in ("timeline", "heatmap", "events", "scores")
+    assert (
+        0 < state.threshold < 1
+        and state.hop_s in (10.0, 5.0)
+        and state.view in ("timeline", "heatmap", "events", "scores")
+    )
     assert state.example in (None, *EXAMPLES) and (state.analysis is None)
-    assert len(state.labels) <= S.max_labels and all(len(x) <= S.max_label_chars for x in state.labels)
+    assert len(state.labels) <= S.max_labels and all(
+        len(x) <= S.max_label_chars for x in state.labels
+    )
     assert state.t is None or state.t >= 0
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import threading
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import pytest
 from audiogen import make_audio
@@ -64,7 +63,9 @@ def test_production_policy_refuses_before_any_request(media_server, tmp_path, li
     base, _, requests = media_server
     before = len(requests)
     with pytest.raises(SourceError):
-        sources.from_url(link.format(base=base), tmp_path, max_duration_s=60, policy=PRODUCTION_POLICY)
+        sources.from_url(
+            link.format(base=base), tmp_path, max_duration_s=60, policy=PRODUCTION_POLICY
+        )
     assert len(requests) == before
     assert not any(tmp_path.iterdir())
 
@@ -102,18 +103,28 @@ def test_duration_cap_from_metadata_before_download(media_server, tmp_path, monk
 def test_missing_media_is_a_clear_error(media_server, tmp_path):
     base, _, _ = media_server
     with pytest.raises(SourceError, match="(?i)not found|check it"):
-        sources.from_url(f"{base}/nothing-here.mp3", tmp_path, max_duration_s=60, policy=TEST_POLICY)
+        sources.from_url(
+            f"{base}/nothing-here.mp3", tmp_path, max_duration_s=60, policy=TEST_POLICY
+        )
 
 
 @pytest.mark.parametrize(
     ("info", "error", "match"),
     [
-        ({"_type": "playlist", "extractor_key": "YoutubeTab", "entries": []}, SourceError, "Playlists"),
+        (
+            {"_type": "playlist", "extractor_key": "YoutubeTab", "entries": []},
+            SourceError,
+            "Playlists",
+        ),
         ({"extractor_key": "YoutubeTab"}, SourceError, "not allowed"),
         ({"extractor_key": "Vimeo", "duration": 10}, SourceError, "not allowed"),
         ({"extractor_key": "Youtube", "is_live": True}, SourceError, "Live"),
         ({"extractor_key": "Youtube", "live_status": "is_upcoming"}, SourceError, "Live"),
-        ({"extractor_key": "Soundcloud", "duration": 4 * 3600}, LimitError, "SONOTAG_MAX_DURATION_S"),
+        (
+            {"extractor_key": "Soundcloud", "duration": 4 * 3600},
+            LimitError,
+            "SONOTAG_MAX_DURATION_S",
+        ),
         ({"extractor_key": "Generic", "duration": 5}, SourceError, "not allowed"),
         ({"extractor_key": "SoundcloudSet"}, SourceError, "not allowed"),
     ],

@@ -90,7 +90,11 @@ def test_assemble_averages_overlaps_and_stops_at_the_end(seconds, hop):
     np.testing.assert_allclose(tl.frame_times_s[:3], [0.0, 0.3125, 0.625])
     # brute-force expectation: mean over windows covering each frame
     for f in range(tl.n_frames):
-        vals = [maps[k, :, f - s // FRAME_SAMPLES] for k, s in enumerate(starts) if 0 <= f - s // FRAME_SAMPLES < 32]
+        vals = [
+            maps[k, :, f - s // FRAME_SAMPLES]
+            for k, s in enumerate(starts)
+            if 0 <= f - s // FRAME_SAMPLES < 32
+        ]
         np.testing.assert_allclose(tl.probabilities[:, f], np.mean(vals, axis=0), rtol=0, atol=1e-7)
 
 
