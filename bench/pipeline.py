@@ -46,6 +46,14 @@ LABELS = [
 
 
 def peak_rss_mb() -> float:
+    """Peak RSS of this process image (VmHWM). Not ru_maxrss: Linux carries that across
+    fork+exec, so a child would report its parent's peak."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 
@@ -156,7 +157,7 @@ def resolve(progress: ui_state.ProgressBar) -> sources.SourceInfo:
             link.url, workdir, max_duration_s=S.max_duration_s, progress=progress
         )
         memo.put(link.url, info)
-    return info
+    return dataclasses.replace(info, start_s=link.start_s)  # keep the link's &t=
 
 
 def run_analysis() -> None:
@@ -224,6 +225,8 @@ if report is not None:
     m[3].metric("Analysis time", f"{result.seconds:.1f} s")
 
     picked = st.session_state.get(ui_state.PICKED_T)
+    if picked is None and src.start_s:
+        picked = src.start_s  # a link's &t= is where playback starts
     start = int(picked) if picked is not None and 0 <= picked < tl.duration_s else 0
     st.audio(str(src.path), start_time=start, autoplay=picked is not None)
     st.caption(f"Playing from {start} s — click a chart or an event row to jump."

@@ -196,10 +196,6 @@ def _run_stats(
     """Max and mean of ``raw[row, start:end]`` for every run, without a Python loop."""
     n_labels, n_frames = raw.shape
     values = raw.astype(np.float64)
-    # mean from a cumulative sum with a leading zero column
-    csum = np.zeros((n_labels, n_frames + 1), dtype=np.float64)
-    np.cumsum(values, axis=1, out=csum[:, 1:])
-    mean = (csum[rows, ends] - csum[rows, starts]) / (ends - starts)
     # peak: reduceat over the flattened matrix, with one spare column per row so that a
     # run's end index (which may equal n_frames) stays inside the array. Indices are
     # interleaved start, end, start, end...; the even slots are the runs.
@@ -210,4 +206,8 @@ def _run_stats(
     bounds[0::2] = rows * width + starts
     bounds[1::2] = rows * width + ends
     peak = np.maximum.reduceat(flat.reshape(-1), bounds)[0::2]
+    # mean: the same segments summed (not a cumulative sum, where one NaN or inf frame
+    # anywhere before a run would turn that run's mean into NaN)
+    flat[:, n_frames] = 0.0
+    mean = np.add.reduceat(flat.reshape(-1), bounds)[0::2] / (ends - starts)
     return peak, mean

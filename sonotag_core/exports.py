@@ -64,6 +64,12 @@ def _clean_label(label: Any) -> str:
     return _LINE_BREAKS.sub(" ", str(label)).strip()
 
 
+def _csv_text(text: str) -> str:
+    """``csv`` quotes only the characters of its line terminator ("\\n"), so a bare CR would
+    end the row for every reader; CR and CRLF become LF, which is quoted and survives."""
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
 def _time(x: Any) -> str:
     """Seconds, plainly and exactly (shortest round-trip decimal, never ``1e-05``)."""
     return np.format_float_positional(float(x), trim="-")
@@ -102,7 +108,7 @@ def write_events_csv(report: Report, out: TextIO) -> None:
     w = csv.writer(out, lineterminator="\n")
     w.writerow(["label", "onset_s", "offset_s", "peak", "mean"])
     w.writerows(
-        (label, _time(on), _time(off), _prob(pk), _prob(mn))
+        (_csv_text(label), _time(on), _time(off), _prob(pk), _prob(mn))
         for label, on, off, pk, mn in _event_rows(report)
     )
 
@@ -117,7 +123,8 @@ def write_frames_csv(report: Report, out: TextIO) -> None:
     time_text = {t: _time(t) for t in tl.frame_times_s.tolist()}
     times = [time_text.get(t) or _time(t) for t in df["time_s"].tolist()]
     probs = [_prob(p) for p in df["probability"].tolist()]
-    w.writerows(zip(times, df["label"].astype(str).tolist(), probs, strict=True))
+    labels = [_csv_text(label) for label in df["label"].astype(str).tolist()]
+    w.writerows(zip(times, labels, probs, strict=True))
 
 
 def write_json(report: Report, out: TextIO) -> None:

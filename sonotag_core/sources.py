@@ -5,15 +5,21 @@ Links are checked twice before any media byte is fetched: :func:`parse_link` acc
 YouTube video and SoundCloud track URLs (no other hosts, IPs, ports, credentials or
 schemes), and after yt-dlp has read the page's metadata :func:`check_info` refuses
 playlists, live streams, extractors other than the allowed ones and media over the
-duration cap. Only then does yt-dlp download.
+duration cap, and (in production) media URLs that point at IP literals on this machine or
+a private network. Only then does yt-dlp download.
+
+Beyond this module's reach: HTTP redirects and DNS answers while yt-dlp fetches. Only the
+YouTube and SoundCloud extractors run in production, and they fetch their own hosts and CDNs.
 """
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import logging
 import re
 import unicodedata
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -67,8 +73,10 @@ class SourceInfo:
 def from_path(path: str | Path, *, title: str | None = None) -> SourceInfo:
     """A file on this machine (CLI, examples); ``title`` defaults to the file's stem."""
     p = Path(path)
-    if not p.is_file():
+    if not p.exists():
         raise SourceError(f"No such file: '{p}'. Give a path to an audio file, or a link.")
+    if not p.is_file():
+        raise SourceError(f"'{p}' is not a regular file (a folder?). Give a path to an audio file.")
     info = decode.probe(p)
     name = title or p.stem or p.name
     return SourceInfo("file", p, name, decode.sha256_file(p), p.name, info.duration_s)
@@ -85,8 +93,6 @@ def from_upload(data: bytes, name: str, workdir: Path) -> SourceInfo:
     name reaches a path except a filtered suffix."""
     if not data:
         raise DecodeError(f"'{clean_title(name)}' is empty (0 bytes). Choose the audio file again.")
-    import hashlib
-
     digest = hashlib.sha256(data).hexdigest()
     suffix = re.sub(r"[^a-z0-9]", "", Path(str(name)).suffix.lower())[:8]
     workdir = Path(workdir)
@@ -116,14 +122,22 @@ class Link:
     start_s: float = 0.0
 
 
+_URL_START = re.compile(
+    r"^(?:[A-Za-z][A-Za-z0-9+.-]*://"  # any scheme://
+    r"|(?:javascript|data|vbscript|blob|about):"  # schemes without //, refused later
+    r"|www\."
+    r"|(?:[A-Za-z0-9-]+\.)*(?:youtube\.com|youtu\.be|soundcloud\.com)(?:[/:?#]|$))",
+    re.I,
+)
+
+
 def looks_like_url(text: str) -> bool:
-    """True for anything that should be treated as a link rather than a local path."""
+    """True for what the CLI should treat as a link, so a typo in a link gets a link error
+    (what is accepted) rather than "no such file". An existing path is never a link."""
     t = str(text).strip()
-    if Path(t).exists():
+    if not t or Path(t).exists():
         return False
-    return bool(re.match(r"^[A-Za-z][A-Za-z0-9+.-]*:", t)) or bool(
-        re.match(r"^(www\.|m\.|music\.)?(youtube\.com|youtu\.be|soundcloud\.com)(/|$)", t, re.I)
-    )
+    return bool(_URL_START.match(t))
 
 
 def _refuse(why: str) -> SourceError:
@@ -191,14 +205,25 @@ def parse_link(text: str) -> Link:
     if host in SOUNDCLOUD_HOSTS:
         if len(path) >= 2 and path[1] == "sets":
             raise _refuse("SoundCloud sets (playlists) are not accepted; paste one track's link.")
-        if len(path) != 2 or path[1] in _SC_RESERVED or path[0] in _SC_RESERVED:
+        # artist/track, or artist/track/s-XXXX: a private track's share link (its secret token)
+        secret = len(path) == 3 and path[2].startswith("s-")
+        if len(path) not in (2, 3) or (len(path) == 3 and not secret):
+            raise _refuse(
+                "That SoundCloud link is not a single track (user pages are not accepted)."
+            )
+        if path[1] in _SC_RESERVED or path[0] in _SC_RESERVED:
             raise _refuse(
                 "That SoundCloud link is not a single track (user pages are not accepted)."
             )
         if not all(_SC_PART.fullmatch(p) for p in path):
             raise _refuse("That SoundCloud link has unexpected characters.")
         key = f"{path[0]}/{path[1]}"
-        return Link("soundcloud", f"https://soundcloud.com/{key}", key, start)
+        return Link("soundcloud", "https://soundcloud.com/" + "/".join(path), key, start)
+    if host == "on.soundcloud.com":
+        raise _refuse(
+            "Short on.soundcloud.com links are not accepted: open it in a browser and paste "
+            "the full track link it leads to."
+        )
     raise _refuse(f"Links to {host} are not supported.")
 
 
@@ -222,8 +247,44 @@ class UrlPolicy:
     allowed_extractors: tuple[str, ...] = ("Youtube", "Soundcloud")
     allow_any_host: bool = False
 
+    def __post_init__(self) -> None:
+        # the generic extractor fetches any URL: only ever together with the test switch
+        if not self.allow_any_host and any(e.lower() == "generic" for e in self.allowed_extractors):
+            raise ValueError("The 'Generic' extractor is allowed only with allow_any_host=True.")
+
 
 PRODUCTION_POLICY = UrlPolicy()
+
+
+def format_duration(seconds: float) -> str:
+    """Human duration for limit messages: "45 s", "12 min", "3 h", "4 h 05 min"."""
+    total = int(round(seconds))
+    if total < 60:
+        return f"{total} s"
+    hours, minutes = divmod(total // 60, 60)
+    if not hours:
+        return f"{minutes} min"
+    return f"{hours} h" if not minutes else f"{hours} h {minutes:02d} min"
+
+
+def _is_local_host(url: object) -> bool:
+    """True when a URL's host is this machine or a private/link-local/reserved IP literal."""
+    try:
+        host = (urlsplit(str(url)).hostname or "").lower().rstrip(".")
+    except ValueError:
+        return True  # unparseable: treat as unsafe
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return not ipaddress.ip_address(host).is_global
+    except ValueError:
+        return False  # a name, not an IP literal
+
+
+def _media_urls(info: dict[str, Any]) -> list[object]:
+    dicts = [info, *(info.get("requested_formats") or []), *(info.get("formats") or [])]
+    keys = ("url", "manifest_url", "fragment_base_url")
+    return [d[k] for d in dicts if isinstance(d, dict) for k in keys if d.get(k)]
 
 
 def check_info(info: dict[str, Any], policy: UrlPolicy, max_duration_s: float) -> None:
@@ -231,7 +292,9 @@ def check_info(info: dict[str, Any], policy: UrlPolicy, max_duration_s: float) -
     if info.get("_type") in ("playlist", "multi_video") or info.get("entries") is not None:
         raise _refuse("Playlists are not accepted; paste the link of a single video or track.")
     key = str(info.get("extractor_key") or "")
-    if key not in policy.allowed_extractors:
+    # exact (case-insensitive) match: "YoutubeTab" (channels, playlists) and "SoundcloudSet"
+    # share a prefix with the allowed extractors and must not pass
+    if key.lower() not in {e.lower() for e in policy.allowed_extractors}:
         raise _refuse(
             f"This link is handled by yt-dlp's '{key or 'unknown'}' extractor, which is not allowed."
         )
@@ -240,20 +303,36 @@ def check_info(info: dict[str, Any], policy: UrlPolicy, max_duration_s: float) -
     duration = info.get("duration")
     if isinstance(duration, (int, float)) and duration > max_duration_s:
         raise LimitError(
-            f"This media is {duration / 60:.0f} min long; the limit is {max_duration_s / 60:.0f} min "
-            "(SONOTAG_MAX_DURATION_S). Choose a shorter one or raise the limit."
+            f"This media is {format_duration(duration)} long; the limit is "
+            f"{format_duration(max_duration_s)} (SONOTAG_MAX_DURATION_S). "
+            "Choose a shorter one, or raise the limit."
+        )
+    if not policy.allow_any_host and any(_is_local_host(u) for u in _media_urls(info)):
+        raise SourceError(
+            "The site pointed the download at this machine or a private network; refused."
         )
 
 
 _ERRORS = (
+    (("did not get any data blocks", "downloaded file is empty"),
+     "The download was empty: the site sent no audio data. Try again later or another link."),
     (("private video",), "This video is private; only public media can be analysed."),
     (("unsupported url", "no suitable extractor"), "This link is not a YouTube video or SoundCloud track page."),
+    (("confirm your age", "age-restricted", "age restricted", "inappropriate for some users"),
+     "YouTube asks for a signed-in account to confirm age for this video, and SonoTag does "
+     "not sign in. Download the audio yourself and upload the file instead."),
     (("not a bot", "confirm you", "sign in", "cookies"),
      "YouTube is asking this server to prove it is not a bot, so the audio cannot be "
-     "downloaded right now. Download the audio yourself and upload the file, or try later."),
-    (("unavailable", "removed", "not available", "blocked", "copyright", "terminated"),
+     "downloaded right now. Download the audio yourself and upload the file, or try later "
+     "or a different link."),
+    (("requested format is not available", "no video formats", "no formats found"),
+     "The site offered no downloadable audio for this link; try a different link."),
+    (("members-only", "join this channel"),
+     "This video is for channel members only; only public media can be analysed."),
+    (("unavailable", "removed", "not available", "in your country", "geo restrict", "blocked",
+      "copyright", "terminated"),
      "This media is unavailable (removed, blocked or region-restricted)."),
-    (("404", "not found"), "Nothing was found at this link; check it for typos."),
+    (("404", "not found"), "Not found: nothing is at this link; check it for typos."),
     (("unable to download webpage", "timed out", "urlopen error", "connection", "resolve",
       "network"), "Could not reach the site; check the connection and try again."),
 )  # fmt: skip
@@ -270,7 +349,10 @@ def download_error_message(url: str, detail: str) -> str:
 
 
 class _Logger:
-    """Collect yt-dlp's messages instead of printing them (they go to our log)."""
+    """Collect yt-dlp's warnings and errors instead of printing them; all go to our log."""
+
+    def __init__(self) -> None:
+        self.messages: list[str] = []
 
     def debug(self, msg: str) -> None:
         log.debug("yt-dlp: %s", msg)
@@ -278,10 +360,41 @@ class _Logger:
     info = debug
 
     def warning(self, msg: str) -> None:
+        self.messages = [*self.messages[-19:], msg]
         log.info("yt-dlp warning: %s", msg)
 
     def error(self, msg: str) -> None:
+        self.messages = [*self.messages[-19:], msg]
         log.info("yt-dlp error: %s", msg)
+
+
+def ydl_options(
+    workdir: Path, policy: UrlPolicy, hook: Callable[[dict[str, Any]], None]
+) -> dict[str, Any]:
+    """yt-dlp options: only the policy's extractors load, one item, best audio, quiet.
+
+    yt-dlp matches ``allowed_extractors`` as regexes against lower-case ``IE_NAME``s
+    ("youtube", "soundcloud", "generic"); anchoring keeps "youtube:tab" and "soundcloud:set"
+    out. No cookies, no config files (the Python API reads none), no cache dir.
+    """
+    return {
+        "allowed_extractors": [f"^{re.escape(e.lower())}$" for e in policy.allowed_extractors],
+        "noplaylist": True,
+        "format": "bestaudio/best",
+        "outtmpl": str(Path(workdir) / "%(extractor_key)s-%(id)s.%(ext)s"),
+        "restrictfilenames": True,
+        "quiet": True,
+        "no_warnings": True,
+        "noprogress": True,
+        "logger": _Logger(),
+        "progress_hooks": [hook],
+        "socket_timeout": 20,
+        "retries": 2,
+        "fragment_retries": 2,
+        "extractor_retries": 1,
+        "overwrites": True,
+        "cachedir": False,
+    }
 
 
 def from_url(
@@ -309,23 +422,7 @@ def from_url(
             progress(Progress("download", float(done), float(total) if total else None, "bytes",
                               "Downloading audio"))  # fmt: skip
 
-    opts = {
-        "allowed_extractors": [f"^{re.escape(e.lower())}$" for e in policy.allowed_extractors],
-        "noplaylist": True,
-        "format": "bestaudio/best",
-        "outtmpl": str(workdir / "%(extractor_key)s-%(id)s.%(ext)s"),
-        "restrictfilenames": True,
-        "quiet": True,
-        "no_warnings": True,
-        "noprogress": True,
-        "logger": _Logger(),
-        "progress_hooks": [hook],
-        "socket_timeout": 20,
-        "retries": 2,
-        "fragment_retries": 2,
-        "overwrites": True,
-        "cachedir": False,
-    }
+    opts = ydl_options(workdir, policy, hook)
     try:
         with yt_dlp.YoutubeDL(opts) as ydl:
             info = ydl.extract_info(url, download=False)
@@ -341,8 +438,10 @@ def from_url(
     except Exception as exc:  # yt-dlp raises many types; the user needs one message
         log.exception("download crashed for %s", url)
         raise SourceError(download_error_message(url, f"{type(exc).__name__}: {exc}")) from None
+    if path.resolve().parent != workdir.resolve():
+        raise SourceError(f"The download from {url} was written outside its folder; refused.")
     if not path.is_file() or path.stat().st_size == 0:
-        raise SourceError(f"The download from {url} produced no audio file.")
+        raise SourceError(f"The download from {url} produced no audio file (empty download).")
     probe = decode.probe(path)
     return SourceInfo(
         kind="url",

@@ -2,109 +2,360 @@
 
 from __future__ import annotations
 
-from urllib.parse import parse_qs, urlsplit
+from dataclasses import replace
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 from hypothesis import given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
+from sonotag_core.events import EventParams
+from sonotag_core.labels import parse_labels
+from sonotag_core.presets import PRESETS, preset_text
 from sonotag_core.settings import Settings
-from sonotag_core.share import ViewState, from_query_params, share_url, to_query_params
+from sonotag_core.share import (
+    DEFAULT_LABELS,
+    PARAMS,
+    VIEWS,
+    ViewState,
+    default_state,
+    from_query_params,
+    share_url,
+    to_query_params,
+)
 
 S = Settings().validated()
+D = default_state(S)
 EXAMPLES = {"alarm-clock", "siren-street"}
+YT = "https://www.youtube.com/watch?v=dQw4w9WgXcQ"
+SC = "https://soundcloud.com/artist/track"
 
 
-def parse(params):
-    return from_query_params(params, settings=S, example_ids=EXAMPLES)
+def parse(params, settings=S):
+    return from_query_params(params, settings=settings, example_ids=EXAMPLES)
 
 
-label = st.text(
-    alphabet=st.characters(blacklist_categories=("C", "Z"), blacklist_characters=";-"),
-    min_size=1, max_size=20,
-)  # fmt: skip
+def assert_valid(state: ViewState, settings: Settings = S) -> None:
+    """What the page relies on: every field usable as-is, whatever the link said."""
+    assert sum(x is not None for x in (state.link, state.example, state.analysis)) <= 1
+    assert state.example in (None, *EXAMPLES)
+    assert state.link in (None, YT, SC) or state.link.startswith(
+        ("https://www.youtube.com/watch?v=", "https://soundcloud.com/")
+    )
+    assert state.analysis is None or (
+        8 <= len(state.analysis) <= 64 and set(state.analysis) <= set("0123456789abcdef")
+    )
+    parsed = parse_labels(
+        ["-" + x if x in state.negatives else x for x in state.labels],
+        max_labels=settings.max_labels,
+        max_chars=settings.max_label_chars,
+    )
+    assert parsed.labels == state.labels and parsed.negatives == state.negatives
+    assert set(state.label_thresholds) <= set(parsed.positives)
+    assert 0.01 <= state.threshold <= 0.99
+    assert all(0.01 <= v <= 0.99 for v in state.label_thresholds.values())
+    assert state.hop_s in (10.0, 5.0)
+    assert state.median_frames in (1, 3, 5, 7, 9, 11, 13, 15)
+    assert 0 <= state.min_event_s <= 60 and 0 <= state.fill_gap_s <= 10
+    assert state.view in VIEWS
+    assert state.t is None or 0 <= state.t <= settings.max_duration_s
+    EventParams.from_settings(
+        settings,
+        threshold=state.threshold,
+        label_thresholds=state.label_thresholds,
+        median_frames=state.median_frames,
+        fill_gap_s=state.fill_gap_s,
+        min_event_s=state.min_event_s,
+    )
 
 
-@hsettings(max_examples=150, deadline=None)
-@given(
-    labels=st.lists(label, min_size=1, max_size=8, unique=True),
-    neg_mask=st.lists(st.booleans(), min_size=8, max_size=8),
-    thr=st.integers(1, 99),
-    hop=st.sampled_from([10.0, 5.0]),
-    med=st.sampled_from([1, 3, 5, 15]),
-    view=st.sampled_from(["timeline", "heatmap", "events", "scores"]),
-    t=st.one_of(st.none(), st.integers(0, 100000).map(lambda x: x / 100)),
-    example=st.sampled_from([None, "alarm-clock"]),
+# ---------------------------------------------------------------- round trip
+
+word = st.text(
+    alphabet=st.characters(exclude_categories=("C", "Z"), exclude_characters=";"),
+    min_size=1,
+    max_size=12,
 )
-def test_round_trip(labels, neg_mask, thr, hop, med, view, t, example):
-    negatives = frozenset(x for x, n in zip(labels, neg_mask, strict=False) if n)
-    lt = {labels[0]: 0.25} if labels[0] not in negatives else {}
-    state = ViewState(example=example, labels=tuple(labels), negatives=negatives, threshold=thr / 100,
-                      label_thresholds=lt, hop_s=hop, median_frames=med, view=view, t=t)  # fmt: skip
-    back, warnings = parse(to_query_params(state, settings=S))
-    assert warnings == []
-    assert back == state
+label = st.one_of(
+    st.lists(word, min_size=1, max_size=4)
+    .map(" ".join)
+    .filter(lambda x: not x.startswith("-") and len(x) <= S.max_label_chars),
+    st.sampled_from(
+        ["a: b", "x:0.3", "ends with:", ":", "café au lait", "狗 叫", "C++ & 50% = #1?", "a-b"]
+    ),
+)
+micro = st.integers(0, 10**6)  # values with at most 6 decimals, as the URL keeps them
 
 
-def test_defaults_give_an_empty_query_and_short_links():
-    state, warnings = parse({})
-    assert warnings == [] and to_query_params(state, settings=S) == {}
-    assert share_url("http://host/", state, settings=S) == "http://host/"
+@st.composite
+def view_states(draw):
+    labels = draw(st.lists(label, min_size=1, max_size=S.max_labels, unique=True))
+    negatives = frozenset(x for x in labels if draw(st.booleans()))
+    positives = [x for x in labels if x not in negatives]
+    lt_labels = draw(st.lists(st.sampled_from(positives), unique=True)) if positives else []
+    source = draw(st.sampled_from(["none", "example", "youtube", "soundcloud", "analysis"]))
+    return ViewState(
+        link={"youtube": YT, "soundcloud": SC}.get(source),
+        example="alarm-clock" if source == "example" else None,
+        analysis=draw(st.from_regex(r"[0-9a-f]{8,64}", fullmatch=True))
+        if source == "analysis"
+        else None,
+        labels=tuple(labels),
+        negatives=negatives,
+        threshold=draw(st.integers(10_000, 990_000)) / 1e6,
+        label_thresholds={x: draw(st.integers(1, 99)) / 100 for x in lt_labels},
+        hop_s=draw(st.sampled_from([10.0, 5.0])),
+        median_frames=draw(st.sampled_from(range(1, 16, 2))),
+        min_event_s=draw(st.integers(0, 60 * 10**6)) / 1e6,
+        fill_gap_s=draw(st.integers(0, 10 * 10**6)) / 1e6,
+        view=draw(st.sampled_from(VIEWS)),
+        t=draw(st.one_of(st.none(), st.integers(0, int(S.max_duration_s) * 100).map(lambda x: x / 100))),
+    )  # fmt: skip
 
 
-def test_share_url_parses_back():
-    state = ViewState(link="https://www.youtube.com/watch?v=dQw4w9WgXcQ", labels=("a: b", "café", "x"),
-                      negatives=frozenset({"x"}), label_thresholds={"a: b": 0.3}, t=12.34)  # fmt: skip
+@hsettings(max_examples=300, deadline=None)
+@given(state=view_states())
+def test_round_trip(state):
+    assert_valid(state)
+    params = to_query_params(state, settings=S)
+    assert parse(params) == (state, [])
+    # the same through a real URL: urlencode(doseq) on the way out, parse_qs on the way in
     url = share_url("http://127.0.0.1:8501/", state, settings=S)
-    back, warnings = parse(parse_qs(urlsplit(url).query))
-    assert warnings == [] and back == state
+    assert parse(parse_qs(urlsplit(url).query)) == (state, [])
 
 
 @pytest.mark.parametrize(
-    "params",
+    "state",
     [
-        {"thr": "abc"},
-        {"thr": "nan"},
-        {"thr": "5"},
-        {"hop": "7"},
-        {"med": "4"},
-        {"med": "2.5"},
-        {"t": "-3"},
-        {"t": "inf"},
-        {"view": "../../etc"},
-        {"ex": "../../etc/passwd"},
-        {"id": "../../x"},
-        {"src": "file:///etc/passwd"},
-        {"src": "http://127.0.0.1/"},
-        {"src": "https://vimeo.com/1"},
-        {"l": ["x" * 10_000]},
-        {"l": [f"s{i}" for i in range(500)]},
-        {"lt": "unknownlabel:0.3"},
-        {"lt": ["dog barking:2"]},
-        {"min": "1e9"},
-        {"gap": "-1"},
-        {"ex": "alarm-clock", "src": "https://youtu.be/dQw4w9WgXcQ"},
+        ViewState(link=YT, labels=("a: b", "café", "x"), negatives=frozenset({"x"}),
+                  label_thresholds={"a: b": 0.3}, t=12.34),
+        ViewState(labels=("x:0.3", "k:"), label_thresholds={"x:0.3": 0.7, "k:": 0.01}),
+        ViewState(example="siren-street", labels=("C++ & 50% = #1?", "a+b", "é/ü?"), view="scores"),
+        ViewState(analysis="0123abcd", hop_s=5.0, median_frames=15, min_event_s=60.0,
+                  fill_gap_s=0.0, t=0.0),
+        ViewState(labels=DEFAULT_LABELS, negatives=frozenset({"siren"})),
     ],
-)
-def test_hostile_params_warn_and_use_defaults(params):
+)  # fmt: skip
+def test_round_trip_explicit(state):
+    params = to_query_params(state, settings=S)
+    assert parse(params) == (state, [])
+    url = share_url("http://127.0.0.1:8501/", state, settings=S)
+    assert parse(parse_qs(urlsplit(url).query)) == (state, [])
+
+
+def test_defaults_give_an_empty_query_and_the_bare_base_url():
+    state, warnings = parse({})
+    assert state == D and warnings == []
+    assert to_query_params(state, settings=S) == {}
+    assert share_url("http://host/", state, settings=S) == "http://host/"
+    # defaults come from Settings, and a default value is still left out
+    custom = Settings(threshold=0.3, hop_s=5.0, median_frames=3).validated()
+    state, warnings = from_query_params({}, settings=custom, example_ids=EXAMPLES)
+    assert (state.threshold, state.hop_s, state.median_frames) == (0.3, 5.0, 3) and not warnings
+    assert to_query_params(state, settings=custom) == {}
+    assert to_query_params(replace(state, hop_s=10.0), settings=custom) == {"hop": "10"}
+
+
+def test_only_changed_values_are_written_compactly():
+    state = replace(D, threshold=0.1 + 0.2, median_frames=3, hop_s=5.0, view="heatmap",
+                    min_event_s=0.35000000000000003, t=12.345678)  # fmt: skip
+    assert to_query_params(state, settings=S) == {
+        "thr": "0.3",
+        "med": "3",
+        "hop": "5",
+        "min": "0.35",
+        "view": "heatmap",
+        "t": "12.35",
+    }
+    assert to_query_params(replace(D, t=0.0), settings=S) == {"t": "0"}
+    assert to_query_params(replace(D, labels=("siren",)), settings=S) == {"l": ["siren"]}
+    url = share_url(
+        "http://h/", replace(D, labels=("a b", "-x"), example="alarm-clock"), settings=S
+    )
+    assert url == "http://h/?ex=alarm-clock&l=a+b&l=-x"
+
+
+def test_any_parsed_link_reparses_to_itself():
+    """Values are rounded as they are read, so a hand-edited link is stable after one pass."""
+    state, warnings = parse({"thr": "0.123456789", "t": "1.239", "min": "0.0000001"})
+    assert warnings == [] and (state.threshold, state.t, state.min_event_s) == (0.123457, 1.24, 0)
+    assert parse(to_query_params(state, settings=S)) == (state, [])
+
+
+# ---------------------------------------------------------------- hostile params
+
+
+HOSTILE_SINGLE = [
+    {"thr": "abc"},
+    {"thr": "nan"},
+    {"thr": "NaN"},
+    {"thr": "5"},
+    {"thr": "0"},
+    {"thr": "-0.5"},
+    {"thr": "0x1p-2"},
+    {"thr": "1_0"},
+    {"thr": "٠.٥"},  # Arabic-Indic digits: float() would accept them
+    {"thr": ""},
+    {"hop": "7"},
+    {"hop": "inf"},
+    {"med": "4"},
+    {"med": "2.5"},
+    {"med": "17"},
+    {"med": "1e400"},
+    {"min": "1e9"},
+    {"gap": "-1"},
+    {"t": "-3"},
+    {"t": "inf"},
+    {"t": "1e999"},
+    {"t": "12:30"},
+    {"view": "../../etc"},
+    {"view": "[click me](https://evil.example)"},
+    {"ex": "../../etc/passwd"},
+    {"ex": "alarm-clock/../../x"},
+    {"id": "../../x"},
+    {"id": "ABCDEF12"},
+    {"id": "abc"},
+    {"id": "a" * 65},
+    {"src": "file:///etc/passwd"},
+    {"src": "http://127.0.0.1/"},
+    {"src": "http://localhost:8501/"},
+    {"src": "https://vimeo.com/1"},
+    {"src": "https://[x"},  # urlsplit raises ValueError inside parse_link
+    {"src": "https://:red[hi].com/"},
+    {"src": "https://**bold**.com/$x$"},
+    {"src": "javascript:alert(1)"},
+    {"src": "; rm -rf / #"},
+    {"l": ["x" * 10_000]},
+    {"l": ""},
+    {"l": ["-", " ; ;", "\x00\x01"]},
+    {"lt": "unknownlabel:0.3"},
+    {"lt": ["dog barking:2"]},
+    {"lt": "dog barking"},
+    {"lt": "dog barking:nan"},
+    {"lt": ["x" * 3000 + ":0.3"]},
+    {"thr": "0.3" * 1000},
+]
+
+
+@pytest.mark.parametrize("params", HOSTILE_SINGLE, ids=lambda p: repr(p)[:40])
+def test_hostile_values_warn_and_keep_the_defaults(params):
     state, warnings = parse(params)
     assert warnings, params
-    assert (
-        0 < state.threshold < 1
-        and state.hop_s in (10.0, 5.0)
-        and state.view in ("timeline", "heatmap", "events", "scores")
-    )
-    assert state.example in (None, *EXAMPLES) and (state.analysis is None)
-    assert len(state.labels) <= S.max_labels and all(
-        len(x) <= S.max_label_chars for x in state.labels
-    )
-    assert state.t is None or state.t >= 0
+    assert state == D
+    assert_valid(state)
+    for w in warnings:  # nothing from the URL that Markdown/LaTeX would interpret
+        assert not set(w) & set("[]*$`<>"), w
+        assert "evil" not in w and "passwd" not in w and "rm -rf" not in w
 
 
-def test_control_characters_and_lists_vs_strings():
-    state, _ = parse({"l": ["dog\x00 barking", "\x1b[31msiren", "-music"], "thr": ["0.2", "0.3"]})
-    assert state.labels == ("dog barking", "[31msiren", "music")
-    assert state.negatives == {"music"} and state.threshold == 0.3
-    single, _ = parse({"l": "siren", "ex": "alarm-clock"})
-    assert single.labels == ("siren",) and single.example == "alarm-clock"
+def test_long_and_many_labels_are_cut_to_the_limits():
+    state, warnings = parse({"l": [f"s{i}" for i in range(500)]})
+    assert state.labels == tuple(f"s{i}" for i in range(S.max_labels))
+    assert warnings == [f"The link has 500 labels; kept the first {S.max_labels}."]
+    state, warnings = parse({"l": ["y" * 150, "ok"]})
+    assert state.labels == ("y" * S.max_label_chars, "ok") and len(warnings) == 1
+    # ";" splits like the label box, and the split can also exceed the limit
+    state, warnings = parse({"l": ";".join(f"s{i}" for i in range(40))})
+    assert len(state.labels) == S.max_labels and warnings
+    assert_valid(state)
+    # a 10 000-character label is dropped before any work; the others stay
+    state, warnings = parse({"l": ["x" * 10_000, "siren"]})
+    assert state.labels == ("siren",) and len(warnings) == 1
+
+
+def test_control_characters_and_nul_bytes_in_labels():
+    state, warnings = parse({"l": ["dog\x00 barking", "\x1b[31msiren", "-mu\tsic\u200b", "a\r\nb"]})
+    assert state.labels == ("dog barking", "[31msiren", "music", "a", "b")
+    assert state.negatives == {"music"} and warnings == []
+    assert_valid(state)
+
+
+def test_strings_and_lists_are_both_accepted():
+    as_lists, w1 = parse({"l": ["siren"], "thr": ["0.2", "0.3"], "ex": ["alarm-clock"]})
+    as_strs, w2 = parse({"l": "siren", "thr": "0.3", "ex": "alarm-clock"})
+    assert as_lists == as_strs and w1 == w2 == []
+    assert as_strs.labels == ("siren",) and as_strs.threshold == 0.3
+    assert as_strs.example == "alarm-clock"
+    assert parse({"thr": []}) == (D, [])
+
+
+def test_per_label_thresholds():
+    params = {"l": ["a: b", "siren", "-music"], "lt": ["a: b:0.25", " siren :0.7", "music:0.3"]}
+    state, warnings = parse(params)
+    assert state.label_thresholds == {"a: b": 0.25, "siren": 0.7}
+    assert len(warnings) == 1 and "1 per-label threshold" in warnings[0]  # negatives: none
+    state, warnings = parse({"lt": [f"siren:0.{i}" for i in range(1, 10)] + ["x:0.2"] * 5000})
+    assert state.label_thresholds == {"siren": 0.9} and len(warnings) == 1
+
+
+def test_one_audio_source_with_precedence_id_src_ex():
+    both = {"ex": "alarm-clock", "src": "https://youtu.be/dQw4w9WgXcQ?t=30"}
+    state, warnings = parse(both)
+    assert (state.link, state.example) == (YT, None) and len(warnings) == 1
+    state, warnings = parse({**both, "id": "deadbeef"})
+    assert (state.analysis, state.link, state.example) == ("deadbeef", None, None)
+    assert len(warnings) == 1
+    state, warnings = parse({"id": "nothex!!", "ex": "alarm-clock"})  # invalid ones don't count
+    assert state.example == "alarm-clock" and len(warnings) == 1
+
+
+def test_links_are_canonicalized():
+    state, warnings = parse({"src": "youtu.be/dQw4w9WgXcQ"})
+    assert state.link == YT and warnings == []
+    state, warnings = parse({"src": "https://m.soundcloud.com/artist/track"})
+    assert warnings == [] and state.link == SC
+    assert to_query_params(state, settings=S) == {"src": SC}
+
+
+def test_unknown_params_are_ignored_silently():
+    params = {"utm_source": "x" * 5000, "embed": "true", "fbclid": ["a", "b"], "": ""}
+    assert parse(params) == (D, [])
+
+
+fuzz_value = st.one_of(
+    st.text(max_size=30),
+    st.sampled_from(["0.5", "5", "3", "-1", "nan", "inf", "1e308", "alarm-clock", "heatmap",
+                     YT, "https://youtu.be/dQw4w9WgXcQ", "deadbeef", "siren:0.3", "-x"]),
+)  # fmt: skip
+
+
+@hsettings(max_examples=300, deadline=None)
+@given(
+    params=st.dictionaries(
+        st.one_of(st.sampled_from(PARAMS), st.text(max_size=5)),
+        st.one_of(fuzz_value, st.lists(fuzz_value, max_size=5)),
+        max_size=8,
+    )
+)
+def test_fuzzed_params_never_raise_and_reparse_to_themselves(params):
+    state, warnings = parse(params)
+    assert_valid(state)
+    assert all(isinstance(w, str) and w for w in warnings)
+    assert parse(to_query_params(state, settings=S)) == (state, [])
+
+
+def test_a_real_query_string_round_trips_through_urlencode():
+    query = urlencode({"l": ["dog barking", "-music"], "lt": ["dog barking:0.2"], "t": "3"},
+                      doseq=True)  # fmt: skip
+    state, warnings = parse(parse_qs(query))
+    assert warnings == [] and state.t == 3.0 and state.label_thresholds == {"dog barking": 0.2}
+
+
+# ---------------------------------------------------------------- presets
+
+
+def test_presets_are_short_concrete_label_lists():
+    assert set(PRESETS) == {
+        "Everyday & urban", "Speech & music", "Animals", "Vehicles & alarms", "Household",
+    }  # fmt: skip
+    for name, labels in PRESETS.items():
+        assert 6 <= len(labels) <= 10, name
+        assert len(set(labels)) == len(labels)
+        text = preset_text(name)
+        assert text == "; ".join(labels)
+        parsed = parse_labels(text, max_labels=S.max_labels, max_chars=S.max_label_chars)
+        assert parsed.labels == labels and not parsed.negatives
+        assert all(len(x) <= 30 for x in labels)
+    with pytest.raises(KeyError):
+        preset_text("no such preset")
