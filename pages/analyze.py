@@ -110,10 +110,10 @@ with st.sidebar:
     st.radio("Window hop", list(HOPS), key="hop", format_func=HOPS.get,
              help="5 s overlaps windows and averages them: smoother, twice the compute.")  # fmt: skip
     st.slider("Event threshold", 0.01, 0.99, key="thr", step=0.01)
-    st.select_slider("Smoothing (median frames)", [1, 3, 5, 7, 9, 11, 15], key="med",
+    st.select_slider("Smoothing (median frames)", list(range(1, share.MEDIAN_FRAMES_MAX + 1, 2)), key="med",
                      help="1 = off. 3 removes one-frame (0.31 s) spikes.")  # fmt: skip
-    st.slider("Minimum event length (s)", 0.0, 10.0, key="min_ev", step=0.1)
-    st.slider("Fill gaps shorter than (s)", 0.0, 5.0, key="gap", step=0.05)
+    st.slider("Minimum event length (s)", 0.0, share.MIN_EVENT_S_MAX, key="min_ev", step=0.1)
+    st.slider("Fill gaps shorter than (s)", 0.0, share.FILL_GAP_S_MAX, key="gap", step=0.05)
     if labels is not None and labels.positives:
         with st.expander("Per-label thresholds"):
             for label in labels.positives:

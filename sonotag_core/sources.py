@@ -156,6 +156,13 @@ def _parse_time(value: str) -> float:
 def parse_link(text: str) -> Link:
     """Accept a YouTube video or SoundCloud track link; refuse everything else with a
     message that says what is accepted. Pure: no network."""
+    try:
+        return _parse_link(text)
+    except ValueError:  # urllib on malformed hosts/ports ("https://[x")
+        raise _refuse("The link is malformed.") from None
+
+
+def _parse_link(text: str) -> Link:
     raw = str(text).strip()
     if not raw:
         raise _refuse("The link is empty.")

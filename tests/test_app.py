@@ -138,6 +138,13 @@ def test_tampered_params_warn_and_fall_back(app_env):
     assert at.session_state.view == "timeline"
 
 
+def test_extreme_but_valid_params_do_not_crash(app_env):
+    at = new_app(min="60", gap="10", med="13", thr="0.99", t="99999")
+    at.run()
+    assert not at.exception, at.exception
+    assert at.session_state.min_ev == 60 and at.session_state.med == 13
+
+
 def test_bad_link_shows_message(app_env):
     at = new_app()
     at.run()

@@ -110,6 +110,8 @@ def test_soundcloud_private_share_link_keeps_its_token() -> None:
         ("https://youtube.com.evil.example/watch?v=" + VID, "not supported"),
         ("https://www.youtube.com/watch?v=" + VID + "&x=" + "a" * 3000, "too long"),
         ("", "empty"),
+        ("https://[x", "malformed"),
+        ("https://www.youtube.com:99999/watch?v=" + VID, "port"),
     ],
 )
 def test_refused_links_say_why_and_what_is_accepted(link: str, why: str) -> None:
