@@ -169,33 +169,29 @@ def test_missing_weights_says_how_to_get_them(app_env, monkeypatch, tmp_path):
     assert "sonotag fetch-model" in errors and "SONOTAG_MODEL_DIR" in errors, errors
 
 
-def test_upload_runs(app_env, tmp_path, encoder_calls):
-    clip = make_audio(tmp_path / "my clip.mp3", 12.0, kind="mix")
+def upload_and_run(name: str, data: bytes, mime: str) -> AppTest:
+    """Upload ``data`` on the Analyze page and press Analyze."""
     at = new_app(l=["beeping"])
     at.run()
     at.segmented_control(key="in_mode").set_value("Upload").run()
-    uploader = at.get("file_uploader")
-    if not uploader or not hasattr(uploader[0], "upload"):
-        pytest.skip("this Streamlit's AppTest cannot drive file_uploader")
-    uploader[0].upload("my clip.mp3", clip.read_bytes(), "audio/mpeg").run()
+    at.get("file_uploader")[0].upload(name, data, mime).run()
     at.button[0].click().run()
     assert not at.exception, at.exception
+    return at
+
+
+def test_upload_runs(app_env, tmp_path, encoder_calls):
+    clip = make_audio(tmp_path / "my clip.mp3", 12.0, kind="mix")
+    at = upload_and_run("my clip.mp3", clip.read_bytes(), "audio/mpeg")
     assert at.session_state.result.source.title == "my clip"
     assert sum(encoder_calls) == 2
     assert "ex" not in at.query_params and "src" not in at.query_params
 
 
-def test_bad_upload_keeps_page_alive(app_env, tmp_path):
-    at = new_app(l=["beeping"])
-    at.run()
-    at.segmented_control(key="in_mode").set_value("Upload").run()
-    uploader = at.get("file_uploader")
-    if not uploader or not hasattr(uploader[0], "upload"):
-        pytest.skip("this Streamlit's AppTest cannot drive file_uploader")
-    uploader[0].upload("notes.wav", b"not audio at all\n" * 100, "audio/wav").run()
-    at.button[0].click().run()
-    assert not at.exception, at.exception
+def test_bad_upload_keeps_page_alive(app_env):
+    at = upload_and_run("notes.wav", b"not audio at all\n" * 100, "audio/wav")
     assert "could not be read as audio" in " ".join(texts(at, "error"))
+    assert at.session_state.get("result") is None
 
 
 def test_label_limit_message(app_env):
