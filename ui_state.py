@@ -45,34 +45,26 @@ def settings() -> Settings:
     return Settings.from_env()
 
 
+_loaded: LoadedModel | None = None  # set by model(), read by model_if_loaded()
+
+
 @st.cache_resource(show_spinner=False)
 def model() -> LoadedModel:
     """OpenFLAM, loaded once per server process (a ModelError is not cached: the next
     run tries again, e.g. after the weights were fetched)."""
-    return load_model(settings())
+    global _loaded
+    _loaded = load_model(settings())
+    return _loaded
 
 
 def model_if_loaded() -> LoadedModel | None:
     """The model if some session already loaded it; never triggers a load."""
-    with _LOADED_LOCK:
-        return _LOADED[0] if _LOADED else None
-
-
-_LOADED: list[LoadedModel] = []
-_LOADED_LOCK = threading.Lock()
-
-
-def get_model() -> LoadedModel:
-    m = model()
-    with _LOADED_LOCK:
-        if not _LOADED:
-            _LOADED.append(m)
-    return m
+    return _loaded
 
 
 @st.cache_resource(show_spinner=False)
 def text_cache() -> TextCache:
-    return TextCache(get_model())
+    return TextCache(model())
 
 
 @st.cache_resource(show_spinner=False)

@@ -23,7 +23,7 @@ if model is None:
     st.info("The model is not loaded yet: it loads on the first analysis (or press the button).")
     if st.button("Load the model now"):
         try:
-            model = ui_state.get_model()
+            model = ui_state.model()
         except SonoTagError as exc:
             st.error(str(exc))
 if model is not None:

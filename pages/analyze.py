@@ -167,7 +167,7 @@ def run_analysis() -> None:
         try:
             t0 = time.perf_counter()
             bar.bar.progress(0.0, text="Loading the OpenFLAM model (first run only)…")
-            model = ui_state.get_model()
+            model = ui_state.model()
             source = resolve(bar)
             emb = embed_source(
                 model, source, hop_s=hop_s, settings=S, cache=ui_state.embedding_cache(),
@@ -198,7 +198,7 @@ if result is not None and labels is not None:
             min_event_s=st.session_state.min_ev,
         )  # fmt: skip
         report = report_for(
-            ui_state.get_model(), ui_state.text_cache(), result.source, result.embeddings,
+            ui_state.model(), ui_state.text_cache(), result.source, result.embeddings,
             labels, params, hop_s=result.hop_s,
         )  # fmt: skip
     except SonoTagError as exc:

@@ -59,7 +59,7 @@ def embed_file(
     def blocks():
         nonlocal counted
         for block in decode.stream_samples(
-            path, max_duration_s=settings.max_duration_s, progress=progress
+            path, max_duration_s=settings.max_duration_s, progress=progress, info=info
         ):
             counted += block.size
             yield block

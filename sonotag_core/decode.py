@@ -183,6 +183,7 @@ def stream_samples(
     block_samples: int = WINDOW_SAMPLES,
     max_duration_s: float | None = None,
     progress: ProgressFn = no_progress,
+    info: AudioProbe | None = None,
 ) -> Iterator[np.ndarray]:
     """Yield the first audio stream of ``path`` as 48 kHz mono float32 blocks.
 
@@ -193,7 +194,7 @@ def stream_samples(
     ffmpeg.
     """
     path = Path(path)
-    info = probe(path)
+    info = info or probe(path)  # callers that already probed pass it in
     total_s = info.duration_s
     cmd = [
         _require("ffmpeg"), "-nostdin", "-hide_banner", "-v", "error", *INPUT_GUARDS,

@@ -14,7 +14,7 @@ import numpy as np
 
 from .model import LoadedModel
 from .progress import Progress, ProgressFn, no_progress
-from .windows import FRAMES_PER_WINDOW, Window
+from .windows import FRAMES_PER_WINDOW, SAMPLE_RATE, Window
 
 EMBED_DIM = 512
 
@@ -34,8 +34,6 @@ class AudioEmbeddings:
 
     @property
     def duration_s(self) -> float:
-        from .windows import SAMPLE_RATE
-
         return self.n_samples / SAMPLE_RATE
 
 

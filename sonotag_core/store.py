@@ -33,7 +33,7 @@ from .embeddings import EMBED_DIM, AudioEmbeddings
 from .errors import SonoTagError
 from .labels import LabelSet
 from .sources import SourceInfo
-from .windows import FRAMES_PER_WINDOW
+from .windows import FRAMES_PER_WINDOW, hop_samples
 
 DB_NAME = "sonotag.db"
 STORED_DTYPE = np.float16
@@ -307,5 +307,5 @@ def _embeddings(row: tuple, hop_s: float) -> AudioEmbeddings:
         np.frombuffer(starts, dtype=np.int64).copy(),
         features.astype(np.float32),
         int(n_samples),
-        int(round(hop_s * 48_000)),
+        hop_samples(hop_s),
     )

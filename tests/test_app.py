@@ -31,7 +31,7 @@ def app_env(settings, monkeypatch, tmp_path):
     for fn in (ui_state.settings, ui_state.model, ui_state.text_cache, ui_state.embedding_cache,
                ui_state.link_memo):  # fmt: skip
         fn.clear()
-    ui_state._LOADED.clear()
+    ui_state._loaded = None
     yield tmp_path
     ui_state.settings.clear()
 
