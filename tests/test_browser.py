@@ -90,6 +90,23 @@ def wait_idle(page, timeout_ms: int = 120_000) -> None:
     )
 
 
+def download(page, name: str) -> Path:
+    """Click a download button and return the file. Export buttons generate their file on
+    click (deferred): a click that lands while a rerun replaces the button's file id gets
+    no file, as Streamlit documents, so wait for the script to finish and retry once."""
+    button = page.get_by_role("button", name=name)
+    for attempt in range(2):
+        wait_idle(page)
+        try:
+            with page.expect_download(timeout=20_000) as dl:
+                button.click()
+            return Path(dl.value.path())
+        except sync_api.TimeoutError:
+            if attempt:
+                raise
+    raise AssertionError("unreachable")
+
+
 def test_share_link_click_to_play_export_and_restore(server, browser):
     ARTIFACTS.mkdir(exist_ok=True)
     expect = sync_api.expect
@@ -131,9 +148,7 @@ def test_share_link_click_to_play_export_and_restore(server, browser):
     assert int(picked) <= t <= 24, (picked, t)  # started there (and may be playing on)
 
     # a download from the page parses back
-    with page.expect_download() as dl:
-        page.get_by_role("button", name="json").click()
-    data = json.loads(Path(dl.value.path()).read_text())
+    data = json.loads(download(page, "json").read_text())
     assert data["labels"] == ["siren", "car horn", "music"]
     assert len(data["probabilities"]) == 3 and len(data["frame_times_s"]) == 77  # 24 s / 0.3125
 
