@@ -1,0 +1,585 @@
+"""Deployment files: Dockerfile, .dockerignore, railway.json, the container entry point.
+
+There is no Docker engine in CI, so the image is checked without building it: hadolint lints
+the Dockerfile, a small parser checks the properties the deployment relies on, and the
+image's install path (scripts/install.sh with the Dockerfile's own variables, in a fresh
+venv, from a copy of exactly what the builder stage copies) is run for real.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCKERFILE = ROOT / "Dockerfile"
+BASE_IMAGE = "python:3.11-slim"
+
+
+# --- a minimal Dockerfile reader (instructions, stages) ---------------------------------
+
+
+@dataclass
+class Stage:
+    base: str
+    name: str
+    instructions: list[tuple[str, str]] = field(default_factory=list)
+
+    def all(self, instr: str) -> list[str]:
+        return [args for name, args in self.instructions if name == instr]
+
+    def one(self, instr: str) -> str:
+        found = self.all(instr)
+        assert len(found) == 1, f"stage {self.name}: expected one {instr}, found {found}"
+        return found[0]
+
+
+def instructions(text: str) -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) pairs, continuation lines joined, comments dropped."""
+    out: list[tuple[str, str]] = []
+    buf = ""
+    for line in text.splitlines():
+        s = line.strip()
+        if not s or s.startswith("#"):
+            continue  # comments inside a continued instruction are dropped by Docker too
+        if s.endswith("\\"):
+            buf += s[:-1].rstrip() + " "
+            continue
+        buf += s
+        name, _, args = buf.partition(" ")
+        out.append((name.upper(), args.strip()))
+        buf = ""
+    assert not buf, "Dockerfile ends inside a continued instruction"
+    return out
+
+
+def parse_dockerfile() -> tuple[dict[str, str], dict[str, Stage]]:
+    """Global ARGs (name -> default) and the stages by name, in file order."""
+    global_args: dict[str, str] = {}
+    stages: dict[str, Stage] = {}
+    current: Stage | None = None
+    for name, args in instructions(DOCKERFILE.read_text()):
+        if name == "FROM":
+            words = args.split()
+            assert len(words) == 3 and words[1].upper() == "AS", f"unnamed stage: FROM {args}"
+            current = Stage(words[0], words[2])
+            stages[current.name] = current
+        elif current is None:
+            assert name == "ARG", f"{name} before the first FROM"
+            key, _, default = args.partition("=")
+            global_args[key] = default
+        else:
+            current.instructions.append((name, args))
+    return global_args, stages
+
+
+def stage_args(stage: Stage) -> dict[str, str]:
+    return {k: v for k, _, v in (a.partition("=") for a in stage.all("ARG"))}
+
+
+def env_of(stage: Stage) -> dict[str, str]:
+    env: dict[str, str] = {}
+    for args in stage.all("ENV"):
+        for word in shlex.split(args):
+            key, eq, value = word.partition("=")
+            assert eq, f"ENV without '=': {args}"
+            env[key] = value
+    return env
+
+
+def copies(stage: Stage) -> list[tuple[list[str], str, dict[str, str]]]:
+    """(sources, destination, flags) of each COPY."""
+    out = []
+    for args in stage.all("COPY"):
+        words = shlex.split(args)
+        flags = dict(w[2:].partition("=")[::2] for w in words if w.startswith("--"))
+        paths = [w for w in words if not w.startswith("--")]
+        out.append((paths[:-1], paths[-1], flags))
+    return out
+
+
+def exec_form(args: str) -> list[str]:
+    value = json.loads(args)
+    assert isinstance(value, list), f"not exec (JSON) form: {args}"
+    return value
+
+
+def chain(stages: dict[str, Stage], build_args: dict[str, str]) -> list[Stage]:
+    """The image's stage (the last one) and each stage it is built FROM, in that order."""
+    out = [list(stages.values())[-1]]
+    while True:
+        base = re.sub(r"\$\{(\w+)\}", lambda m: build_args[m.group(1)], out[-1].base)
+        if base not in stages:
+            return out
+        assert stages[base] not in out, f"FROM cycle at {base}"
+        out.append(stages[base])
+
+
+# --- .dockerignore, with Docker's semantics ---------------------------------------------
+
+
+def _segment_regex(part: str) -> str:
+    rx, j = "", 0
+    while j < len(part):
+        c = part[j]
+        if c == "*":
+            rx += "[^/]*"
+        elif c == "?":
+            rx += "[^/]"
+        elif c == "[":
+            end = part.index("]", j)
+            rx += part[j : end + 1]
+            j = end
+        else:
+            rx += re.escape(c)
+        j += 1
+    return rx
+
+
+def _glob_regex(pattern: str) -> re.Pattern[str]:
+    """A .dockerignore pattern (Go filepath.Match plus ``**``) as a regex on relative paths."""
+    parts = pattern.strip("/").split("/")
+    rx = ""
+    for i, part in enumerate(parts):
+        last = i == len(parts) - 1
+        if part == "**":
+            rx += ".*" if last else "(?:[^/]+/)*"
+        else:
+            rx += _segment_regex(part) + ("" if last else "/")
+    return re.compile(rx)
+
+
+def dockerignore_rules() -> list[tuple[bool, re.Pattern[str]]]:
+    rules = []
+    for line in (ROOT / ".dockerignore").read_text().splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        negate = line.startswith("!")
+        rules.append((negate, _glob_regex(line.lstrip("!"))))
+    return rules
+
+
+def ignored(path: str, rules: list[tuple[bool, re.Pattern[str]]]) -> bool:
+    """Docker's rule: the last pattern matching the path or one of its parents decides."""
+    parts = path.strip("/").split("/")
+    prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+    result = False
+    for negate, rx in rules:
+        if any(rx.fullmatch(p) for p in prefixes):
+            result = not negate
+    return result
+
+
+# --- lint --------------------------------------------------------------------------------
+
+
+def test_hadolint_is_clean() -> None:
+    exe = Path(sys.executable).parent / "hadolint"
+    hadolint = str(exe) if exe.exists() else shutil.which("hadolint")
+    assert hadolint, "hadolint is missing: it comes with the test extra (bash scripts/test.sh)"
+    proc = subprocess.run(
+        [hadolint, "--no-color", "--failure-threshold", "style", "Dockerfile"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0 and not proc.stdout.strip(), proc.stdout + proc.stderr
+
+
+# --- Dockerfile properties ---------------------------------------------------------------
+
+
+def test_build_args_and_stages() -> None:
+    global_args, stages = parse_dockerfile()
+    assert global_args.get("BAKE_WEIGHTS") == "0"
+    assert stage_args(stages["builder"]).get("TORCH") == "cpu"
+    # multi-stage: both real images are python:3.11-slim, whatever BAKE_WEIGHTS is
+    assert stages["builder"].base == BASE_IMAGE
+    assert stages["runtime"].base == BASE_IMAGE
+    for bake in ("0", "1"):
+        stack = chain(stages, {"BAKE_WEIGHTS": bake})
+        assert [st.name for st in stack] == ["app", f"runtime-{bake}", "runtime"]
+        assert stack[-1].base == BASE_IMAGE
+    # BAKE_WEIGHTS=1 adds the weights fetched at build time by `sonotag fetch-model`
+    weights = stages["weights"]
+    assert weights.base == "builder"
+    assert any("sonotag fetch-model" in run for run in weights.all("RUN"))
+    baked = stages["runtime-1"]
+    assert any(flags.get("from") == "weights" for _, _, flags in copies(baked))
+    baked_env = env_of(baked)
+    assert baked_env["HF_HUB_OFFLINE"] == "1"
+    assert any(baked_env["SONOTAG_MODEL_DIR"] == dest for _, dest, _ in copies(baked))
+    assert not stages["runtime-0"].instructions
+
+
+def install_run() -> tuple[dict[str, str], list[str]]:
+    """The builder's RUN of scripts/install.sh: its variable assignments and its command."""
+    _, stages = parse_dockerfile()
+    runs = [r for r in stages["builder"].all("RUN") if "scripts/install.sh" in r]
+    assert len(runs) == 1, runs
+    words = shlex.split(runs[0])
+    env = {}
+    while words and re.fullmatch(r"[A-Z_][A-Z0-9_]*=.*", words[0]):
+        key, _, value = words.pop(0).partition("=")
+        env[key] = value
+    return env, words
+
+
+def test_builder_runs_the_readme_install_script() -> None:
+    _, stages = parse_dockerfile()
+    env, command = install_run()
+    assert command == ["bash", "scripts/install.sh"]
+    assert env["SONOTAG_EDITABLE"] == "0"  # a regular install in the image
+    assert env["SONOTAG_SKIP_APT"] == "1"  # ffmpeg belongs to the runtime stage
+    assert env["SONOTAG_TORCH_INDEX"] == "https://download.pytorch.org/whl/${TORCH}"
+    # the venv it makes is the one the runtime copies (same path: venvs do not move)
+    runtime = stages["runtime"]
+    venv_copies = [c for c in copies(runtime) if c[2].get("from") == "builder"]
+    assert venv_copies == [([env["SONOTAG_VENV"]], env["SONOTAG_VENV"], {"from": "builder"})]
+    assert env_of(runtime)["PATH"].startswith(env["SONOTAG_VENV"] + "/bin:")
+    # and the README's install is this very script
+    assert "bash scripts/install.sh" in (ROOT / "scripts" / "run.sh").read_text()
+    assert "bash scripts/install.sh test" in (ROOT / "scripts" / "test.sh").read_text()
+
+
+def test_runtime_stage() -> None:
+    _, stages = parse_dockerfile()
+    runtime = stages["runtime"]
+    # Debian's ffmpeg and nothing to build with
+    apt = " ".join(r for r in runtime.all("RUN") if "apt-get" in r)
+    assert "apt-get install -y --no-install-recommends ffmpeg" in apt
+    assert "rm -rf /var/lib/apt/lists/*" in apt
+    for tool in ("build-essential", "gcc", "g++", "make", "curl", "git"):
+        assert not re.search(rf"\b{re.escape(tool)}\b", apt), tool
+    # a non-root user that owns /data
+    user = runtime.one("USER")
+    assert user.split(":")[0] not in ("root", "0")
+    setup = " ".join(runtime.all("RUN"))
+    assert "useradd --uid 1000" in setup and "chown sonotag:sonotag /data" in setup
+    assert user == "1000:1000"
+    env = env_of(runtime)
+    assert env["SONOTAG_DATA_DIR"] == "/data"
+    assert env["SONOTAG_MODEL_DIR"].startswith("/data/")
+    assert env["PORT"] == "8501" and runtime.one("EXPOSE") == "8501"
+    assert not runtime.all("VOLUME")  # Railway refuses VOLUME; volumes are mounted on /data
+    # streamlit on $PORT and 0.0.0.0, through sh -c so $PORT expands
+    cmd = exec_form(runtime.one("CMD"))
+    assert cmd[:2] == ["sh", "-c"] and len(cmd) == 3
+    line = shlex.split(cmd[2])
+    assert line[:4] == ["exec", "streamlit", "run", "streamlit_app.py"]
+    opts = dict(zip(line[4::2], line[5::2], strict=True))
+    assert opts == {
+        "--server.port": "$PORT",
+        "--server.address": "0.0.0.0",
+        "--server.headless": "true",
+        "--server.fileWatcherType": "none",
+        "--browser.gatherUsageStats": "false",
+    }
+    assert exec_form(runtime.one("ENTRYPOINT")) == ["sonotag-entrypoint"]
+    # HEALTHCHECK: python's urllib (slim has no curl) on Streamlit's health endpoint
+    health = runtime.one("HEALTHCHECK")
+    options, _, check = health.partition(" CMD ")
+    assert "--start-period=" in options
+    check_cmd = exec_form(check)
+    assert check_cmd[:2] == ["python", "-c"]
+    assert "urllib.request" in check_cmd[2] and "http://127.0.0.1:%s/_stcore/health" in check_cmd[2]
+    assert "os.environ.get('PORT'" in check_cmd[2]
+
+
+def test_image_holds_the_app_and_the_context_holds_what_the_image_copies() -> None:
+    _, stages = parse_dockerfile()
+    rules = dockerignore_rules()
+    for stage in stages.values():
+        for sources, _, flags in copies(stage):
+            if "from" in flags:
+                continue
+            for src in sources:
+                assert (ROOT / src).exists(), f"COPY {src}: not in the repository"
+                assert not ignored(src, rules), f"COPY {src}: excluded by .dockerignore"
+    runtime_sources = {
+        s for srcs, _, f in copies(stages["runtime"]) if "from" not in f for s in srcs
+    }
+    # every top-level module of the app (streamlit_app.py, ui_state.py, ...) and its pages
+    for module in ROOT.glob("*.py"):
+        assert module.name in runtime_sources, f"{module.name} is not copied into the image"
+    assert {"pages", ".streamlit"} <= runtime_sources
+    assert "scripts/docker-entrypoint.sh" in runtime_sources
+
+
+def test_streamlit_config_fits_the_container() -> None:
+    tomllib = pytest.importorskip("tomllib")
+    config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
+    assert config["server"]["headless"] is True
+    assert config["server"]["fileWatcherType"] == "none"
+    assert config["server"]["maxUploadSize"] >= 200
+    assert config["browser"]["gatherUsageStats"] is False
+
+
+# --- railway.json, .dockerignore ---------------------------------------------------------
+
+
+def test_railway_json() -> None:
+    config = json.loads((ROOT / "railway.json").read_text())
+    assert config["build"]["builder"] == "DOCKERFILE"
+    assert config["build"]["dockerfilePath"] == "Dockerfile"
+    deploy = config["deploy"]
+    assert deploy["healthcheckPath"] == "/_stcore/health"
+    assert isinstance(deploy["healthcheckTimeout"], int) and deploy["healthcheckTimeout"] >= 60
+    assert deploy["restartPolicyType"] == "ON_FAILURE"
+    assert isinstance(deploy["restartPolicyMaxRetries"], int)
+    assert deploy["restartPolicyMaxRetries"] > 0
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        ".venv/bin/python",
+        ".git/HEAD",
+        "tests/artifacts/clip.wav",
+        "bench/.cache/x.npy",
+        "sonotag_core/__pycache__/model.cpython-311.pyc",
+        "sonotag.egg-info/PKG-INFO",
+        ".pytest_cache/v/cache",
+    ],
+)
+def test_dockerignore_excludes(path: str) -> None:
+    assert ignored(path, dockerignore_rules())
+
+
+def test_dockerignore_matcher_semantics() -> None:
+    rules = [(False, _glob_regex("*")), (True, _glob_regex("src/keep.py"))]
+    assert ignored("a.py", rules) and ignored("src/other.py", rules)
+    assert not ignored("src/keep.py", rules)
+    rules = [(False, _glob_regex("**/__pycache__"))]
+    assert ignored("__pycache__/a.pyc", rules) and ignored("a/b/__pycache__/c.pyc", rules)
+    assert not ignored("a/pycache.py", rules)
+
+
+# --- the container entry point -----------------------------------------------------------
+
+ENTRYPOINT = ROOT / "scripts" / "docker-entrypoint.sh"
+needs_root = pytest.mark.skipif(
+    os.geteuid() != 0 or shutil.which("setpriv") is None, reason="needs root and setpriv"
+)
+
+
+def _entry_env(data: Path, user: str = "nobody") -> dict[str, str]:
+    env = dict(os.environ, SONOTAG_DATA_DIR=str(data), SONOTAG_USER=user)
+    # `python` is the image's venv interpreter; here, this one
+    env["PATH"] = f"{Path(sys.executable).parent}:{env['PATH']}"
+    return env
+
+
+@needs_root
+def test_entrypoint_as_root_hands_the_volume_over_and_drops_root(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    (data / "hf-hub").mkdir(parents=True)
+    (data / "hf-hub" / "left-by-root").write_text("x")
+    proc = subprocess.run(
+        ["sh", str(ENTRYPOINT), "sh", "-c", 'id -u; echo "$HOME"'],
+        env=_entry_env(data),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["65534", "/nonexistent"]
+    for p in (data, data / "hf-hub", data / "hf-hub" / "left-by-root"):
+        assert p.stat().st_uid == 65534, p
+
+
+@needs_root
+def test_entrypoint_as_user_refuses_an_unwritable_volume() -> None:
+    # not under tmp_path (pytest's base temp dir is private to root), and with its own copy of
+    # the script: nobody may not be able to enter the checkout either
+    with tempfile.TemporaryDirectory() as tmp:
+        Path(tmp).chmod(0o755)
+        script = Path(tmp) / "entrypoint.sh"
+        shutil.copy(ENTRYPOINT, script)
+        script.chmod(0o755)
+        _entrypoint_as_nobody(script, Path(tmp) / "data")
+
+
+def _entrypoint_as_nobody(script: Path, data: Path) -> None:
+    data.mkdir(mode=0o755)  # root-owned, as Railway mounts a volume
+    as_nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+    proc = subprocess.run(
+        [*as_nobody, "sh", str(script), "echo", "started"],
+        env=_entry_env(data),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert proc.returncode == 1 and "started" not in proc.stdout
+    assert "RAILWAY_RUN_UID=0" in proc.stderr and str(data) in proc.stderr
+    data.chmod(0o777)
+    proc = subprocess.run(
+        [*as_nobody, "sh", str(script), "echo", "started"],
+        env=_entry_env(data),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert proc.returncode == 0 and proc.stdout.strip() == "started", proc.stderr
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_cmd_serves_on_port_and_the_healthcheck_passes(tmp_path: Path) -> None:
+    """The image's CMD and HEALTHCHECK, run as written (outside a container)."""
+    _, stages = parse_dockerfile()
+    runtime = stages["runtime"]
+    cmd = exec_form(runtime.one("CMD"))
+    check = exec_form(runtime.one("HEALTHCHECK").partition(" CMD ")[2])
+    port = str(_free_port())
+    env = dict(
+        os.environ,
+        PORT=port,
+        SONOTAG_DATA_DIR=str(tmp_path / "data"),
+        SONOTAG_MODEL_DIR=str(tmp_path / "hf-hub"),
+        PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+    )
+    log = open(tmp_path / "streamlit.log", "wb")  # noqa: SIM115 - closed below
+    server = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert server.poll() is None, (tmp_path / "streamlit.log").read_text()
+            proc = subprocess.run(check, env=env, capture_output=True, text=True, timeout=30)
+            if proc.returncode == 0:
+                break
+            assert time.monotonic() < deadline, (
+                proc.stderr + (tmp_path / "streamlit.log").read_text()
+            )
+            time.sleep(0.5)
+        body = urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=5).read()
+        assert body == b"ok"
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+        log.close()
+    # and it stops answering once the server is gone
+    proc = subprocess.run(check, env=env, capture_output=True, text=True, timeout=30)
+    assert proc.returncode != 0
+
+
+# --- the image's install path, for real --------------------------------------------------
+
+
+@pytest.fixture
+def image_install(tmp_path: Path):
+    """Run scripts/install.sh as the builder stage does: a build context holding exactly what
+    the builder copies (minus .dockerignore), the RUN's own variables, a fresh venv."""
+    _, stages = parse_dockerfile()
+    builder = stages["builder"]
+    workdir = builder.one("WORKDIR")
+    rules = dockerignore_rules()
+    ctx = tmp_path / "src"  # stands for the builder's WORKDIR
+    for sources, dest, flags in copies(builder):
+        assert "from" not in flags
+        target = ctx / Path(dest).relative_to(workdir) if dest.startswith("/") else ctx / dest
+        for src in sources:
+            s = ROOT / src
+            d = target / s.name if dest.endswith("/") else target
+            if s.is_dir():
+                shutil.copytree(
+                    s,
+                    d,
+                    ignore=lambda folder, names: [
+                        n
+                        for n in names
+                        if ignored(str((Path(folder) / n).relative_to(ROOT)), rules)
+                    ],
+                )
+            else:
+                d.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(s, d)
+    run_env, command = install_run()
+    venv = tmp_path / "venv"  # stands for the image's /opt/venv
+    run_env["SONOTAG_VENV"] = str(venv)
+    # This machine reaches PyPI only, where `torch==2.13.0` is the CPU build on local disk;
+    # the image asks PyTorch's CPU index for the same version.
+    run_env["SONOTAG_TORCH_INDEX"] = ""
+    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHON", "PYTHONPATH")}
+    repo_bin = str(ROOT / ".venv" / "bin")
+    env["PATH"] = os.pathsep.join(p for p in env["PATH"].split(os.pathsep) if p != repo_bin)
+    env.update(run_env)
+    yield ctx, venv, command, env
+    shutil.rmtree(venv, ignore_errors=True)  # ~2 GB; pytest keeps the last three tmp dirs
+
+
+@pytest.mark.slow
+def test_install_script_builds_the_image_venv(image_install, tmp_path: Path) -> None:
+    ctx, venv, command, env = image_install
+    start = time.monotonic()
+    proc = subprocess.run(command, cwd=ctx, env=env, capture_output=True, text=True, timeout=1500)
+    took = time.monotonic() - start
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    print(f"install into a fresh venv: {took:.0f} s")
+    # the build context stays clean (no build/ or *.egg-info from the regular install)
+    assert sorted(p.name for p in ctx.iterdir()) == [
+        "README.md",
+        "pyproject.toml",
+        "scripts",
+        "sonotag_core",
+    ]
+    assert not list(ctx.rglob("*.egg-info")) and not (ctx / "build").exists()
+
+    # a regular install: the package lives in the venv, not in the sources it was built from
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    probe = (
+        "import sonotag_core, openflam, torch, yt_dlp; "
+        "print(sonotag_core.__file__); print(torch.__version__)"
+    )
+    proc = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", probe],
+        cwd=elsewhere,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    module_file, torch_version = proc.stdout.split()
+    assert Path(module_file).is_relative_to(venv), module_file
+    assert torch_version.startswith("2.13.0")
+
+    settings_env = dict(env, SONOTAG_DATA_DIR=str(tmp_path / "data"))
+    proc = subprocess.run(
+        [str(venv / "bin" / "sonotag"), "settings"],
+        cwd=elsewhere,
+        env=settings_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "SONOTAG_MODEL_DIR" in proc.stdout
+
+    # idempotent: a second run finds its stamp and installs nothing
+    proc = subprocess.run(command, cwd=ctx, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and "install:" not in proc.stderr, proc.stderr
