@@ -6,6 +6,7 @@ README's settings section; a test checks that every setting is documented there.
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
@@ -42,6 +43,7 @@ class Settings:
     fill_gap_s: float = 0.32
     min_event_s: float = 0.0
     data_dir: str = ""
+    media_cap_mb: float = 4096.0
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -65,7 +67,7 @@ class Settings:
         if not s.data_dir:
             s = replace(s, data_dir=_default_data_dir())
         if s.threads <= 0:
-            s = replace(s, threads=os.cpu_count() or 1)
+            s = replace(s, threads=available_cpus())
         if s.device not in ("auto", "cpu", "cuda") and not s.device.startswith("cuda:"):
             raise LimitError(f"SONOTAG_DEVICE must be auto, cpu or cuda[:N], not {s.device!r}.")
         if s.batch_size < 1:
@@ -77,10 +79,36 @@ class Settings:
             raise LimitError(f"Threshold must be between 0 and 1 (exclusive), not {s.threshold}.")
         if s.median_frames < 1 or s.median_frames % 2 == 0:
             raise LimitError("Median filter length must be an odd number of frames (1 = off).")
+        if not (math.isfinite(s.media_cap_mb) and s.media_cap_mb > 0):
+            raise LimitError(
+                f"SONOTAG_MEDIA_CAP_MB must be a positive number of MB, not {s.media_cap_mb}."
+            )
         return s
+
+    @property
+    def media_cap_bytes(self) -> int:
+        """``media_cap_mb`` in bytes (1 MB = 2**20 bytes), as :class:`~.store.Store` takes it."""
+        return int(self.media_cap_mb * 1024 * 1024)
 
     def as_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+def available_cpus(cgroup_cpu_max: Path = Path("/sys/fs/cgroup/cpu.max")) -> int:
+    """CPUs this process can really use. In a container ``os.cpu_count()`` reports the
+    host's cores; torch would start that many threads and thrash, so the affinity mask and
+    a cgroup v2 CPU quota (Docker ``--cpus``, Railway's vCPU limit) bound it."""
+    try:
+        n = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        n = os.cpu_count() or 1
+    try:
+        quota, period = cgroup_cpu_max.read_text().split()[:2]
+        if quota != "max":
+            n = min(n, max(1, int(quota) // int(period)))
+    except (OSError, ValueError):
+        pass
+    return max(1, n)
 
 
 def check_hop(hop_s: float) -> None:
@@ -109,7 +137,7 @@ SETTINGS_HELP: dict[str, str] = {
     "(default: $HF_HOME/hub or ~/.cache/huggingface/hub). `sonotag fetch-model` fills it.",
     "checkpoint": "Path to a local open_flam_oct17.pth; when set, the checkpoint is not looked up in the hub cache.",
     "device": "auto (cuda if present, else cpu), cpu, or cuda[:N].",
-    "threads": "CPU threads for inference (torch.set_num_threads); 0 = all cores.",
+    "threads": "CPU threads for inference (torch.set_num_threads); 0 = the cores this process may use (a container's CPU quota included).",
     "batch_size": "10-s windows per audio-encoder batch (2-4 is fastest on CPU).",
     "max_duration_s": "Longest media accepted, in seconds (default 3 h); longer links are refused before download.",
     "max_labels": "Most labels per analysis.",
@@ -120,6 +148,9 @@ SETTINGS_HELP: dict[str, str] = {
     "fill_gap_s": "Default: gaps between events shorter than this are filled (one 0.3125-s frame by default).",
     "min_event_s": "Default: events shorter than this are dropped.",
     "data_dir": "Where SonoTag keeps downloads and results (default ~/.local/share/sonotag).",
+    "media_cap_mb": "Most disk space (MB) for kept audio (uploads, downloads) under "
+    "SONOTAG_DATA_DIR/media; least recently used files are evicted first (their analyses "
+    "stay, playback goes).",
 }
 
 

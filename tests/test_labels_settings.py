@@ -66,3 +66,15 @@ def test_settings_from_env_and_errors():
         Settings.from_env({"SONOTAG_HOP_S": "3"})
     with pytest.raises(LimitError, match="Threshold"):
         Settings.from_env({"SONOTAG_THRESHOLD": "1.5"})
+
+
+def test_threads_follow_the_container_cpu_quota(tmp_path):
+    from sonotag_core.settings import available_cpus
+
+    cpu_max = tmp_path / "cpu.max"
+    cpu_max.write_text("150000 100000\n")  # docker --cpus 1.5
+    assert available_cpus(cpu_max) == 1
+    cpu_max.write_text("max 100000\n")
+    assert available_cpus(cpu_max) == available_cpus(tmp_path / "absent") >= 1
+    cpu_max.write_text("800000 100000\n")  # a quota above the cores we may run on
+    assert available_cpus(cpu_max) == available_cpus(tmp_path / "absent")
