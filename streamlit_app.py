@@ -6,6 +6,8 @@ st.set_page_config(page_title="SonoTag", page_icon=":material/graphic_eq:", layo
 st.navigation(
     [
         st.Page("pages/analyze.py", title="Analyze", icon=":material/graphic_eq:", default=True),
+        st.Page("pages/library.py", title="Library", icon=":material/library_music:"),
+        st.Page("pages/compare.py", title="Compare", icon=":material/compare:"),
         st.Page("pages/about.py", title="About / System", icon=":material/info:"),
     ]
 ).run()

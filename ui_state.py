@@ -21,22 +21,14 @@ from sonotag_core.progress import Progress
 from sonotag_core.scoring import TextCache
 from sonotag_core.settings import Settings
 from sonotag_core.sources import SourceInfo
+from sonotag_core.store import Store
 
 # session_state keys shared by pages
-RESULT = "result"  # the last analysed audio (AnalysedAudio)
+RESULT = "result"  # the last analysed audio (sonotag_core.library.Analysed)
 URL_LOADED = "url_loaded"  # query params were read into the widgets once per session
 PICKED_T = "picked_t"  # playback time picked on a chart or the event table
 WARNINGS = "link_warnings"
-
-
-@dataclass(frozen=True)
-class AnalysedAudio:
-    """What a session keeps after a run: the source and its audio embeddings."""
-
-    source: SourceInfo
-    embeddings: object  # sonotag_core.embeddings.AudioEmbeddings
-    hop_s: float
-    seconds: float  # wall time the analysis took (0 when served from the cache)
+QP_WRITTEN = "qp_written"  # the query params the Analyze page last wrote (to spot new links)
 
 
 @st.cache_resource(show_spinner=False)
@@ -70,6 +62,14 @@ def text_cache() -> TextCache:
 @st.cache_resource(show_spinner=False)
 def embedding_cache() -> EmbeddingCache:
     return EmbeddingCache()
+
+
+@st.cache_resource(show_spinner=False)
+def store() -> Store:
+    """The result store under SONOTAG_DATA_DIR, one per server process (thread-safe:
+    one SQLite connection per thread)."""
+    s = settings()
+    return Store(s.data_dir, media_cap_bytes=s.media_cap_bytes)
 
 
 @dataclass

@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 import ui_state
+from sonotag_core import library
 from sonotag_core.about import BIBTEX, CITATION, LICENCE_NOTE, versions
 from sonotag_core.errors import SonoTagError
 from sonotag_core.settings import SETTINGS_HELP
@@ -37,6 +38,21 @@ if model is not None:
             "openflam": model.info.openflam_version,
         }
     )
+
+st.header("Storage")
+try:
+    store = ui_state.store()
+    usage = store.media_usage()
+    st.table(
+        {
+            "database": str(store.path),
+            "stored analyses": str(len(store.list_analyses())),
+            "kept audio (SONOTAG_MEDIA_CAP_MB)": f"{library.usage_text(usage)}; the least "
+            "recently played goes first",
+        }
+    )
+except SonoTagError as exc:
+    st.error(str(exc))
 
 st.header("Versions")
 st.table(versions())

@@ -3,49 +3,72 @@
 from __future__ import annotations
 
 import dataclasses
-import time
 from pathlib import Path
 
 import streamlit as st
 
 import ui_state
-from sonotag_core import charts, exports, share, sources
-from sonotag_core.analysis import embed_source, report_for
+from sonotag_core import charts, exports, library, share, sources
+from sonotag_core.analysis import report_for
 from sonotag_core.errors import LimitError, SonoTagError
 from sonotag_core.events import EventParams
 from sonotag_core.examples import EXAMPLES, example_path
-from sonotag_core.labels import parse_labels
+from sonotag_core.labels import LabelSet, parse_labels
 from sonotag_core.presets import PRESETS, preset_text
 
 S = ui_state.settings()
-MODES = ("Example", "Link", "Upload")
+MODES = ("Example", "Link", "Upload", "Library")
 VIEWS = {"timeline": "Timelines", "heatmap": "Heatmap", "events": "Events", "scores": "Scores"}
 HOPS = {10.0: "10 s (fast)", 5.0: "5 s (50 % overlap, 2x slower)"}
 
 # ---------------------------------------------------------------- state from the link
 
 
-def load_link_state() -> None:
-    """Once per session: the query params become the widgets' initial values."""
-    params = {k: st.query_params.get_all(k) for k in st.query_params}
+def current_params() -> dict[str, list[str]]:
+    return {k: st.query_params.get_all(k) for k in st.query_params}
+
+
+def stored_labels_text(analysis_id: str) -> str | None:
+    """The labels a stored analysis was made with, as the label box shows them."""
+    try:
+        stored = ui_state.store().get_analysis(analysis_id)
+    except SonoTagError:
+        return None
+    return None if stored is None else labels_text(stored.labels)
+
+
+def labels_text(label_set: LabelSet) -> str:
+    """The label box's text: one label per line, negatives with a leading '-'."""
+    return label_set.to_text().replace("; ", "\n")  # labels never contain ';'
+
+
+def load_link_state(params: dict[str, list[str]]) -> None:
+    """The query params become the widgets' values: once per session, and again when a
+    link inside the app (Library, Compare) brings new ones."""
     state, warnings = share.from_query_params(params, settings=S, example_ids=EXAMPLES)
     ss = st.session_state
     ss[ui_state.WARNINGS] = warnings
-    ss.in_mode = "Link" if state.link else "Example"
+    ss.in_mode = "Library" if state.analysis else "Link" if state.link else "Example"
     ss.in_link = state.link or ""
     ss.in_example = state.example or next(iter(EXAMPLES))
-    ss.labels_text = "\n".join(("-" + x) if x in state.negatives else x for x in state.labels)
+    ss.in_analysis = state.analysis
+    ss.labels_text = labels_text(state.label_set)
+    if state.analysis and not params.get("l"):  # a bare ?id= link: the stored labels
+        ss.labels_text = stored_labels_text(state.analysis) or ss.labels_text
     ss.thr, ss.hop, ss.med = state.threshold, state.hop_s, state.median_frames
     ss.min_ev, ss.gap, ss.view = state.min_event_s, state.fill_gap_s, state.view
     for label, value in state.label_thresholds.items():
         ss[f"lt::{label}"] = value
     ss[ui_state.PICKED_T] = state.t
-    ss.auto_run = bool(state.link or state.example) and bool(params)
+    ss.auto_run = bool(state.link or state.example or state.analysis) and bool(params)
     ss[ui_state.URL_LOADED] = True
 
 
-if not st.session_state.get(ui_state.URL_LOADED):
-    load_link_state()
+_params = current_params()
+if not st.session_state.get(ui_state.URL_LOADED) or (
+    _params and _params != st.session_state.get(ui_state.QP_WRITTEN)
+):
+    load_link_state(_params)
 
 st.title("SonoTag")
 st.caption("Find when any sound happens in any audio, from words alone.")
@@ -53,6 +76,33 @@ for w in st.session_state.get(ui_state.WARNINGS, []):
     st.warning(w)
 
 # ---------------------------------------------------------------- inputs
+
+
+def library_picker() -> None:
+    """Choose a stored analysis; choosing one loads its labels into the label box."""
+    try:
+        rows = ui_state.store().list_analyses()
+    except SonoTagError as exc:
+        st.error(str(exc))
+        return
+    names = {r.id: library.describe(r) for r in rows}
+    current = st.session_state.get("in_analysis")
+    if current and current not in names:
+        names = {current: f"analysis {current}", **names}
+    if not names:
+        st.info("The Library is empty: analyse an example, a link or an upload first.")
+        return
+
+    def use_stored_labels() -> None:
+        text = stored_labels_text(st.session_state.in_analysis or "")
+        if text:
+            st.session_state.labels_text = text
+
+    st.selectbox("Stored analysis", list(names), key="in_analysis", format_func=names.get,
+                 on_change=use_stored_labels)  # fmt: skip
+    st.caption("Stored audio is never encoded again: new labels and thresholds only need "
+               "the text encoder.")  # fmt: skip
+
 
 left, right = st.columns([3, 2], gap="large")
 with left:
@@ -68,8 +118,10 @@ with left:
             "Audio or video file",
             type=["wav", "mp3", "flac", "ogg", "opus", "m4a", "aac", "webm", "mp4", "mkv", "mov"],
         )
-        st.caption("Uploaded files cannot be shared by link yet (that comes with the result "
-                   "store): a link restores the labels and settings only.")  # fmt: skip
+        st.caption("An analysed upload is kept in the Library of this server; its share "
+                   "link opens it there.")  # fmt: skip
+    elif mode == "Library":
+        library_picker()
     else:
         st.selectbox(
             "Example clip", list(EXAMPLES), key="in_example",
@@ -137,8 +189,9 @@ def label_thresholds() -> dict[str, float]:
 # ---------------------------------------------------------------- run
 
 
-def resolve(progress: ui_state.ProgressBar) -> sources.SourceInfo:
-    """The selected input as a local file (downloads are remembered per server)."""
+def resolve(progress: ui_state.ProgressBar, store, model) -> sources.SourceInfo:
+    """The selected input as a local file: a stored link's kept audio, else a download
+    (remembered per server), an upload or an example."""
     data_dir = Path(S.data_dir)
     if mode == "Example":
         ex_id = st.session_state.in_example
@@ -148,8 +201,10 @@ def resolve(progress: ui_state.ProgressBar) -> sources.SourceInfo:
             raise SonoTagError("Choose a file to upload first.")
         return sources.from_upload(upload.getvalue(), upload.name, data_dir / "uploads")
     link = sources.parse_link(st.session_state.in_link.strip())
+    info = store and library.stored_link(store, link.url, hop_s=float(st.session_state.hop),
+                                         checkpoint_sha256=model.info.checkpoint_sha256)  # fmt: skip
     memo = ui_state.link_memo()
-    info = memo.get(link.url)
+    info = info or memo.get(link.url)
     if info is None:
         workdir = data_dir / "media"
         workdir.mkdir(parents=True, exist_ok=True)
@@ -160,35 +215,49 @@ def resolve(progress: ui_state.ProgressBar) -> sources.SourceInfo:
     return dataclasses.replace(info, start_s=link.start_s)  # keep the link's &t=
 
 
-def run_analysis() -> None:
-    hop_s = float(st.session_state.hop)
+def open_store():
+    """The result store, or None with a warning: a broken store must not stop analyses."""
+    try:
+        return ui_state.store()
+    except SonoTagError as exc:
+        st.warning(f"{exc} Analyses work, but are not saved in the Library.")
+        return None
+
+
+def run_analysis(save: bool) -> None:
     with st.status("Analysing…", expanded=True) as status:
         bar = ui_state.ProgressBar()
         try:
-            t0 = time.perf_counter()
             bar.bar.progress(0.0, text="Loading the OpenFLAM model (first run only)…")
             model = ui_state.model()
-            source = resolve(bar)
-            emb = embed_source(
-                model, source, hop_s=hop_s, settings=S, cache=ui_state.embedding_cache(),
-                progress=bar,
-            )  # fmt: skip
-            took = time.perf_counter() - t0
-            st.session_state[ui_state.RESULT] = ui_state.AnalysedAudio(source, emb, hop_s, took)
-            bar.done(f"Done: {emb.n_windows} window(s) in {took:.1f} s")
-            status.update(label=f"Analysed “{source.title}”", state="complete", expanded=False)
+            store = open_store()
+            if mode == "Library":
+                if store is None or not st.session_state.get("in_analysis"):
+                    raise SonoTagError("Choose a stored analysis first.")
+                done = library.open_analysis(store, model, st.session_state.in_analysis)
+            else:
+                done = library.run(
+                    model, resolve(bar, store, model), labels, hop_s=float(st.session_state.hop),
+                    settings=S, store=store, cache=ui_state.embedding_cache(), save=save,
+                    progress=bar,
+                )  # fmt: skip
+            st.session_state[ui_state.RESULT] = done
+            bar.done(f"Done: {done.embeddings.n_windows} window(s) in {done.seconds:.1f} s")
+            status.update(label=f"Analysed “{done.source.title}”", state="complete",
+                          expanded=False)  # fmt: skip
         except SonoTagError as exc:
             status.update(label="Could not analyse this audio", state="error", expanded=True)
             st.error(str(exc))
 
 
 clicked = st.button("Analyze", type="primary", disabled=labels is None)
-if clicked or st.session_state.pop("auto_run", False):
-    run_analysis()
+auto = st.session_state.pop("auto_run", False)
+if clicked or auto:
+    run_analysis(save=clicked)  # opening a shared link adds no copy to the Library
 
 # ---------------------------------------------------------------- results
 
-result: ui_state.AnalysedAudio | None = st.session_state.get(ui_state.RESULT)
+result: library.Analysed | None = st.session_state.get(ui_state.RESULT)
 report = None
 if result is not None and labels is not None:
     try:
@@ -228,9 +297,12 @@ if report is not None:
     if picked is None and src.start_s:
         picked = src.start_s  # a link's &t= is where playback starts
     start = int(picked) if picked is not None and 0 <= picked < tl.duration_s else 0
-    st.audio(str(src.path), start_time=start, autoplay=picked is not None)
-    st.caption(f"Playing from {start} s — click a chart or an event row to jump."
-               if picked is not None else "Click a chart or an event row to play from there.")  # fmt: skip
+    if result.warning:
+        st.warning(result.warning)
+    if src.path.is_file():
+        st.audio(str(src.path), start_time=start, autoplay=picked is not None)
+        st.caption(f"Playing from {start} s — click a chart or an event row to jump."
+                   if picked is not None else "Click a chart or an event row to play from there.")  # fmt: skip
 
     view = st.segmented_control("View", list(VIEWS), key="view", format_func=VIEWS.get,
                                 required=True) or "timeline"  # fmt: skip
@@ -282,10 +354,12 @@ if labels is not None:
             link = sources.parse_link(st.session_state.in_link.strip()).url
         except SonoTagError:
             link = None
+    stored_id = result.analysis_id if result is not None else None
     view_state = share.ViewState(
         link=link,
         example=st.session_state.in_example if mode == "Example" else None,
-        analysis=None,
+        # uploads and Library picks are shared by their stored analysis
+        analysis=stored_id if mode in ("Upload", "Library") else None,
         labels=labels.labels,
         negatives=labels.negatives,
         threshold=float(st.session_state.thr),
@@ -297,7 +371,11 @@ if labels is not None:
         view=st.session_state.get("view") or "timeline",
         t=st.session_state.get(ui_state.PICKED_T),
     )
-    st.query_params.from_dict(share.to_query_params(view_state, settings=S))
+    written = share.to_query_params(view_state, settings=S)
+    st.query_params.from_dict(written)
+    st.session_state[ui_state.QP_WRITTEN] = {
+        k: list(v) if isinstance(v, list) else [v] for k, v in written.items()
+    }
     with st.expander("Share this view", icon=":material/share:"):
         base = (st.context.url or "").split("?")[0]
         st.code(share.share_url(base, view_state, settings=S), language=None, wrap_lines=True)

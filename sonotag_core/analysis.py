@@ -6,6 +6,7 @@ Two entry points matter: :func:`embed_file` (expensive, once per audio and hop) 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,8 +25,11 @@ from .progress import ProgressFn, no_progress
 from .report import Report
 from .scoring import TextCache, frame_probabilities
 from .settings import Settings, check_hop
+from .store import Store, StoreError
 from .timeline import Timeline, assemble
 from .windows import FRAMES_PER_WINDOW, SAMPLE_RATE, hop_samples, iter_windows, window_count
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:  # only a type here: analysis never fetches anything itself
     from .sources import SourceInfo
@@ -171,16 +175,72 @@ def embed_source(
     hop_s: float,
     settings: Settings,
     cache: EmbeddingCache | None = None,
+    store: Store | None = None,
     progress: ProgressFn = no_progress,
 ) -> AudioEmbeddings:
-    """:func:`embed_file`, unless this audio was already encoded with this model and hop."""
+    """:func:`embed_file`, unless this audio was already encoded with this model and hop:
+    the in-memory cache first, then the result store (float16, converted back to float32).
+
+    Nothing is saved here: the caller decides when a run becomes a stored analysis
+    (:func:`save_analysis`).
+    """
     key = EmbeddingKey(source.content_id, float(hop_s), model.info.checkpoint_sha256)
     emb = cache.get(key) if cache is not None else None
+    if emb is None and store is not None:
+        try:
+            emb = store.get_embeddings(*key)
+        except StoreError:  # a damaged or locked store costs an encoding, not the analysis
+            log.warning("stored embeddings unreadable; encoding again", exc_info=True)
+        if emb is not None and cache is not None:
+            cache.put(key, emb)
     if emb is None:
         emb = embed_file(model, source.path, hop_s=hop_s, settings=settings, progress=progress)
         if cache is not None:
             cache.put(key, emb)
     return emb
+
+
+#: Sources whose audio the store keeps for playback; files and examples keep their own path.
+KEPT_KINDS = ("upload", "url")
+
+
+def save_analysis(
+    store: Store,
+    source: SourceInfo,
+    embeddings: AudioEmbeddings,
+    labels: LabelSet,
+    model: LoadedModel,
+    *,
+    hop_s: float,
+    settings: Mapping[str, Any],
+    seconds: float,
+) -> tuple[str, SourceInfo]:
+    """Store the analysis (one transaction), then keep the audio of an upload or a link.
+
+    Returns the analysis id and the source pointing at the kept audio: an upload's or a
+    download's working copy is moved into the store, so use the returned source from now
+    on. Saving comes first so that a failed save (:class:`~.store.StoreError`, e.g. a
+    full disk) leaves the working copy where it was; if only keeping the audio fails, the
+    analysis stands, with the original path, and the failure is logged.
+    """
+    analysis_id = store.save_analysis(
+        source,
+        embeddings,
+        labels,
+        hop_s=hop_s,
+        checkpoint_sha256=model.info.checkpoint_sha256,
+        model_name=model.info.name,
+        settings=settings,
+        seconds=seconds,
+    )
+    if source.kind not in KEPT_KINDS:
+        return analysis_id, source
+    try:
+        return analysis_id, store.keep_media(source)
+    except StoreError:
+        log.warning("analysis %s saved, but its audio could not be kept", analysis_id,
+                    exc_info=True)  # fmt: skip
+        return analysis_id, source
 
 
 def report_for(

@@ -64,9 +64,10 @@ def _max_pool(probabilities: np.ndarray, max_bins: int) -> tuple[np.ndarray, int
         return probs, 1
     per_bin = -(-n_frames // max_bins)  # ceil
     n_bins = -(-n_frames // per_bin)
-    padded = np.full((n_labels, n_bins * per_bin), -np.inf, dtype=np.float64)
+    padded = np.full((n_labels, n_bins * per_bin), np.nan, dtype=np.float64)
     padded[:, :n_frames] = probs
-    return padded.reshape(n_labels, n_bins, per_bin).max(axis=2), per_bin
+    # fmax skips NaN (a compared timeline padded past its end) unless a whole bin is NaN
+    return np.fmax.reduce(padded.reshape(n_labels, n_bins, per_bin), axis=2), per_bin
 
 
 def _tidy(labels: Sequence[str], values: np.ndarray, starts: np.ndarray) -> pd.DataFrame:

@@ -1,16 +1,25 @@
-"""``sonotag`` command line: analyse a file or link, fetch the model.
+"""``sonotag`` command line: analyse a file or link, browse and search the library, fetch
+the model.
 
 Errors print one line and exit non-zero (1: the input or environment, 2: usage);
 tracebacks go to the log file only (``--verbose`` prints them too).
+
+``sonotag analyze`` keeps every run in the result store under ``SONOTAG_DATA_DIR``
+(``--no-store`` skips it): stored embeddings of the same audio, hop and model are reused
+instead of running the audio encoder. The export comes first: if the store then cannot be
+written (a full disk), the command prints a one-line warning and still exits 0, because
+what the user asked for, the export, was written.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import sys
 import tempfile
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 from . import __version__
@@ -125,12 +134,37 @@ def _parser() -> argparse.ArgumentParser:
         help="output file (or directory with --format all); default stdout",
     )
     a.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
+    a.add_argument(
+        "--no-store",
+        action="store_true",
+        help="neither reuse stored embeddings nor save this run in the library",
+    )
 
+    _library_parser(sub)
     sub.add_parser(
         "fetch-model", help="download the OpenFLAM weights and roberta-base into SONOTAG_MODEL_DIR"
     )
     sub.add_parser("settings", help="print every SONOTAG_* setting with its default")
     return parser
+
+
+def _library_parser(sub: argparse._SubParsersAction) -> None:
+    lib = sub.add_parser("library", help="stored analyses: list, search, export, delete")
+    cmds = lib.add_subparsers(dest="library_command", required=True)
+    cmds.add_parser("list", help="every stored analysis, newest first")
+    s = cmds.add_parser("search", help="find a sound in all stored audio")
+    s.add_argument("label", help='one label, e.g. "siren"')
+    s.add_argument("--top", type=int, default=20, help="how many moments (default 20)")
+    e = cmds.add_parser("export", help="export a stored analysis (optionally relabelled)")
+    e.add_argument("id", help="analysis id (see `sonotag library list`)")
+    e.add_argument("--format", choices=FORMAT_CHOICES, default="csv",
+                   help="csv = events; all = every format into -o DIR")  # fmt: skip
+    e.add_argument("-o", "--output", type=Path, help="output file (or directory with --format all)")
+    e.add_argument("--labels", help="score these labels instead of the stored ones")
+    e.add_argument("--threshold", type=float, default=None,
+                   help="event threshold (default: the stored one)")  # fmt: skip
+    d = cmds.add_parser("delete", help="delete a stored analysis")
+    d.add_argument("id", help="analysis id (see `sonotag library list`)")
 
 
 def _label_thresholds(items: list[str]) -> dict[str, float]:
@@ -149,9 +183,8 @@ def _label_thresholds(items: list[str]) -> dict[str, float]:
 
 
 def _analyze(args: argparse.Namespace, settings: Settings, progress: ProgressFn) -> int:
-    from . import exports, sources
-    from .analysis import analyze, build_report
-    from .events import EventParams
+    from . import sources
+    from .analysis import Analysis, build_report, embed_source, score
     from .labels import parse_labels
     from .model import load_model
     from .scoring import TextCache
@@ -162,6 +195,50 @@ def _analyze(args: argparse.Namespace, settings: Settings, progress: ProgressFn)
         max_chars=settings.max_label_chars,
         negatives=args.negative,
     )
+    params = _event_params(args, settings)
+    hop_s = settings.hop_s if args.hop is None else args.hop
+    settings = settings.with_(hop_s=hop_s)
+    if args.format == "all" and args.output is None:
+        raise SonoTagError("--format all writes one file per format: give a directory with -o DIR.")
+    t0 = time.perf_counter()
+    Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
+    problems: list[str] = []
+    store = None if args.no_store else _try_store(lambda: _store(settings), problems)
+    with tempfile.TemporaryDirectory(prefix="sonotag-", dir=settings.data_dir) as tmp:
+        # the source first: a bad file or link fails in milliseconds, before the model loads
+        source = sources.resolve_source(
+            args.source, Path(tmp), max_duration_s=settings.max_duration_s, progress=progress
+        )
+        model = load_model(settings, progress)
+        key = (source.content_id, hop_s, model.info.checkpoint_sha256)
+        emb = _try_store(lambda: store.get_embeddings(*key), problems) if store else None
+        reused = emb is not None
+        if emb is None:
+            emb = embed_source(model, source, hop_s=hop_s, settings=settings, progress=progress)
+        analysis = Analysis(source, emb, labels, score(TextCache(model), emb, labels), hop_s)
+        _close(progress)
+        report = build_report(analysis, model, params)
+        written = _write(report, args.format, args.output, source.title)
+        analysis_id = None  # saved after the export, which a store failure must not cost
+        if store is not None and not problems:
+            seconds = time.perf_counter() - t0
+            analysis_id = _try_store(
+                lambda: _save(store, analysis, model, params, seconds), problems
+            )
+    if not args.quiet:
+        what = f"{emb.n_windows} window(s)" + (" (reused stored embeddings)" if reused else "")
+        saved = f", analysis {analysis_id}" if analysis_id else ""
+        print(f"sonotag: {len(report.events)} event(s) for {len(labels.labels)} label(s) in "
+              f"{analysis.timeline.duration_s:.1f} s of audio, {what}, "
+              f"{time.perf_counter() - t0:.1f} s -> {written}{saved}", file=sys.stderr)  # fmt: skip
+    for problem in problems:
+        print(f"sonotag: warning: {problem}", file=sys.stderr)
+    return 0
+
+
+def _event_params(args: argparse.Namespace, settings: Settings):
+    from .events import EventParams
+
     overrides = {
         k: v
         for k, v in {
@@ -172,53 +249,189 @@ def _analyze(args: argparse.Namespace, settings: Settings, progress: ProgressFn)
         }.items()
         if v is not None
     }
-    params = EventParams.from_settings(
+    return EventParams.from_settings(
         settings, label_thresholds=_label_thresholds(args.label_threshold), **overrides
     )
-    hop_s = settings.hop_s if args.hop is None else args.hop
-    settings = settings.with_(hop_s=hop_s)
-    if args.format == "all" and args.output is None:
-        raise SonoTagError("--format all writes one file per format: give a directory with -o DIR.")
-    t0 = time.perf_counter()
-    Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="sonotag-", dir=settings.data_dir) as tmp:
-        # the source first: a bad file or link fails in milliseconds, before the model loads
-        source = sources.resolve_source(
-            args.source, Path(tmp), max_duration_s=settings.max_duration_s, progress=progress
-        )
-        model = load_model(settings, progress)
-        analysis = analyze(
-            model,
-            TextCache(model),
-            source,
-            labels,
-            settings=settings,
-            hop_s=hop_s,
-            progress=progress,
-        )
+
+
+def _store(settings: Settings):
+    from .store import Store
+
+    return Store(settings.data_dir, media_cap_bytes=settings.media_cap_bytes)
+
+
+def _try_store(fn, problems: list[str]):
+    """A store step that may fail without costing the user the export: the failure
+    becomes a warning (and no further store step runs)."""
+    from .store import StoreError
+
+    try:
+        return fn()
+    except StoreError as exc:
+        log.warning("store step failed", exc_info=True)
+        problems.append(f"{exc} The export was written; this run is not in the library.")
+        return None
+
+
+def _save(store, analysis, model, params, seconds: float) -> str:
+    from .analysis import save_analysis
+
+    settings = {"hop_s": analysis.hop_s, **_event_settings(params)}
+    analysis_id, _ = save_analysis(store, analysis.source, analysis.embeddings, analysis.labels,
+                                   model, hop_s=analysis.hop_s, settings=settings,
+                                   seconds=seconds)  # fmt: skip
+    return analysis_id
+
+
+EVENT_KEYS = ("threshold", "label_thresholds", "median_frames", "fill_gap_s", "min_event_s")
+
+
+def _event_settings(params) -> dict:
+    return {k: (dict(v) if k == "label_thresholds" else v)
+            for k, v in ((k, getattr(params, k)) for k in EVENT_KEYS)}  # fmt: skip
+
+
+def _write(report, fmt: str, output: Path | None, title: str) -> str:
+    """Write the export(s); returns where they went, for the summary line."""
+    from . import exports
+
+    if fmt == "all":
+        if output is None:
+            raise SonoTagError(
+                "--format all writes one file per format: give a directory with -o DIR."
+            )
+        stem = Path(title or "sonotag").stem or "sonotag"
+        return ", ".join(str(p) for p in exports.export_all(report, output, stem))
+    if output is not None:
+        return str(exports.write_export(report, fmt, output))
+    sys.stdout.write(exports.export_text(report, fmt))
+    sys.stdout.flush()
+    return "stdout"
+
+
+def _close(progress: ProgressFn) -> None:
     if isinstance(progress, StderrProgress):
         progress.close()
-    report = build_report(analysis, model, params)
-    if args.format == "all":
-        paths = exports.export_all(
-            report, args.output, Path(source.title or "sonotag").stem or "sonotag"
-        )
-        written = ", ".join(str(p) for p in paths)
-    elif args.output is not None:
-        written = str(exports.write_export(report, args.format, args.output))
-    else:
-        sys.stdout.write(exports.export_text(report, args.format))
-        sys.stdout.flush()
-        written = "stdout"
-    if not args.quiet:
-        n_events = len(report.events)
-        print(
-            f"sonotag: {n_events} event(s) for {len(labels.labels)} label(s) in "
-            f"{analysis.timeline.duration_s:.1f} s of audio, {analysis.embeddings.n_windows} window(s), "
-            f"{time.perf_counter() - t0:.1f} s -> {written}",
-            file=sys.stderr,
-        )
+
+
+# ---------------------------------------------------------------- sonotag library
+
+
+def _library(args: argparse.Namespace, settings: Settings, progress: ProgressFn) -> int:
+    store = _store(settings)
+    command = args.library_command
+    if command == "list":
+        return _library_list(store)
+    if command == "delete":
+        if not store.delete_analysis(args.id):
+            raise _unknown(args.id)
+        print(f"sonotag: deleted analysis {args.id}", file=sys.stderr)
+        return 0
+    stored = None
+    if command == "export" and (stored := store.get_analysis(args.id)) is None:
+        raise _unknown(args.id)  # before the model loads: a typo fails at once
+    from .model import load_model
+    from .scoring import TextCache
+
+    model = load_model(settings, progress)
+    _close(progress)
+    texts = TextCache(model)
+    if command == "search":
+        return _library_search(store, texts, model, args, settings)
+    return _library_export(stored, texts, model, args, settings)
+
+
+def _library_list(store) -> int:
+    rows = store.list_analyses()
+    if not rows:
+        print("sonotag: the library is empty; `sonotag analyze` adds to it.", file=sys.stderr)
+        return 0
+    table = [("id", "date", "title", "duration", "labels", "model")]
+    for r in rows:
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(r.created))
+        duration = clock(r.duration_s, decimals=0) if r.duration_s else "?"
+        table.append((r.id, when, _cut(r.title, 40), duration, _cut("; ".join(r.labels), 50),
+                      r.model_name))  # fmt: skip
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+    for row in table:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
     return 0
+
+
+def _library_search(store, texts, model, args, settings: Settings) -> int:
+    from .search import search_library
+
+    hits = search_library(store, texts, args.label, checkpoint_sha256=model.info.checkpoint_sha256,
+                          top_k=args.top, max_label_chars=settings.max_label_chars)  # fmt: skip
+    if not hits:
+        print("sonotag: no stored audio for this model yet; `sonotag analyze` adds to the "
+              "library.", file=sys.stderr)  # fmt: skip
+    for hit in hits:
+        print(f"{clock(hit.time_s)}\t{hit.probability:.4f}\t{hit.title}\t{hit.analysis_id}")
+    return 0
+
+
+def _library_export(stored, texts, model, args, settings: Settings) -> int:
+    from .analysis import Analysis, build_report, score
+    from .errors import ModelError
+    from .labels import parse_labels
+
+    if stored.checkpoint_sha256 != model.info.checkpoint_sha256:
+        raise ModelError(
+            f"Analysis {args.id} was made with another OpenFLAM checkpoint "
+            f"({stored.checkpoint_sha256[:12]}…) than the one loaded "
+            f"({model.info.checkpoint_sha256[:12]}…); point SONOTAG_CHECKPOINT at that one, "
+            "or analyse the audio again."
+        )
+    labels = stored.labels
+    if args.labels is not None:
+        labels = parse_labels(args.labels, max_labels=settings.max_labels,
+                              max_chars=settings.max_label_chars)  # fmt: skip
+    params = _stored_params(settings, stored.settings, args.threshold)
+    analysis = Analysis(stored.source, stored.embeddings, labels,
+                        score(texts, stored.embeddings, labels), stored.hop_s)  # fmt: skip
+    report = build_report(analysis, model, params, settings={"analysis_id": stored.id})
+    written = _write(report, args.format, args.output, stored.source.title)
+    print(f"sonotag: analysis {stored.id} ({len(labels.labels)} label(s), "
+          f"{len(report.events)} event(s)) -> {written}", file=sys.stderr)  # fmt: skip
+    return 0
+
+
+def _stored_params(settings: Settings, stored: Mapping, threshold: float | None):
+    """Event parameters: the analysis's stored ones where valid, then --threshold."""
+    from .events import EventParams
+
+    params = EventParams.from_settings(settings)
+    kept = {k: stored[k] for k in EVENT_KEYS if k in stored}
+    try:
+        params = EventParams.from_settings(settings, **kept)
+    except (SonoTagError, TypeError, ValueError):
+        log.info("stored event parameters ignored: %r", kept)
+    if threshold is not None:
+        params = dataclasses.replace(params, threshold=threshold)
+    return params
+
+
+def _unknown(analysis_id: str) -> SonoTagError:
+    from .errors import SourceError
+
+    return SourceError(
+        f"There is no stored analysis {analysis_id!r}; `sonotag library list` shows the ids."
+    )
+
+
+def _cut(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def clock(seconds: float, decimals: int = 2) -> str:
+    """``h:mm:ss.ss`` (``decimals`` digits of seconds; 0 gives ``h:mm:ss``)."""
+    scale = 10**decimals
+    units = int(round(max(float(seconds), 0.0) * scale))
+    hours, units = divmod(units, 3600 * scale)
+    minutes, units = divmod(units, 60 * scale)
+    whole, frac = divmod(units, scale)
+    return f"{hours}:{minutes:02d}:{whole:02d}" + (f".{frac:0{decimals}d}" if decimals else "")
 
 
 def _fetch(settings: Settings, progress: ProgressFn) -> int:
@@ -261,6 +474,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "fetch-model":
             return _fetch(settings, progress)
+        if args.command == "library":
+            return _library(args, settings, progress)
         return _analyze(args, settings, progress)
     except SonoTagError as exc:
         progress.close()

@@ -91,3 +91,12 @@ def assemble(
         raise ValueError("some frames are covered by no window")
     probs = (total / np.maximum(count, 1)).astype(np.float32)
     return Timeline(tuple(labels), probs, n_samples / SAMPLE_RATE, frozenset(negatives))
+
+
+def timecode(seconds: float) -> str:
+    """A moment as people read it: ``0:07.5``, ``12:03.1``, ``1:02:03.4`` (tenths of s)."""
+    tenths = int(round(max(float(seconds), 0.0) * 10))
+    minutes, sec_tenths = divmod(tenths, 600)
+    hours, minutes = divmod(minutes, 60)
+    sec = f"{sec_tenths // 10:02d}.{sec_tenths % 10}"
+    return f"{hours}:{minutes:02d}:{sec}" if hours else f"{minutes}:{sec}"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from urllib.parse import parse_qs
 
 import pytest
 from audiogen import make_audio
@@ -29,7 +30,7 @@ def app_env(settings, monkeypatch, tmp_path):
     monkeypatch.setenv("SONOTAG_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("SONOTAG_THREADS", "2")
     for fn in (ui_state.settings, ui_state.model, ui_state.text_cache, ui_state.embedding_cache,
-               ui_state.link_memo):  # fmt: skip
+               ui_state.link_memo, ui_state.store):  # fmt: skip
         fn.clear()
     ui_state._loaded = None
     yield tmp_path
@@ -213,3 +214,105 @@ def test_about_page(app_env):
     at.button[0].click().run()  # load the model from the About page
     assert not at.exception
     assert any("loaded" in s for s in texts(at, "success"))
+
+
+# ---------------------------------------------------------------- the store in the pages
+
+
+def stored_ids(tmp_path) -> list[str]:
+    from sonotag_core.store import Store
+
+    return [a.id for a in Store(tmp_path / "data").list_analyses()]
+
+
+def test_upload_is_kept_and_its_link_reopens_without_encoding(app_env, tmp_path, encoder_calls):
+    clip = make_audio(tmp_path / "field recording.mp3", 12.0, kind="mix")
+    at = upload_and_run("field recording.mp3", clip.read_bytes(), "audio/mpeg")
+    aid = at.session_state.result.analysis_id
+    assert aid and stored_ids(app_env) == [aid]
+    assert qp(at, "id") == [aid]  # the address bar now shares the upload
+    kept = at.session_state.result.source.path
+    assert kept.is_file() and "media" in kept.parts
+    assert sum(encoder_calls) == 2
+
+    bare = new_app(id=aid)  # a fresh browser: stored labels, stored embeddings
+    bare.run()
+    assert not bare.exception, bare.exception
+    assert not texts(bare, "error"), texts(bare, "error")
+    assert bare.session_state.labels_text == "beeping"
+    assert bare.session_state.result.analysis_id == aid
+    assert chart_specs(bare) and len(bare.get("audio")) == 1
+    relabelled = new_app(id=aid, l=["siren", "-music"], t="4.5")
+    relabelled.run()
+    assert not relabelled.exception
+    assert relabelled.session_state.labels_text == "siren\n-music"
+    assert relabelled.session_state.picked_t == 4.5
+    assert sum(encoder_calls) == 2  # neither link ran the audio encoder
+    assert stored_ids(app_env) == [aid]  # nor added copies to the Library
+
+
+def test_unknown_or_evicted_analysis(app_env, tmp_path):
+    at = new_app(id="0123456789abcdef")
+    at.run()
+    assert not at.exception, at.exception
+    assert "no analysis" in " ".join(texts(at, "error"))
+    clip = make_audio(tmp_path / "c.wav", 12.0, kind="mix")
+    up = upload_and_run("c.wav", clip.read_bytes(), "audio/wav")
+    up.session_state.result.source.path.unlink()  # evicted by the storage cap
+    again = new_app(id=up.session_state.result.analysis_id)
+    again.run()
+    assert not again.exception, again.exception
+    assert "no longer kept" in " ".join(texts(again, "warning"))
+    assert chart_specs(again) and not again.get("audio")
+
+
+def test_shared_example_link_adds_one_library_entry(app_env, encoder_calls):
+    for _ in range(2):
+        at = new_app(ex="alarm-clock", l=["beeping"])
+        at.run()
+        assert not at.exception
+    assert len(stored_ids(app_env)) == 1 and sum(encoder_calls) == 2
+    at.button[0].click().run()  # pressing Analyze is asking to keep it
+    assert len(stored_ids(app_env)) == 2 and sum(encoder_calls) == 2
+
+
+def test_library_page_lists_and_searches(app_env, encoder_calls):
+    new_app(ex="alarm-clock", l=["alarm clock beeping"]).run()
+    new_app(ex="siren-street", l=["siren"]).run()
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.run()
+    at.switch_page("pages/library.py").run()
+    assert not at.exception, at.exception
+    [table] = at.dataframe
+    assert set(table.value["title"]) == {"Alarm clock in a quiet room", "Siren passing a street"}
+    at.text_input(key="lib_query").set_value("a siren wailing")
+    at.button[0].click().run()
+    assert not at.exception, at.exception
+    label, hits, _ = at.session_state.lib_hits
+    assert label == "a siren wailing" and hits
+    assert [h.probability for h in hits] == sorted((h.probability for h in hits), reverse=True)
+    links = [parse_qs(el.proto.query_string) for el in at.get("page_link")]
+    assert len(links) == len(hits)  # one "open here" per moment
+    assert links[0]["id"] == [hits[0].analysis_id]
+    assert float(links[0]["t"][0]) == pytest.approx(hits[0].time_s, abs=0.01)
+    assert links[0]["l"][0] == "a siren wailing"  # opens with the searched label first
+    assert sum(encoder_calls) == 5  # searching never runs the audio encoder
+
+
+def test_compare_page(app_env):
+    new_app(ex="alarm-clock", l=["alarm clock beeping"]).run()
+    new_app(ex="siren-street", l=["siren", "car horn"]).run()
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.run()
+    at.switch_page("pages/compare.py").run()
+    assert not at.exception, at.exception
+    [spec] = chart_specs(at)
+    titles = json.dumps(spec, ensure_ascii=False)
+    assert "A · " in titles and "B · " in titles
+    table = at.dataframe[0].value
+    assert {"A max", "B max"} <= set(table.columns)
+    at.segmented_control(key="cmp_mode").set_value("Two label sets on one audio").run()
+    at.text_area(key="cmp_lb").set_value("dog barking\nrain").run()
+    assert not at.exception, at.exception
+    table = at.dataframe[0].value
+    assert {"dog barking", "rain"} <= set(table["label"])

@@ -164,3 +164,35 @@ def test_share_link_click_to_play_export_and_restore(server, browser):
     page2.screenshot(path=str(ARTIFACTS / "3-restored.png"), full_page=True)
     other.close()
     ctx.close()
+
+
+def test_library_search_opens_the_moment(server, browser):
+    """After the first test stored an analysis: search the Library, open a moment, and
+    the Analyze page plays from there. Compare renders both sides."""
+    expect = sync_api.expect
+    ctx = browser.new_context(viewport={"width": 1400, "height": 1400})
+    page = ctx.new_page()
+    page.goto(f"{server}/library")
+    wait_idle(page)
+    expect(page.get_by_text("Stored analyses")).to_be_visible()
+    page.get_by_label("A sound, in words").fill("a siren wailing")
+    page.get_by_test_id("stForm").get_by_role("button", name="Search").click()
+    first = page.get_by_role("link", name="Open here").first
+    expect(first).to_be_visible(timeout=60_000)
+    page.screenshot(path=str(ARTIFACTS / "4-library-search.png"), full_page=True)
+    first.click()
+    expect(page.locator("[data-testid='stVegaLiteChart']").first).to_be_visible(timeout=60_000)
+    wait_idle(page)
+    q = parse_qs(urlsplit(page.evaluate("location.href")).query)
+    assert "id" in q and q["l"][0] == "a siren wailing", q
+    t = float(q["t"][0])
+    page.wait_for_function(
+        f"() => {{ const a = document.querySelector('audio'); return a && a.currentTime >= {int(t)}; }}",
+        timeout=30_000,
+    )
+    page.screenshot(path=str(ARTIFACTS / "5-opened-from-library.png"), full_page=True)
+    page.goto(f"{server}/compare")
+    expect(page.locator("[data-testid='stVegaLiteChart']").first).to_be_visible(timeout=60_000)
+    wait_idle(page)
+    page.screenshot(path=str(ARTIFACTS / "6-compare.png"), full_page=True)
+    ctx.close()

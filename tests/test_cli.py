@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -156,3 +157,108 @@ def test_missing_weights_console_script(tmp_path, cli_env):
     )
     assert proc.returncode == 1
     assert "sonotag fetch-model" in proc.stderr and "Traceback" not in proc.stderr
+
+
+# ---------------------------------------------------------------- the result store
+
+
+@pytest.fixture
+def library_cli(cli, monkeypatch, tmp_path):
+    """The in-process CLI with its own SONOTAG_DATA_DIR, counting audio-encoder windows."""
+    from sonotag_core import analysis
+
+    monkeypatch.setenv("SONOTAG_DATA_DIR", str(tmp_path / "data"))
+    encoded: list[int] = []
+    real = analysis.encode_windows
+
+    def counting(model, windows, **kw):
+        for starts, feats in real(model, windows, **kw):
+            encoded.append(len(starts))
+            yield starts, feats
+
+    monkeypatch.setattr(analysis, "encode_windows", counting)
+    cli.encoded = encoded
+    return cli
+
+
+def test_analyze_reuses_stored_embeddings_and_saves_each_run(tmp_path, library_cli, capsys):
+    clip = make_audio(tmp_path / "c.wav", 12.0, kind="mix")
+    out = tmp_path / "first.csv"
+    assert library_cli("analyze", str(clip), "--labels", "a tone; siren", "-o", str(out)) == 0
+    err = capsys.readouterr().err
+    first_id = re.search(r"analysis ([0-9a-f]{16})", err).group(1)
+    assert "reused" not in err and sum(library_cli.encoded) == 2
+    # same audio, hop and model: no audio encoding at all, a new analysis with new labels
+    assert library_cli("analyze", str(clip), "--labels", "rain", "--format", "json") == 0
+    captured = capsys.readouterr()
+    assert "reused stored embeddings" in captured.err and sum(library_cli.encoded) == 2
+    second_id = re.search(r"analysis ([0-9a-f]{16})", captured.err).group(1)
+    assert second_id != first_id and json.loads(captured.out)["labels"] == ["rain"]
+    # --no-store: neither reused nor saved
+    assert library_cli("analyze", str(clip), "--labels", "rain", "--no-store") == 0
+    err = capsys.readouterr().err
+    assert "analysis" not in err and "reused" not in err and sum(library_cli.encoded) == 4
+    assert library_cli("library", "list") == 0
+    listed = capsys.readouterr().out.splitlines()
+    assert listed[0].split() == ["id", "date", "title", "duration", "labels", "model"]
+    assert [line.split()[0] for line in listed[1:]] == [second_id, first_id]  # newest first
+    assert "0:00:12" in listed[2] and "a tone; siren" in listed[2]
+
+
+def test_library_search_export_delete_round_trip(tmp_path, library_cli, capsys):
+    clip = make_audio(tmp_path / "tone.wav", 25.0, kind="mix")
+    assert library_cli("analyze", str(clip), "--labels", "a tone; -music", "-q") == 0
+    capsys.readouterr()
+    assert library_cli("library", "list") == 0
+    [aid] = [line.split()[0] for line in capsys.readouterr().out.splitlines()[1:]]
+
+    assert library_cli("library", "search", "a tone", "--top", "3") == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 3
+    for line in lines:
+        when, prob, title, hit_id = line.split("\t")
+        assert re.fullmatch(r"0:00:\d\d\.\d\d", when) and 0.0 <= float(prob) <= 1.0
+        assert (title, hit_id) == ("tone", aid)
+    assert [float(line.split("\t")[1]) for line in lines] == sorted(
+        (float(line.split("\t")[1]) for line in lines), reverse=True
+    )
+
+    out = tmp_path / "stored.json"
+    assert library_cli("library", "export", aid, "--format", "json", "-o", str(out)) == 0
+    doc = json.loads(out.read_text())
+    assert doc["labels"] == ["a tone", "music"] and doc["negatives"] == ["music"]
+    assert len(doc["frame_times_s"]) == 80 and doc["settings"]["analysis_id"] == aid
+    # relabelled from the stored embeddings, with another threshold
+    frames = tmp_path / "relabel.frames.csv"
+    assert library_cli("library", "export", aid, "--format", "frames-csv", "-o", str(frames),
+                       "--labels", "siren; rain", "--threshold", "0.3") == 0  # fmt: skip
+    table = pd.read_csv(frames)
+    assert list(table.label.unique()) == ["siren", "rain"] and len(table) == 2 * 80
+    assert (
+        library_cli("library", "export", aid, "--format", "all", "-o", str(tmp_path / "all")) == 0
+    )
+    assert len(list((tmp_path / "all").iterdir())) == 6
+    capsys.readouterr()
+
+    assert library_cli("library", "delete", aid) == 0
+    assert library_cli("library", "list") == 0
+    assert "empty" in capsys.readouterr().err
+    for args in (("export", aid), ("delete", aid)):
+        assert library_cli("library", *args) == 1
+        err = capsys.readouterr().err
+        assert err.startswith("sonotag: error: ") and err.count("\n") == 1
+        assert "no stored analysis" in err and "library list" in err
+
+
+def test_a_broken_store_still_writes_the_export(tmp_path, library_cli, capsys, monkeypatch):
+    data = tmp_path / "broken"
+    (data / "sonotag.db").mkdir(parents=True)  # a folder where the database should be
+    monkeypatch.setenv("SONOTAG_DATA_DIR", str(data))
+    clip = make_audio(tmp_path / "c.wav", 5.0, kind="mix")
+    out = tmp_path / "events.csv"
+    assert library_cli("analyze", str(clip), "--labels", "a tone", "-o", str(out)) == 0
+    assert out.read_text().startswith("label,onset_s,offset_s,peak,mean")
+    err = capsys.readouterr().err
+    [warning] = [line for line in err.splitlines() if "warning" in line]
+    assert "result store" in warning and "export was written" in warning
+    assert "Traceback" not in err and "analysis " not in err

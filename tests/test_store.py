@@ -1,13 +1,16 @@
 """The result store: round trips, one encoding per audio+model, float16 error, atomic
-writes under SIGKILL, migrations and a full disk."""
+writes under SIGKILL, migrations, a full disk, kept audio with LRU eviction, link lookups
+and streaming for search."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import signal
 import sqlite3
 import subprocess
 import sys
+import tracemalloc
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +21,7 @@ from sonotag_core.analysis import embed_file, score
 from sonotag_core.embeddings import AudioEmbeddings
 from sonotag_core.labels import LabelSet
 from sonotag_core.sources import SourceInfo, from_path
-from sonotag_core.store import MIGRATIONS, Store, StoreError
+from sonotag_core.store import MIGRATIONS, MediaUsage, Store, StoreError
 
 SHA = "ab" * 32
 
@@ -151,3 +154,253 @@ def test_full_disk_is_a_clear_error_and_keeps_the_store(tmp_path):
                             checkpoint_sha256=SHA, model_name="m")  # fmt: skip
     assert [a.id for a in store.list_analyses()] == [first]
     assert store.get_analysis(first) is not None
+
+
+# ---------------------------------------------------------------- kept audio (media)
+
+
+def audio_file(path: Path, size: int = 4000, seed: int = 0) -> Path:
+    """A file with content-specific bytes (keep_media never decodes it)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(np.random.default_rng(seed).integers(0, 256, size, np.uint8).tobytes())
+    return path
+
+
+def file_source(path: Path, kind: str = "upload", url: str | None = None) -> SourceInfo:
+    cid = hashlib.sha256(path.read_bytes()).hexdigest()
+    return SourceInfo(kind, path, path.stem, cid, path.name, 10.0, None, url)
+
+
+def save(store: Store, source: SourceInfo, seed: int = 0, labels=("a",)) -> str:
+    return store.save_analysis(source, random_embeddings(2, seed), LabelSet(labels), hop_s=10.0,
+                               checkpoint_sha256=SHA, model_name="m")  # fmt: skip
+
+
+def test_keep_media_moves_files_in_the_data_dir_and_copies_others(tmp_path):
+    data = tmp_path / "data"
+    store = Store(data)
+    upload = file_source(audio_file(data / "uploads" / "abc.WAV", seed=1))
+    kept = store.keep_media(upload)
+    assert kept.path == data / "media" / (upload.content_id[:32] + ".wav")
+    assert kept.path.is_file() and not upload.path.exists()  # moved
+    assert kept.content_id == upload.content_id and kept.title == upload.title
+    outside = file_source(audio_file(tmp_path / "elsewhere" / "clip.m4a?x", seed=2), kind="file")
+    copied = store.keep_media(outside)
+    assert copied.path.name == outside.content_id[:32] + ".m4ax"  # suffix filtered to [a-z0-9]
+    assert outside.path.is_file() and copied.path.read_bytes() == outside.path.read_bytes()
+    # the same content again (a second upload of it): one kept file, the duplicate goes
+    again = file_source(audio_file(data / "uploads" / "again.wav", seed=1))
+    assert store.keep_media(again).path == kept.path and not again.path.exists()
+    assert store.keep_media(kept).path == kept.path
+    assert sorted(p.name for p in (data / "media").iterdir()) == sorted(
+        [kept.path.name, copied.path.name]
+    )
+    assert store.media_usage() == MediaUsage(2, 8000, None)
+    # a source without a file (a stored link whose audio is gone) has nothing to keep
+    bare = SourceInfo("url", Path(""), "t", "f" * 64, "x.webm")
+    assert store.keep_media(bare) == bare and store.media_path("f" * 64) is None
+
+
+def test_saved_analysis_plays_from_the_kept_file(tmp_path):
+    data = tmp_path / "data"
+    store = Store(data)
+    src = file_source(audio_file(data / "uploads" / "x.wav"))
+    aid, kept = save_with_media(store, src)
+    assert kept.path.parent == data / "media"
+    assert store.get_analysis(aid).source.path == kept.path
+    db = sqlite3.connect(store.path)
+    assert db.execute("SELECT media_path FROM sources").fetchone()[0] == str(kept.path)
+    # a file analysed in place (CLI path, example) is not copied and plays from where it is
+    local = file_source(audio_file(tmp_path / "local.wav", seed=5), kind="file")
+    aid2, same = save_with_media(store, local)
+    assert same.path == local.path and store.get_analysis(aid2).source.path == local.path
+    local.path.unlink()
+    assert store.get_analysis(aid2).source.path == Path("")
+
+
+def save_with_media(store: Store, source: SourceInfo) -> tuple[str, SourceInfo]:
+    from sonotag_core import analysis
+
+    class Info:  # the two model facts save_analysis reads
+        checkpoint_sha256, name = SHA, "openflam-v1-base"
+
+    model = type("M", (), {"info": Info})()
+    return analysis.save_analysis(store, source, random_embeddings(2), LabelSet(("a",)), model,
+                                  hop_s=10.0, settings={"threshold": 0.5}, seconds=1.0)  # fmt: skip
+
+
+def test_lru_eviction_keeps_analyses_that_still_open_and_relabel(tmp_path, text_cache):
+    data = tmp_path / "data"
+    store = Store(data, media_cap_bytes=10_000)  # room for two 4000-byte files
+    srcs = [file_source(audio_file(data / "uploads" / f"{i}.wav", seed=i)) for i in range(4)]
+    ids = []
+    for src in srcs[:2]:
+        ids.append(save(store, store.keep_media(src)))
+    assert store.media_path(srcs[0].content_id) is not None  # played: now the most recent
+    ids.append(save(store, store.keep_media(srcs[2])))  # over the cap: evicts srcs[1]
+    assert store.media_path(srcs[1].content_id) is None
+    assert store.media_path(srcs[0].content_id) and store.media_path(srcs[2].content_id)
+    assert store.media_usage() == MediaUsage(2, 8000, 10_000)
+    assert len(list((data / "media").iterdir())) == 2
+    db = sqlite3.connect(store.path)
+    evicted = db.execute("SELECT media_path FROM sources WHERE content_id = ?",
+                         (srcs[1].content_id,)).fetchone()  # fmt: skip
+    assert evicted == (None,)
+    # the evicted audio's analysis remains: it opens without playback and relabels
+    opened = store.get_analysis(ids[1])
+    assert opened.source.path == Path("") and opened.embeddings.n_windows == 2
+    timeline = score(text_cache, opened.embeddings, LabelSet(("siren", "rain")))
+    assert timeline.probabilities.shape == (2, opened.embeddings.n_samples // 15_000 + 1)
+    assert np.isfinite(timeline.probabilities).all()
+    # the file just kept is never evicted, even when it alone is over the cap
+    tiny = Store(data, media_cap_bytes=1000)
+    big = tiny.keep_media(srcs[3])
+    assert big.path.is_file() and tiny.media_usage().files == 1
+    assert all(tiny.media_path(s.content_id) is None for s in srcs[:3])
+
+
+def test_deleting_the_last_analysis_deletes_its_kept_audio(tmp_path):
+    data = tmp_path / "data"
+    store = Store(data)
+    kept = store.keep_media(file_source(audio_file(data / "uploads" / "x.wav")))
+    first, second = save(store, kept), save(store, kept, labels=("b",))
+    assert store.delete_analysis(first) and kept.path.is_file()  # still used by `second`
+    assert store.delete_analysis(second) and not kept.path.exists()
+    assert store.media_usage().files == 0
+
+
+def test_a_missing_kept_file_is_forgotten(tmp_path):
+    store = Store(tmp_path)
+    kept = store.keep_media(file_source(audio_file(tmp_path / "uploads" / "x.wav")))
+    kept.path.unlink()
+    assert store.media_path(kept.content_id) is None
+    assert store.media_usage().files == 0
+
+
+def test_full_disk_while_keeping_audio_leaves_nothing_behind(tmp_path, monkeypatch):
+    import errno
+    import shutil
+
+    def full(src, dst):
+        Path(dst).write_bytes(b"half")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(shutil, "copyfile", full)
+    store = Store(tmp_path / "data")
+    src = file_source(audio_file(tmp_path / "outside.wav"), kind="file")
+    with pytest.raises(StoreError, match="full"):
+        store.keep_media(src)
+    assert list((tmp_path / "data" / "media").iterdir()) == []
+    assert store.media_usage().files == 0 and src.path.is_file()
+
+
+def test_find_source_by_url(tmp_path):
+    data = tmp_path / "data"
+    store = Store(data, media_cap_bytes=5000)
+    url = "https://www.youtube.com/watch?v=abcdefghijk"
+    old = file_source(audio_file(data / "dl" / "old.webm", seed=1), kind="url", url=url)
+    save(store, store.keep_media(old))
+    new = file_source(audio_file(data / "dl" / "new.webm", seed=2), kind="url", url=url)
+    kept = store.keep_media(new)  # evicts the old download (cap: one file)
+    save(store, kept)
+    for spelling in (url, "https://youtu.be/abcdefghijk?t=30", "youtube.com/shorts/abcdefghijk"):
+        found = store.find_source_by_url(spelling)
+        assert found is not None and found.content_id == new.content_id, spelling
+        assert found.path == kept.path and found.kind == "url" and found.url == url
+    assert store.find_source_by_url("https://youtu.be/zzzzzzzzzzz") is None
+    assert store.find_source_by_url("not a link") is None
+    kept.path.unlink()  # the kept audio is gone: the source is still found, without a path
+    assert store.find_source_by_url(url).path == Path("")
+
+
+def test_latest_analysis_id(tmp_path):
+    store = Store(tmp_path)
+    src = fake_source()
+    assert store.latest_analysis_id(src.content_id, 10.0, SHA) is None
+    save(store, src)
+    newest = save(store, src, labels=("b",))
+    assert store.latest_analysis_id(src.content_id, 10.0, SHA) == newest
+    assert store.latest_analysis_id(src.content_id, 5.0, SHA) is None
+    assert store.latest_analysis_id(src.content_id, 10.0, "cd" * 32) is None
+
+
+def test_iter_embeddings_streams_one_row_at_a_time(tmp_path):
+    store = Store(tmp_path)
+    n_rows, windows = 8, 40  # 1.3 MB of float16 per row
+    for i in range(n_rows):
+        src = fake_source(f"{i:064x}")
+        store.save_analysis(src, random_embeddings(windows, i), LabelSet(("old",)), hop_s=10.0,
+                            checkpoint_sha256=SHA, model_name="m")  # fmt: skip
+        store.save_analysis(src, random_embeddings(windows, i), LabelSet((f"new {i}",)),
+                            hop_s=10.0, checkpoint_sha256=SHA, model_name="m")  # fmt: skip
+    other = fake_source("9" * 64)
+    store.save_analysis(other, random_embeddings(3), LabelSet(("x",)), hop_s=10.0,
+                        checkpoint_sha256="cd" * 32, model_name="m")  # fmt: skip
+    row_bytes = windows * 32 * 512 * 2
+    tracemalloc.start()
+    try:
+        seen = []
+        for row in store.iter_embeddings(SHA):
+            assert row.embeddings.features.dtype == np.float16
+            assert row.embeddings.features.shape == (windows, 32, 512)
+            seen.append((row.content_id, row.labels.labels, row.hop_s))
+            assert row.analysis_id == store.latest_analysis_id(row.content_id, 10.0, SHA)
+            del row
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert seen == [(f"{i:064x}", (f"new {i}",), 10.0) for i in range(n_rows)]
+    assert peak < 3 * row_bytes, f"peak {peak / 1e6:.1f} MB: rows are not streamed"
+    np.testing.assert_allclose(
+        next(store.iter_embeddings(SHA)).embeddings.features,
+        random_embeddings(windows, 0).features, atol=5e-4,
+    )  # fmt: skip
+    assert list(store.iter_embeddings("00" * 32)) == []
+
+
+def test_migrates_a_schema_1_database(tmp_path):
+    db = sqlite3.connect(tmp_path / "sonotag.db")
+    db.executescript(MIGRATIONS[0] + "; PRAGMA user_version = 1;")
+    emb = random_embeddings(2)
+    db.execute("INSERT INTO sources VALUES (?,?,?,?,?,?,?,?,?)",
+               ("c" * 64, "upload", "Old clip", None, "x.wav", 20.0, None, "/gone/x.wav", 1.0))  # fmt: skip
+    db.execute("INSERT INTO embeddings VALUES (1,?,10.0,?,?,2,?,?,1.0)",
+               ("c" * 64, SHA, emb.n_samples, emb.starts.tobytes(),
+                emb.features.astype(np.float16).tobytes()))  # fmt: skip
+    db.execute(
+        "INSERT INTO analyses VALUES ('0123456789abcdef',1,'[\"siren\"]','[]','{}','m',1.5,2.0)"
+    )
+    db.commit()
+    db.close()
+    store = Store(tmp_path)
+    assert store.schema_version == len(MIGRATIONS) == 2
+    old = store.get_analysis("0123456789abcdef")
+    assert old.labels == LabelSet(("siren",)) and old.source.title == "Old clip"
+    assert old.source.path == Path("")  # its file is gone: no playback, results still there
+    np.testing.assert_allclose(old.embeddings.features, emb.features, atol=5e-4)
+    assert store.media_usage() == MediaUsage(0, 0, None)
+    assert [r.analysis_id for r in store.iter_embeddings(SHA)] == ["0123456789abcdef"]
+    kept = store.keep_media(file_source(audio_file(tmp_path / "uploads" / "y.wav")))
+    assert store.media_path(kept.content_id) == kept.path
+
+
+def test_embed_source_reuses_the_store_before_encoding(tmp_path, model, settings, monkeypatch):
+    from sonotag_core import analysis
+    from sonotag_core.embedding_cache import EmbeddingCache
+
+    store = Store(tmp_path)
+    src = fake_source()
+    emb = random_embeddings(2)
+    store.save_analysis(src, emb, LabelSet(("a",)), hop_s=10.0,
+                        checkpoint_sha256=model.info.checkpoint_sha256, model_name="m")  # fmt: skip
+
+    def no_encoding(*args, **kwargs):
+        raise AssertionError("the audio encoder ran")
+
+    monkeypatch.setattr(analysis, "embed_file", no_encoding)
+    cache = EmbeddingCache()
+    got = analysis.embed_source(model, src, hop_s=10.0, settings=settings, cache=cache, store=store)
+    np.testing.assert_allclose(got.features, emb.features, atol=5e-4)
+    assert got.features.dtype == np.float32 and len(cache) == 1  # and now in memory too
+    with pytest.raises(AssertionError, match="encoder ran"):  # another hop is not stored
+        analysis.embed_source(model, src, hop_s=5.0, settings=settings, store=store)

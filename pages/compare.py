@@ -1,0 +1,79 @@
+"""Compare: two stored analyses, or two label sets on one audio, on one time axis."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+import ui_state
+from sonotag_core import charts, compare, library
+from sonotag_core.analysis import score
+from sonotag_core.errors import SonoTagError
+from sonotag_core.labels import parse_labels
+
+S = ui_state.settings()
+MODES = ("Two analyses", "Two label sets on one audio")
+
+st.title("Compare")
+try:
+    store = ui_state.store()
+    rows = store.list_analyses()
+except SonoTagError as exc:
+    st.error(str(exc))
+    st.stop()
+if not rows:
+    st.info("The Library is empty: analyse something on the Analyze page first.")
+    st.stop()
+
+names = {r.id: library.describe(r) for r in rows}
+ids = list(names)
+mode = st.segmented_control("Compare", MODES, key="cmp_mode", default=MODES[0],
+                            required=True) or MODES[0]  # fmt: skip
+
+
+def label_box(title: str, key: str, default: str):
+    text = st.text_area(title, value=default, key=key, height=100,
+                        help="One label per line or separated by ;. A leading '-' marks a "
+                        "negative prompt.")  # fmt: skip
+    return parse_labels(text, max_labels=S.max_labels, max_chars=S.max_label_chars)
+
+
+try:
+    model = ui_state.model()
+    texts = ui_state.text_cache()
+    if mode == MODES[0]:
+        left, right = st.columns(2)
+        a_id = left.selectbox("A", ids, format_func=names.get, key="cmp_a")
+        b_id = right.selectbox("B", ids, format_func=names.get, key="cmp_b",
+                               index=min(1, len(ids) - 1))  # fmt: skip
+        a = library.open_analysis(store, model, a_id)
+        b = library.open_analysis(store, model, b_id)
+        shared = st.text_input("Labels for both (empty: each analysis keeps its own)",
+                               key="cmp_shared")  # fmt: skip
+        common = (parse_labels(shared, max_labels=S.max_labels, max_chars=S.max_label_chars)
+                  if shared.strip() else None)  # fmt: skip
+        sides = [("A", score(texts, a.embeddings, common or a.labels)),
+                 ("B", score(texts, b.embeddings, common or b.labels))]  # fmt: skip
+        st.caption(f"A: {a.source.title} ({a.embeddings.duration_s:.1f} s) · "
+                   f"B: {b.source.title} ({b.embeddings.duration_s:.1f} s)")  # fmt: skip
+    else:
+        one_id = st.selectbox("Audio", ids, format_func=names.get, key="cmp_one")
+        one = library.open_analysis(store, model, one_id)
+        left, right = st.columns(2)
+        with left:
+            labels_a = label_box("Labels A", "cmp_la", one.labels.to_text() if one.labels else "")
+        with right:
+            labels_b = label_box("Labels B", "cmp_lb", "")
+        sides = [("A", score(texts, one.embeddings, labels_a)),
+                 ("B", score(texts, one.embeddings, labels_b))]  # fmt: skip
+except SonoTagError as exc:
+    st.error(str(exc))
+    st.stop()
+
+combined = compare.combine(sides)
+threshold = st.slider("Threshold line", 0.01, 0.99, S.threshold, 0.01, key="cmp_thr")
+st.altair_chart(
+    charts.timeline_chart(combined, thresholds=dict.fromkeys(combined.labels, threshold)),
+    width="stretch",
+)
+st.markdown("**Clip scores**")
+st.dataframe(compare.score_table(sides), hide_index=True, width="stretch")

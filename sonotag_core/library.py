@@ -1,0 +1,149 @@
+"""What the dashboard and the CLI do with the result store around one run: reuse what is
+stored, open a stored analysis, keep a new one.
+
+The rules live here, not in the pages: a stored analysis opens only with the checkpoint
+that made it (embeddings from another model would give meaningless numbers); a link whose
+audio and embeddings are stored is neither downloaded nor encoded again; a run is saved
+when its audio is new or the user asked for it, so opening a shared link a hundred times
+does not fill the Library with copies. A store that cannot be written (a full disk) never
+costs the user the result in front of them: it comes back with a warning instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from .analysis import embed_source, save_analysis
+from .embedding_cache import EmbeddingCache
+from .embeddings import AudioEmbeddings
+from .errors import ModelError, SourceError
+from .labels import LabelSet
+from .model import LoadedModel
+from .progress import ProgressFn, no_progress
+from .settings import Settings
+from .sources import SourceInfo
+from .store import AnalysisSummary, MediaUsage, Store, StoreError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Analysed:
+    """One audio ready to score: its source, kept embeddings and where it is stored."""
+
+    source: SourceInfo
+    embeddings: AudioEmbeddings
+    hop_s: float
+    seconds: float  # wall time of this run (near 0 when everything was stored)
+    analysis_id: str | None = None  # None when the store could not be written
+    labels: LabelSet | None = None  # the labels it was stored with
+    warning: str | None = None  # something the user should know (e.g. not saved)
+
+
+def describe(summary: AnalysisSummary, label_chars: int = 60) -> str:
+    """One line naming a stored analysis in pickers: title · labels · when."""
+    labels = "; ".join(summary.labels)
+    if len(labels) > label_chars:
+        labels = labels[: label_chars - 1] + "…"
+    when = time.strftime("%Y-%m-%d %H:%M", time.localtime(summary.created))
+    return f"{summary.title} · {labels} · {when}"
+
+
+def usage_text(usage: MediaUsage) -> str:
+    """Kept audio against its cap, in the MB (MiB) that SONOTAG_MEDIA_CAP_MB uses."""
+    mb = 1024 * 1024
+    cap = f" of {usage.cap_bytes / mb:,.0f} MB" if usage.cap_bytes else " (no limit)"
+    files = "1 file" if usage.files == 1 else f"{usage.files} files"
+    return f"{files}, {usage.bytes / mb:,.1f} MB{cap}"
+
+
+def open_analysis(store: Store, model: LoadedModel, analysis_id: str) -> Analysed:
+    """A stored analysis, ready to relabel; errors say why it cannot be opened."""
+    stored = store.get_analysis(analysis_id)
+    if stored is None:
+        raise SourceError(
+            f"There is no analysis {analysis_id} in the Library of this server: it was deleted, "
+            "or the link comes from another SonoTag server. Analyse the audio again."
+        )
+    if stored.checkpoint_sha256 != model.info.checkpoint_sha256:
+        raise ModelError(
+            f"Analysis {analysis_id} was made with another OpenFLAM checkpoint "
+            f"({stored.checkpoint_sha256[:12]}…); this server runs "
+            f"{model.info.checkpoint_sha256[:12]}…. Analyse the audio again to get comparable "
+            "numbers."
+        )
+    warning = None
+    if not stored.source.path.is_file():
+        warning = (
+            "The audio of this analysis is no longer kept on this server (storage limit, "
+            "SONOTAG_MEDIA_CAP_MB): results are shown without playback."
+        )
+    return Analysed(stored.source, stored.embeddings, stored.hop_s, 0.0, stored.id,
+                    stored.labels, warning)  # fmt: skip
+
+
+def stored_link(
+    store: Store, url: str, *, hop_s: float, checkpoint_sha256: str
+) -> SourceInfo | None:
+    """The kept audio of a link whose embeddings for this hop and model are stored, so it
+    needs neither a download nor the audio encoder; else None."""
+    source = store.find_source_by_url(url)
+    if source is None or not source.path.is_file():
+        return None
+    if store.latest_analysis_id(source.content_id, hop_s, checkpoint_sha256) is None:
+        return None
+    return source
+
+
+def run(
+    model: LoadedModel,
+    source: SourceInfo,
+    labels: LabelSet,
+    *,
+    hop_s: float,
+    settings: Settings,
+    store: Store | None,
+    cache: EmbeddingCache | None = None,
+    save: bool = True,
+    run_settings: Mapping[str, Any] | None = None,
+    progress: ProgressFn = no_progress,
+) -> Analysed:
+    """Embed ``source`` (reusing the cache or the store) and keep the run in the store.
+
+    With ``save=False`` a new record is written only if this audio had none for this hop
+    and model; otherwise the newest stored analysis stands for it.
+    """
+    t0 = time.perf_counter()
+    sha = model.info.checkpoint_sha256
+    existing = _safe(lambda: store.latest_analysis_id(source.content_id, hop_s, sha), store)
+    emb = embed_source(model, source, hop_s=hop_s, settings=settings, cache=cache,
+                       store=store, progress=progress)  # fmt: skip
+    seconds = time.perf_counter() - t0
+    if store is None:
+        return Analysed(source, emb, hop_s, seconds, labels=labels)
+    if existing is not None and not save:
+        return Analysed(source, emb, hop_s, seconds, existing, labels)
+    try:
+        analysis_id, kept = save_analysis(store, source, emb, labels, model, hop_s=hop_s,
+                                          settings=dict(run_settings or {}), seconds=seconds)  # fmt: skip
+    except StoreError as exc:
+        log.warning("could not save the analysis", exc_info=True)
+        return Analysed(source, emb, hop_s, seconds, existing, labels,
+                        f"{exc} The results below are not saved in the Library.")  # fmt: skip
+    return Analysed(replace(kept, start_s=source.start_s), emb, hop_s, seconds, analysis_id,
+                    labels)  # fmt: skip
+
+
+def _safe(fn, store: Store | None):
+    """A store read that may fail (damaged or locked database) counts as 'nothing stored'."""
+    if store is None:
+        return None
+    try:
+        return fn()
+    except StoreError:
+        log.warning("store read failed", exc_info=True)
+        return None
