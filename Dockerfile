@@ -61,7 +61,7 @@ EXPOSE 8501
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/_stcore/health' % os.environ.get('PORT', '8501'), timeout=4)"]
 ENTRYPOINT ["sonotag-entrypoint"]
-CMD ["sh", "-c", "exec streamlit run streamlit_app.py --server.port \"$PORT\" --server.address 0.0.0.0 --server.headless true --server.fileWatcherType none --browser.gatherUsageStats false"]
+CMD ["sh", "-c", "exec streamlit run streamlit_app.py --server.port \"$PORT\" --server.address 0.0.0.0 --server.headless true --server.fileWatcherType none --browser.gatherUsageStats false --server.maxUploadSize \"${SONOTAG_MAX_UPLOAD_MB:-500}\""]
 
 # ---- the image: runtime, plus the baked weights when BAKE_WEIGHTS=1 ----
 FROM runtime AS runtime-0

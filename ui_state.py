@@ -8,6 +8,7 @@ their dicts.
 
 from __future__ import annotations
 
+import secrets
 import threading
 import time
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ import streamlit as st
 from sonotag_core.embedding_cache import EmbeddingCache
 from sonotag_core.model import LoadedModel, load_model
 from sonotag_core.progress import Progress
+from sonotag_core.scheduler import RateLimiter
 from sonotag_core.scoring import TextCache
 from sonotag_core.settings import Settings
 from sonotag_core.sources import SourceInfo
@@ -94,13 +96,27 @@ def link_memo() -> LinkMemo:
     return LinkMemo()
 
 
+@st.cache_resource(show_spinner=False)
+def rate_limiter() -> RateLimiter:
+    return RateLimiter(settings().rate_limit_per_hour)
+
+
+def user_key() -> str:
+    """Who the rate limit counts: the client address when Streamlit knows it (a new tab
+    is the same user), else this browser session."""
+    if "user_key" not in st.session_state:
+        st.session_state.user_key = f"session:{secrets.token_hex(8)}"
+    ip = st.context.ip_address
+    return ip if isinstance(ip, str) and ip else st.session_state.user_key
+
+
 class ProgressBar:
     """Core :class:`Progress` updates -> one ``st.progress`` bar with stage text.
 
     Updates are throttled (a 3-hour file sends thousands) so the websocket is not flooded.
     """
 
-    STAGES = {"download": "Downloading", "decode": "Decoding", "encode": "Listening",
+    STAGES = {"download": "Downloading", "queue": "Queued", "decode": "Decoding", "encode": "Listening",
               "labels": "Reading labels", "model": "Loading model"}  # fmt: skip
 
     def __init__(self, min_interval_s: float = 0.2) -> None:

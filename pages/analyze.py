@@ -236,6 +236,7 @@ def run_analysis(save: bool) -> None:
                     raise SonoTagError("Choose a stored analysis first.")
                 done = library.open_analysis(store, model, st.session_state.in_analysis)
             else:
+                ui_state.rate_limiter().check(ui_state.user_key())
                 done = library.run(
                     model, resolve(bar, store, model), labels, hop_s=float(st.session_state.hop),
                     settings=S, store=store, cache=ui_state.embedding_cache(), save=save,

@@ -5,4 +5,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh
 exec .venv/bin/python -m streamlit run streamlit_app.py \
-  --server.port "${PORT:-8501}" --server.address "${SONOTAG_HOST:-localhost}" "$@"
+  --server.port "${PORT:-8501}" --server.address "${SONOTAG_HOST:-localhost}" \
+  --server.maxUploadSize "${SONOTAG_MAX_UPLOAD_MB:-500}" "$@"

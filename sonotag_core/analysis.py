@@ -21,7 +21,7 @@ from .errors import LimitError
 from .events import EventParams, detect_events
 from .labels import LabelSet
 from .model import LoadedModel
-from .progress import ProgressFn, no_progress
+from .progress import Progress, ProgressFn, no_progress
 from .report import Report
 from .scoring import TextCache, frame_probabilities
 from .settings import Settings, check_hop
@@ -70,19 +70,26 @@ def embed_file(
 
     starts: list[int] = []
     feats: list[np.ndarray] = []
-    for batch_starts, batch_feats in encode_windows(
-        model,
-        iter_windows(blocks(), hop),
-        batch_size=settings.batch_size,
-        total_windows=expected,
-        progress=progress,
-    ):
-        starts.extend(batch_starts)
-        feats.append(batch_feats)
+    with model.queue.slot(on_wait=lambda ahead: progress(_queued(ahead))):
+        for batch_starts, batch_feats in encode_windows(
+            model,
+            iter_windows(blocks(), hop),
+            batch_size=settings.batch_size,
+            total_windows=expected,
+            progress=progress,
+        ):
+            starts.extend(batch_starts)
+            feats.append(batch_feats)
     features = (
         np.concatenate(feats) if feats else np.zeros((0, FRAMES_PER_WINDOW, EMBED_DIM), np.float32)
     )
     return AudioEmbeddings(np.asarray(starts, dtype=np.int64), features, counted, hop)
+
+
+def _queued(ahead: int) -> Progress:
+    waiting = "1 analysis" if ahead == 1 else f"{ahead} analyses"
+    return Progress("queue", 0, None, "analyses",
+                    f"Queued, position {ahead + 1}: {waiting} ahead of yours")  # fmt: skip
 
 
 def score(texts: TextCache, embeddings: AudioEmbeddings, labels: LabelSet) -> Timeline:

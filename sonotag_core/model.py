@@ -25,6 +25,7 @@ from typing import Any
 from .errors import ModelError
 from .progress import Progress, ProgressFn, no_progress
 from .report import ModelInfo
+from .scheduler import InferenceQueue
 from .settings import Settings
 
 log = logging.getLogger(__name__)
@@ -121,7 +122,8 @@ def checkpoint_sha256(path: Path) -> str:
 
 @dataclass
 class LoadedModel:
-    """The OpenFLAM object plus what we know about it. ``lock`` serializes inference."""
+    """The OpenFLAM object plus what we know about it. ``lock`` serializes each inference
+    call; ``queue`` orders whole audio encodings, first come first served."""
 
     flam: Any  # openflam.OpenFLAM
     device: str
@@ -129,6 +131,7 @@ class LoadedModel:
     info: ModelInfo
     threads: int
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    queue: InferenceQueue = field(default_factory=InferenceQueue, repr=False)
 
     @property
     def net(self) -> Any:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 class Progress:
     """One progress update.
 
-    ``stage`` is one of "download", "decode", "encode", "labels", "model";
+    ``stage`` is one of "download", "queue", "decode", "encode", "labels", "model";
     ``done`` and ``total`` are in ``unit`` (bytes, windows, labels); ``total`` is None when unknown.
     """
 

@@ -44,6 +44,8 @@ class Settings:
     min_event_s: float = 0.0
     data_dir: str = ""
     media_cap_mb: float = 4096.0
+    max_upload_mb: int = 500
+    rate_limit_per_hour: int = 30
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -83,6 +85,10 @@ class Settings:
             raise LimitError(
                 f"SONOTAG_MEDIA_CAP_MB must be a positive number of MB, not {s.media_cap_mb}."
             )
+        if s.max_upload_mb < 1:
+            raise LimitError("SONOTAG_MAX_UPLOAD_MB must be at least 1.")
+        if s.rate_limit_per_hour < 0:
+            raise LimitError("SONOTAG_RATE_LIMIT_PER_HOUR must be 0 (no limit) or more.")
         return s
 
     @property
@@ -148,6 +154,10 @@ SETTINGS_HELP: dict[str, str] = {
     "fill_gap_s": "Default: gaps between events shorter than this are filled (one 0.3125-s frame by default).",
     "min_event_s": "Default: events shorter than this are dropped.",
     "data_dir": "Where SonoTag keeps downloads and results (default ~/.local/share/sonotag).",
+    "max_upload_mb": "Largest upload, in MB (the dashboard's upload box; scripts/run.sh and the "
+    "Docker image pass it to Streamlit as server.maxUploadSize).",
+    "rate_limit_per_hour": "Most analyses one user (client address) may start per hour in the "
+    "dashboard; 0 = no limit. Relabeling and opening stored analyses do not count.",
     "media_cap_mb": "Most disk space (MB) for kept audio (uploads, downloads) under "
     "SONOTAG_DATA_DIR/media; least recently used files are evicted first (their analyses "
     "stay, playback goes).",

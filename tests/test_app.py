@@ -30,7 +30,7 @@ def app_env(settings, monkeypatch, tmp_path):
     monkeypatch.setenv("SONOTAG_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("SONOTAG_THREADS", "2")
     for fn in (ui_state.settings, ui_state.model, ui_state.text_cache, ui_state.embedding_cache,
-               ui_state.link_memo, ui_state.store):  # fmt: skip
+               ui_state.link_memo, ui_state.store, ui_state.rate_limiter):  # fmt: skip
         fn.clear()
     ui_state._loaded = None
     yield tmp_path
@@ -316,3 +316,19 @@ def test_compare_page(app_env):
     assert not at.exception, at.exception
     table = at.dataframe[0].value
     assert {"dog barking", "rain"} <= set(table["label"])
+
+
+def test_rate_limit_message(app_env, monkeypatch):
+    import ui_state
+
+    monkeypatch.setenv("SONOTAG_RATE_LIMIT_PER_HOUR", "1")
+    ui_state.settings.clear()
+    at = new_app(ex="alarm-clock", l=["beeping"])
+    at.run()  # the shared link's run is the one allowed analysis
+    assert not texts(at, "error"), texts(at, "error")
+    at.button[0].click().run()
+    assert not at.exception, at.exception
+    assert "SONOTAG_RATE_LIMIT_PER_HOUR" in " ".join(texts(at, "error"))
+    assert at.session_state.result is not None  # the earlier result stays on the page
+    at.text_area(key="labels_text").set_value("siren").run()  # relabeling is not limited
+    assert not texts(at, "error") and at.session_state.result is not None

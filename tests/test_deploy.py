@@ -289,6 +289,8 @@ def test_runtime_stage() -> None:
         "--server.headless": "true",
         "--server.fileWatcherType": "none",
         "--browser.gatherUsageStats": "false",
+        # the upload limit is a setting (SONOTAG_MAX_UPLOAD_MB), as in scripts/run.sh
+        "--server.maxUploadSize": "${SONOTAG_MAX_UPLOAD_MB:-500}",
     }
     assert exec_form(runtime.one("ENTRYPOINT")) == ["sonotag-entrypoint"]
     # HEALTHCHECK: python's urllib (slim has no curl) on Streamlit's health endpoint
