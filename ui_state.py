@@ -18,7 +18,7 @@ import streamlit as st
 
 from sonotag_core.embedding_cache import EmbeddingCache
 from sonotag_core.model import LoadedModel, load_model
-from sonotag_core.progress import Progress
+from sonotag_core.progress import Progress, ProgressFn, no_progress
 from sonotag_core.scheduler import RateLimiter
 from sonotag_core.scoring import TextCache
 from sonotag_core.settings import Settings
@@ -43,11 +43,12 @@ _loaded: LoadedModel | None = None  # set by model(), read by model_if_loaded()
 
 
 @st.cache_resource(show_spinner=False)
-def model() -> LoadedModel:
+def model(_progress: ProgressFn = no_progress) -> LoadedModel:
     """OpenFLAM, loaded once per server process (a ModelError is not cached: the next
-    run tries again, e.g. after the weights were fetched)."""
+    run tries again, e.g. after the weights were fetched). ``_progress`` (not part of the
+    cache key) shows the first start's weight download."""
     global _loaded
-    _loaded = load_model(settings())
+    _loaded = load_model(settings(), _progress)
     return _loaded
 
 
@@ -136,7 +137,7 @@ class ProgressBar:
     def describe(cls, p: Progress) -> str:
         if p.stage == "download" and p.unit == "bytes":
             total = f" of {p.total / 1e6:.1f}" if p.total else ""
-            return f"Downloading {p.done / 1e6:.1f}{total} MB"
+            return f"{p.message or 'Downloading'}: {p.done / 1e6:.1f}{total} MB"
         return p.message or cls.STAGES.get(p.stage, p.stage)
 
     def done(self, text: str) -> None:

@@ -87,9 +87,11 @@ async def session(browser, base: str, clip: Path, go: asyncio.Event, deadline: f
     try:
         await page.goto(f"{base}/?l=siren&l=dog+barking&l=a+man+speaking")
         await page.wait_for_selector(IDLE, timeout=60_000)
-        await page.get_by_role("radio", name="Upload").or_(
-            page.get_by_role("button", name="Upload")
-        ).first.click()
+        await (
+            page.get_by_role("radio", name="Upload")
+            .or_(page.get_by_role("button", name="Upload"))
+            .first.click()
+        )
         await page.locator("input[type=file]").set_input_files(str(clip))
         await page.get_by_text(clip.name).first.wait_for(timeout=60_000)
         await page.wait_for_selector(IDLE, timeout=60_000)
@@ -151,8 +153,10 @@ def main() -> None:
     if not 1 <= args.sessions <= 16:
         raise SystemExit("--sessions must be 1-16 (this is a bounded loopback test)")
     CACHE.mkdir(exist_ok=True)
-    clips = [make_audio(CACHE / f"load_{i}_{int(args.seconds)}s.wav", args.seconds + i * 0.3125)
-             for i in range(args.sessions)]  # fmt: skip (distinct lengths: distinct audio)
+    clips = [
+        make_audio(CACHE / f"load_{i}_{int(args.seconds)}s.wav", args.seconds + i * 0.3125)
+        for i in range(args.sessions)
+    ]  # fmt: skip (distinct lengths: distinct audio)
     with tempfile.TemporaryDirectory(prefix="sonotag-load-") as tmp:
         proc, base = start_server(Path(tmp) / "data", Path(tmp) / "streamlit.log")
         try:

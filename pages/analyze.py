@@ -229,7 +229,7 @@ def run_analysis(save: bool) -> None:
         bar = ui_state.ProgressBar()
         try:
             bar.bar.progress(0.0, text="Loading the OpenFLAM model (first run only)…")
-            model = ui_state.model()
+            model = ui_state.model(bar)
             store = open_store()
             if mode == "Library":
                 if store is None or not st.session_state.get("in_analysis"):

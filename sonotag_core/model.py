@@ -18,6 +18,7 @@ import hashlib
 import logging
 import re
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -92,20 +93,66 @@ def missing_weights_message(settings: Settings, detail: str) -> str:
     )
 
 
-def resolve_checkpoint(settings: Settings) -> Path:
-    """Path of the OpenFLAM checkpoint: the local override, else the hub cache (download if online)."""
+def resolve_checkpoint(settings: Settings, progress: ProgressFn = no_progress) -> Path:
+    """Path of the OpenFLAM checkpoint: the local override, else the hub cache (download if
+    online, with byte progress: on a fresh volume this is the first start's long wait)."""
     if settings.checkpoint:
         path = Path(settings.checkpoint).expanduser()
         if not path.is_file():
             raise ModelError(f"SONOTAG_CHECKPOINT={settings.checkpoint} is not a file.")
         return path
-    from huggingface_hub import hf_hub_download
+    from huggingface_hub import hf_hub_download, try_to_load_from_cache
 
+    cached = try_to_load_from_cache(OPENFLAM_REPO, CHECKPOINT_FILE, cache_dir=settings.model_dir)
     try:
-        return Path(hf_hub_download(OPENFLAM_REPO, CHECKPOINT_FILE, cache_dir=settings.model_dir))
+        if isinstance(cached, str):  # the usual case: no network, no watcher
+            return Path(cached)
+        return Path(
+            with_download_progress(
+                lambda: hf_hub_download(OPENFLAM_REPO, CHECKPOINT_FILE, cache_dir=settings.model_dir),
+                hub_blobs(settings.model_dir, OPENFLAM_REPO), progress,
+                f"Downloading the OpenFLAM weights ({CHECKPOINT_FILE})",
+            )
+        )  # fmt: skip
     except Exception as exc:  # offline, unreachable, not cached: all mean "get the weights"
         log.info("checkpoint lookup failed", exc_info=True)
         raise ModelError(missing_weights_message(settings, type(exc).__name__)) from exc
+
+
+def hub_blobs(cache_dir: str | Path, repo_id: str) -> Path:
+    """Where huggingface_hub writes a model repo's files (``*.incomplete`` while downloading)."""
+    return Path(cache_dir) / f"models--{repo_id.replace('/', '--')}" / "blobs"
+
+
+def with_download_progress(
+    fetch: Callable[[], Any],
+    blobs: Path,
+    progress: ProgressFn,
+    message: str,
+    *,
+    poll_s: float = 0.5,
+) -> Any:
+    """Run a blocking hub download in a worker thread and report the bytes written so far
+    (the ``*.incomplete`` files in ``blobs``) from the calling thread, which is the one a
+    UI may draw from. Returns ``fetch()``'s value or raises its exception."""
+    result: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            result["value"] = fetch()
+        except BaseException as exc:  # handed to the caller below
+            result["error"] = exc
+
+    worker = threading.Thread(target=work, name="sonotag-download", daemon=True)
+    worker.start()
+    while worker.is_alive():
+        worker.join(poll_s)
+        done = sum(f.stat().st_size for f in blobs.glob("*.incomplete")) if blobs.is_dir() else 0
+        if done:
+            progress(Progress("download", done, None, "bytes", message))
+    if "error" in result:
+        raise result["error"]
+    return result.get("value")
 
 
 def checkpoint_sha256(path: Path) -> str:
@@ -147,13 +194,16 @@ def load_model(settings: Settings, progress: ProgressFn = no_progress) -> Loaded
     torch.set_num_threads(settings.threads)
     device = select_device(settings.device)
     progress(Progress("model", 0, 3, "steps", "Locating the OpenFLAM checkpoint"))
-    ckpt = resolve_checkpoint(settings)
+    ckpt = resolve_checkpoint(settings, progress)
     progress(Progress("model", 1, 3, "steps", "Building OpenFLAM v1-base"))
     flam = hook.OpenFLAM.__new__(hook.OpenFLAM)
     torch.nn.Module.__init__(flam)
     flam.default_ckpt_path = settings.model_dir
-    try:
-        flam.model = build_flam(settings.model_dir)
+    try:  # roberta-base comes from the same cache (downloaded on a fresh volume)
+        flam.model = with_download_progress(
+            lambda: build_flam(settings.model_dir), hub_blobs(settings.model_dir, TEXT_MODEL),
+            progress, f"Downloading the text encoder ({TEXT_MODEL})",
+        )  # fmt: skip
     except OSError as exc:  # transformers: roberta-base not cached and hub unreachable
         log.info("text model load failed", exc_info=True)
         raise ModelError(missing_weights_message(settings, f"{TEXT_MODEL} not found")) from exc

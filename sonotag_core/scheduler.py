@@ -96,5 +96,7 @@ class RateLimiter:
                 )
             starts.append(now)
             if len(self._starts) > 10_000:  # forget idle users, keep memory bounded
-                for k in [k for k, v in self._starts.items() if not v or now - v[-1] >= self.window_s]:
+                for k in [
+                    k for k, v in self._starts.items() if not v or now - v[-1] >= self.window_s
+                ]:
                     del self._starts[k]

@@ -103,3 +103,50 @@ def test_fetch_model_offline_is_a_clear_error(tmp_path):
 
 def test_threads_come_from_settings(model):
     assert torch.get_num_threads() == model.threads == 2
+
+
+def test_download_progress_reports_bytes_from_the_calling_thread(tmp_path):
+    import threading
+    import time
+
+    from sonotag_core.model import hub_blobs, with_download_progress
+
+    blobs = hub_blobs(tmp_path, "kechenadobe/OpenFLAM")
+    seen: list[tuple[float, str, bool]] = []
+    caller = threading.get_ident()
+
+    def fake_download() -> str:  # writes like huggingface_hub: <blob>.incomplete, then rename
+        blobs.mkdir(parents=True)
+        part = blobs / "abc.incomplete"
+        with part.open("wb") as fh:
+            for _ in range(4):
+                fh.write(b"x" * 100_000)
+                fh.flush()
+                time.sleep(0.08)
+        part.rename(blobs / "abc")
+        return "done"
+
+    got = with_download_progress(
+        fake_download, blobs, lambda p: seen.append((p.done, p.message, threading.get_ident() == caller)),
+        "Downloading the OpenFLAM weights", poll_s=0.05,
+    )  # fmt: skip
+    assert got == "done"
+    sizes = [s for s, _, _ in seen]
+    assert sizes and sizes == sorted(sizes) and 0 < sizes[-1] <= 400_000
+    assert all(msg == "Downloading the OpenFLAM weights" and same for _, msg, same in seen)
+
+    def failing():
+        raise OSError("connection reset")
+
+    with pytest.raises(OSError, match="connection reset"):
+        with_download_progress(failing, blobs, lambda p: None, "x", poll_s=0.01)
+
+
+def test_cached_checkpoint_needs_no_download(settings, model_cache, monkeypatch):
+    import huggingface_hub
+
+    def no_network(*a, **k):
+        raise AssertionError("hf_hub_download called for a cached checkpoint")
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", no_network)
+    assert resolve_checkpoint(settings).name == "open_flam_oct17.pth"
