@@ -40,16 +40,27 @@ def settings() -> Settings:
 
 
 _loaded: LoadedModel | None = None  # set by model(), read by model_if_loaded()
+_model_lock = threading.Lock()
 
 
-@st.cache_resource(show_spinner=False)
-def model(_progress: ProgressFn = no_progress) -> LoadedModel:
-    """OpenFLAM, loaded once per server process (a ModelError is not cached: the next
-    run tries again, e.g. after the weights were fetched). ``_progress`` (not part of the
-    cache key) shows the first start's weight download."""
+def model(progress: ProgressFn = no_progress) -> LoadedModel:
+    """OpenFLAM, loaded once per server process and shared by every session; ``progress``
+    shows the first start's weight download. Not an ``st.cache_resource``: a cached
+    function replays the elements it drew, and the progress bar belongs to a run that is
+    gone. A failed load (ModelError) is not kept: the next run tries again, e.g. after
+    the weights were fetched. Other sessions wait on the lock meanwhile."""
     global _loaded
-    _loaded = load_model(settings(), _progress)
-    return _loaded
+    with _model_lock:
+        if _loaded is None:
+            _loaded = load_model(settings(), progress)
+        return _loaded
+
+
+def forget_model() -> None:
+    """Drop the loaded model (tests; a changed SONOTAG_MODEL_DIR)."""
+    global _loaded
+    with _model_lock:
+        _loaded = None
 
 
 def model_if_loaded() -> LoadedModel | None:

@@ -72,3 +72,21 @@ def cli_env(settings) -> dict[str, str]:
         SONOTAG_THREADS="2",
     )
     return env
+
+
+@pytest.fixture
+def encoder_calls(monkeypatch) -> list[int]:
+    """Windows that go through the audio encoder (the expensive step), batch by batch:
+    ``sum(encoder_calls)`` proves whether a run reused stored or cached embeddings."""
+    from sonotag_core import analysis
+
+    calls: list[int] = []
+    real = analysis.encode_windows
+
+    def counting(model, windows, **kw):
+        for starts, feats in real(model, windows, **kw):
+            calls.append(len(starts))
+            yield starts, feats
+
+    monkeypatch.setattr(analysis, "encode_windows", counting)
+    return calls

@@ -15,7 +15,7 @@ import pytest
 from audiogen import make_audio
 from streamlit.testing.v1 import AppTest
 
-from sonotag_core import analysis, exports
+from sonotag_core import exports
 
 APP = str(Path(__file__).resolve().parent.parent / "streamlit_app.py")
 TIMEOUT = 120
@@ -29,27 +29,12 @@ def app_env(settings, monkeypatch, tmp_path):
     monkeypatch.setenv("SONOTAG_MODEL_DIR", settings.model_dir)
     monkeypatch.setenv("SONOTAG_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("SONOTAG_THREADS", "2")
-    for fn in (ui_state.settings, ui_state.model, ui_state.text_cache, ui_state.embedding_cache,
+    for fn in (ui_state.settings, ui_state.text_cache, ui_state.embedding_cache,
                ui_state.link_memo, ui_state.store, ui_state.rate_limiter):  # fmt: skip
         fn.clear()
-    ui_state._loaded = None
+    ui_state.forget_model()
     yield tmp_path
     ui_state.settings.clear()
-
-
-@pytest.fixture
-def encoder_calls(monkeypatch):
-    """Counts windows that go through the audio encoder (the expensive step)."""
-    calls = []
-    real = analysis.encode_windows
-
-    def counting(model, windows, **kw):
-        for starts, feats in real(model, windows, **kw):
-            calls.append(len(starts))
-            yield starts, feats
-
-    monkeypatch.setattr(analysis, "encode_windows", counting)
-    return calls
 
 
 def new_app(**params) -> AppTest:
@@ -162,7 +147,7 @@ def test_missing_weights_says_how_to_get_them(app_env, monkeypatch, tmp_path):
 
     monkeypatch.setenv("SONOTAG_MODEL_DIR", str(tmp_path / "empty-hub"))
     ui_state.settings.clear()
-    ui_state.model.clear()
+    ui_state.forget_model()
     at = new_app(ex="alarm-clock", l=["beep"])
     at.run()
     assert not at.exception, at.exception

@@ -163,21 +163,10 @@ def test_missing_weights_console_script(tmp_path, cli_env):
 
 
 @pytest.fixture
-def library_cli(cli, monkeypatch, tmp_path):
+def library_cli(cli, monkeypatch, tmp_path, encoder_calls):
     """The in-process CLI with its own SONOTAG_DATA_DIR, counting audio-encoder windows."""
-    from sonotag_core import analysis
-
     monkeypatch.setenv("SONOTAG_DATA_DIR", str(tmp_path / "data"))
-    encoded: list[int] = []
-    real = analysis.encode_windows
-
-    def counting(model, windows, **kw):
-        for starts, feats in real(model, windows, **kw):
-            encoded.append(len(starts))
-            yield starts, feats
-
-    monkeypatch.setattr(analysis, "encode_windows", counting)
-    cli.encoded = encoded
+    cli.encoded = encoder_calls
     return cli
 
 

@@ -9,28 +9,13 @@ import numpy as np
 import pytest
 from audiogen import make_audio
 
-from sonotag_core import analysis, library
+from sonotag_core import library
 from sonotag_core.errors import ModelError, SourceError
 from sonotag_core.labels import LabelSet
 from sonotag_core.sources import from_path
 from sonotag_core.store import Store
 
 LABELS = LabelSet(("beeping", "music"), frozenset({"music"}))
-
-
-@pytest.fixture
-def encoded(monkeypatch):
-    """Windows that went through the audio encoder."""
-    calls: list[int] = []
-    real = analysis.encode_windows
-
-    def counting(model, windows, **kw):
-        for starts, feats in real(model, windows, **kw):
-            calls.append(len(starts))
-            yield starts, feats
-
-    monkeypatch.setattr(analysis, "encode_windows", counting)
-    return calls
 
 
 def url_source(tmp_path, name="clip.m4a", seconds=12.0):
@@ -41,21 +26,21 @@ def url_source(tmp_path, name="clip.m4a", seconds=12.0):
     return dataclasses.replace(from_path(path), kind="url", url="https://youtu.be/abcdefghijk")
 
 
-def test_run_saves_new_audio_once_and_reuses_it(tmp_path, model, settings, encoded):
+def test_run_saves_new_audio_once_and_reuses_it(tmp_path, model, settings, encoder_calls):
     store = Store(tmp_path / "data")
     src = url_source(tmp_path)
     first = library.run(model, src, LABELS, hop_s=10.0, settings=settings, store=store)
-    assert first.analysis_id and first.warning is None and sum(encoded) == 2
+    assert first.analysis_id and first.warning is None and sum(encoder_calls) == 2
     assert first.source.path.is_file() and first.source.path.parent.name == "media"
-    # a shared link opened again: nothing encoded, no copy in the Library
+    # a shared link opened again: nothing encoder_calls, no copy in the Library
     again = library.run(model, first.source, LABELS, hop_s=10.0, settings=settings, store=store,
                         save=False)  # fmt: skip
-    assert again.analysis_id == first.analysis_id and sum(encoded) == 2
+    assert again.analysis_id == first.analysis_id and sum(encoder_calls) == 2
     assert len(store.list_analyses()) == 1
     # the user pressed Analyze with new labels: a new record, still no encoding
     other = library.run(model, first.source, LabelSet(("siren",)), hop_s=10.0,
                         settings=settings, store=store, save=True)  # fmt: skip
-    assert other.analysis_id != first.analysis_id and sum(encoded) == 2
+    assert other.analysis_id != first.analysis_id and sum(encoder_calls) == 2
     assert len(store.list_analyses()) == 2
     # a new process (empty in-memory cache) reuses the stored float16 embeddings
     fresh = Store(tmp_path / "data")
@@ -64,7 +49,7 @@ def test_run_saves_new_audio_once_and_reuses_it(tmp_path, model, settings, encod
                     save=False).embeddings.features,
         first.embeddings.features, atol=2e-3,
     )  # fmt: skip
-    assert sum(encoded) == 2
+    assert sum(encoder_calls) == 2
 
 
 def test_stored_link_needs_no_download(tmp_path, model, settings):
@@ -78,7 +63,7 @@ def test_stored_link_needs_no_download(tmp_path, model, settings):
                                 checkpoint_sha256=sha)  # fmt: skip
     assert found is not None and found.content_id == done.source.content_id
     assert found.path == done.source.path
-    # another hop was never encoded: the link must be fetched and encoded for it
+    # another hop was never encoder_calls: the link must be fetched and encoder_calls for it
     assert library.stored_link(store, "https://youtu.be/abcdefghijk", hop_s=5.0,
                                checkpoint_sha256=sha) is None  # fmt: skip
     done.source.path.unlink()  # audio evicted: a stored link without audio is no shortcut
@@ -126,7 +111,7 @@ def test_usage_text():
 
 
 def test_an_unreadable_store_costs_an_encoding_not_the_result(tmp_path, model, settings,
-                                                              encoded, monkeypatch):  # fmt: skip
+                                                              encoder_calls, monkeypatch):  # fmt: skip
     from sonotag_core.store import StoreError
 
     store = Store(tmp_path / "data")
@@ -139,4 +124,6 @@ def test_an_unreadable_store_costs_an_encoding_not_the_result(tmp_path, model, s
     monkeypatch.setattr(store, "get_embeddings", broken)
     monkeypatch.setattr(store, "latest_analysis_id", broken)
     done = library.run(model, src, LABELS, hop_s=10.0, settings=settings, store=store)
-    assert done.embeddings.n_windows == 2 and sum(encoded) == 4  # encoded again, no crash
+    assert (
+        done.embeddings.n_windows == 2 and sum(encoder_calls) == 4
+    )  # encoder_calls again, no crash
