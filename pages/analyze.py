@@ -53,7 +53,7 @@ def load_link_state(params: dict[str, list[str]]) -> None:
     ss.in_example = state.example or next(iter(EXAMPLES))
     ss.in_analysis = state.analysis
     ss.labels_text = labels_text(state.label_set)
-    if state.analysis and not params.get("l"):  # a bare ?id= link: the stored labels
+    if state.analysis and not params.get("l"):  # a bare ?analysis= link: the stored labels
         ss.labels_text = stored_labels_text(state.analysis) or ss.labels_text
     ss.thr, ss.hop, ss.med = state.threshold, state.hop_s, state.median_frames
     ss.min_ev, ss.gap, ss.view = state.min_event_s, state.fill_gap_s, state.view

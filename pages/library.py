@@ -59,7 +59,7 @@ if found := st.session_state.get("lib_hits"):
             stored = [("-" + x) if x in hit.labels.negatives else x for x in hit.labels.labels]
             labels = [label, *(x for x in stored if x.lstrip("-") != label)][: S.max_labels]
             cols[3].page_link(ANALYZE, label="Open here", icon=":material/play_arrow:",
-                              query_params={"id": hit.analysis_id, "t": f"{hit.time_s:.2f}",
+                              query_params={"analysis": hit.analysis_id, "t": f"{hit.time_s:.2f}",
                                             "l": labels})  # fmt: skip
 
 # ---------------------------------------------------------------- stored analyses
@@ -90,7 +90,7 @@ if chosen:
     row = rows[chosen[0]]
     a, b = st.columns(2)
     a.page_link(ANALYZE, label=f"Open “{row.title}”", icon=":material/open_in_new:",
-                query_params={"id": row.id})  # fmt: skip
+                query_params={"analysis": row.id})  # fmt: skip
     with b.popover("Delete", icon=":material/delete:"):
         st.write(f"Delete the analysis of “{row.title}”? Its audio and embeddings go too "
                  "unless another analysis uses them.")  # fmt: skip

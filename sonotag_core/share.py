@@ -6,25 +6,26 @@ or a file path. Example ids are checked against the known set, analysis ids must
 links go through :func:`sonotag_core.sources.parse_link`. Warnings never repeat raw text
 from the URL, because the page renders them as Markdown.
 
-=======  ===========================================  ================================
-param    meaning                                      example
-=======  ===========================================  ================================
-``src``  YouTube/SoundCloud link (canonicalized)      ``src=https://youtu.be/…``
-``ex``   built-in example clip id                     ``ex=alarm-clock``
-``id``   stored analysis id, 8-64 lowercase hex       ``id=3fa2c1d0``
-``l``    label, repeated; leading ``-`` = negative    ``l=siren&l=-music``
-``thr``  event threshold, 0.01-0.99                   ``thr=0.35``
-``lt``   per-label threshold ``label:value``,         ``lt=siren:0.2``
-         repeated; split on the last ``:``
-``hop``  window hop in s: 10 or 5                     ``hop=5``
-``med``  median filter in frames: odd, 1-15           ``med=3``
-``min``  minimum event length in s, 0-60              ``min=0.5``
-``gap``  fill gaps shorter than this, in s, 0-10      ``gap=0.5``
-``view`` timeline, heatmap, events or scores          ``view=heatmap``
-``t``    selected playback time in s (0.01 s steps)   ``t=12.5``
-=======  ===========================================  ================================
+============  ==========================================  ==========================
+param         meaning                                     example
+============  ==========================================  ==========================
+``src``       YouTube/SoundCloud link (canonicalized)     ``src=https://youtu.be/…``
+``ex``        built-in example clip id                    ``ex=alarm-clock``
+``analysis``  stored analysis id, 8-64 lowercase hex      ``analysis=3fa2c1d0``
+              (``id`` is accepted as a short alias)
+``l``         label, repeated; leading ``-`` = negative   ``l=siren&l=-music``
+``thr``       event threshold, 0.01-0.99                  ``thr=0.35``
+``lt``        per-label threshold ``label:value``,        ``lt=siren:0.2``
+              repeated; split on the last ``:``
+``hop``       window hop in s: 10 or 5                    ``hop=5``
+``med``       median filter in frames: odd, 1-15          ``med=3``
+``min``       minimum event length in s, 0-60             ``min=0.5``
+``gap``       fill gaps shorter than this, in s, 0-10     ``gap=0.5``
+``view``      timeline, heatmap, events or scores         ``view=heatmap``
+``t``         selected playback time in s (0.01 s steps)  ``t=12.5``
+============  ==========================================  ==========================
 
-Only one audio source is used, with the precedence ``id`` > ``src`` > ``ex``. Values equal
+Only one audio source is used, with the precedence ``analysis`` > ``src`` > ``ex``. Values equal
 to the defaults are left out of the URL, so links stay short. Unknown params (``utm_*``,
 Streamlit's own) are ignored without a warning. Any single value over
 :data:`MAX_VALUE_CHARS` characters is dropped. Labels are cut to ``SONOTAG_MAX_LABELS``
@@ -56,7 +57,7 @@ FILL_GAP_S_MAX = 10.0
 MAX_VALUE_CHARS = 2048  # any single value longer than this is dropped
 DECIMALS = 6  # thresholds and event lengths
 T_DECIMALS = 2  # playback time: 0.01 s
-PARAMS: tuple[str, ...] = tuple("src ex id l thr lt hop med min gap view t".split())
+PARAMS: tuple[str, ...] = tuple("src ex analysis id l thr lt hop med min gap view t".split())
 
 _ANALYSIS_ID = re.compile(r"[0-9a-f]{8,64}")
 _NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]{1,3})?")
@@ -199,7 +200,10 @@ def _count(n: int, noun: str) -> str:
 
 def _source(r: _Reader, example_ids: Collection[str]) -> tuple[str | None, str | None, str | None]:
     analysis = link = example = None
-    if (aid := r.one("id")) is not None:
+    aid = r.one("analysis")
+    if aid is None:
+        aid = r.one("id")  # the short alias
+    if aid is not None:
         if _ANALYSIS_ID.fullmatch(aid):
             analysis = aid
         else:
@@ -363,7 +367,7 @@ def to_query_params(state: ViewState, *, settings: Settings) -> dict[str, str | 
     d = default_state(settings)
     out: dict[str, str | list[str]] = {}
     if state.analysis:
-        out["id"] = state.analysis
+        out["analysis"] = state.analysis
     elif state.link:
         out["src"] = state.link
     elif state.example:

@@ -215,12 +215,12 @@ def test_upload_is_kept_and_its_link_reopens_without_encoding(app_env, tmp_path,
     at = upload_and_run("field recording.mp3", clip.read_bytes(), "audio/mpeg")
     aid = at.session_state.result.analysis_id
     assert aid and stored_ids(app_env) == [aid]
-    assert qp(at, "id") == [aid]  # the address bar now shares the upload
+    assert qp(at, "analysis") == [aid]  # the address bar now shares the upload
     kept = at.session_state.result.source.path
     assert kept.is_file() and "media" in kept.parts
     assert sum(encoder_calls) == 2
 
-    bare = new_app(id=aid)  # a fresh browser: stored labels, stored embeddings
+    bare = new_app(analysis=aid)  # a fresh browser: stored labels, stored embeddings
     bare.run()
     assert not bare.exception, bare.exception
     assert not texts(bare, "error"), texts(bare, "error")
@@ -278,7 +278,7 @@ def test_library_page_lists_and_searches(app_env, encoder_calls):
     assert [h.probability for h in hits] == sorted((h.probability for h in hits), reverse=True)
     links = [parse_qs(el.proto.query_string) for el in at.get("page_link")]
     assert len(links) == len(hits)  # one "open here" per moment
-    assert links[0]["id"] == [hits[0].analysis_id]
+    assert links[0]["analysis"] == [hits[0].analysis_id]
     assert float(links[0]["t"][0]) == pytest.approx(hits[0].time_s, abs=0.01)
     assert links[0]["l"][0] == "a siren wailing"  # opens with the searched label first
     assert sum(encoder_calls) == 5  # searching never runs the audio encoder

@@ -184,7 +184,7 @@ def test_library_search_opens_the_moment(server, browser):
     expect(page.locator("[data-testid='stVegaLiteChart']").first).to_be_visible(timeout=60_000)
     wait_idle(page)
     q = parse_qs(urlsplit(page.evaluate("location.href")).query)
-    assert "id" in q and q["l"][0] == "a siren wailing", q
+    assert "analysis" in q and q["l"][0] == "a siren wailing", q
     t = float(q["t"][0])
     page.wait_for_function(
         f"() => {{ const a = document.querySelector('audio'); return a && a.currentTime >= {int(t)}; }}",

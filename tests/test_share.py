@@ -359,3 +359,11 @@ def test_presets_are_short_concrete_label_lists():
         assert all(len(x) <= 30 for x in labels)
     with pytest.raises(KeyError):
         preset_text("no such preset")
+
+
+def test_analysis_param_and_its_short_alias():
+    state, warnings = parse({"analysis": "deadbeef01"})
+    assert state.analysis == "deadbeef01" and not warnings
+    assert to_query_params(state, settings=S)["analysis"] == "deadbeef01"
+    assert parse({"id": "deadbeef02"})[0].analysis == "deadbeef02"  # the short alias
+    assert parse({"analysis": "deadbeef03", "id": "deadbeef04"})[0].analysis == "deadbeef03"
