@@ -196,3 +196,42 @@ def test_library_search_opens_the_moment(server, browser):
     wait_idle(page)
     page.screenshot(path=str(ARTIFACTS / "6-compare.png"), full_page=True)
     ctx.close()
+
+
+def test_two_sessions_share_the_model_first_come_first_served(server, browser, tmp_path):
+    """Two browsers analyse two uploads at once: the second is told it is queued and
+    both finish with results."""
+    from audiogen import make_audio
+
+    expect = sync_api.expect
+    warm = browser.new_page()  # the model is loaded once per server, before the race
+    warm.goto(f"{server}/about")
+    wait_idle(warm)
+    if warm.get_by_role("button", name="Load the model now").count():
+        warm.get_by_role("button", name="Load the model now").click()
+    expect(warm.get_by_text("is loaded")).to_be_visible(timeout=120_000)
+    warm.close()
+    pages, contexts = [], []
+    for i in range(2):  # 200 s: 20 windows, several seconds of encoding each
+        clip = make_audio(tmp_path / f"long {i}.wav", 200.0 + i, kind="mix", freq=500 + 200 * i)
+        ctx = browser.new_context(viewport={"width": 1200, "height": 1000})
+        page = ctx.new_page()
+        page.goto(f"{server}/?l=beeping&l=siren")
+        wait_idle(page)
+        page.get_by_role("radio", name="Upload").or_(
+            page.get_by_role("button", name="Upload")
+        ).first.click()
+        page.locator("input[type=file]").set_input_files(str(clip))
+        expect(page.get_by_text(clip.name).first).to_be_visible(timeout=30_000)
+        wait_idle(page)
+        contexts.append(ctx)
+        pages.append(page)
+    for page in pages:  # both press Analyze, a moment apart
+        page.get_by_role("button", name="Analyze", exact=True).click()
+    expect(pages[1].get_by_text("Queued, position 2")).to_be_visible(timeout=30_000)
+    pages[1].screenshot(path=str(ARTIFACTS / "7-queued.png"))
+    for page in pages:
+        expect(page.locator("[data-testid='stVegaLiteChart']").first).to_be_visible(timeout=120_000)
+        expect(page.get_by_text("Could not analyse")).to_have_count(0)
+    for ctx in contexts:
+        ctx.close()
