@@ -30,6 +30,7 @@ from .settings import Settings, settings_table_markdown
 log = logging.getLogger("sonotag")
 
 FORMAT_CHOICES = ("csv", "frames-csv", "json", "audacity", "dcase", "raven", "all")
+TMP_PREFIX = "sonotag-"  # the per-run temp folder under SONOTAG_DATA_DIR (downloads)
 
 
 class StderrProgress:
@@ -204,7 +205,8 @@ def _analyze(args: argparse.Namespace, settings: Settings, progress: ProgressFn)
     Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
     problems: list[str] = []
     store = None if args.no_store else _try_store(lambda: _store(settings), problems)
-    with tempfile.TemporaryDirectory(prefix="sonotag-", dir=settings.data_dir) as tmp:
+    sources.sweep_stale(Path(settings.data_dir), TMP_PREFIX)  # left by killed runs
+    with tempfile.TemporaryDirectory(prefix=TMP_PREFIX, dir=settings.data_dir) as tmp:
         # the source first: a bad file or link fails in milliseconds, before the model loads
         source = sources.resolve_source(
             args.source, Path(tmp), max_duration_s=settings.max_duration_s, progress=progress
@@ -300,13 +302,21 @@ def _write(report, fmt: str, output: Path | None, title: str) -> str:
             raise SonoTagError(
                 "--format all writes one file per format: give a directory with -o DIR."
             )
-        stem = Path(title or "sonotag").stem or "sonotag"
-        return ", ".join(str(p) for p in exports.export_all(report, output, stem))
+        return ", ".join(str(p) for p in exports.export_all(report, output, _stem(title)))
     if output is not None:
         return str(exports.write_export(report, fmt, output))
     sys.stdout.write(exports.export_text(report, fmt))
     sys.stdout.flush()
     return "stdout"
+
+
+def _stem(title: str) -> str:
+    """File name stem for ``--format all`` from an untrusted title (a file name, a link's
+    title): "sonotag" when it is not a plain name ("...wav" has the stem "..")."""
+    stem = Path(title or "").stem.strip()
+    if stem in ("", ".", "..") or any(c in stem for c in "\\/\x00"):
+        return "sonotag"
+    return stem
 
 
 def _close(progress: ProgressFn) -> None:
@@ -442,12 +452,20 @@ def _fetch(settings: Settings, progress: ProgressFn) -> int:
     return 0
 
 
+class _LogFile(logging.FileHandler):
+    """The log file. A log line that cannot be written (a full disk) is dropped: otherwise
+    logging prints a traceback for every line, burying the one-line message."""
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        pass
+
+
 def _setup_logging(settings: Settings, verbose: bool) -> None:
     handlers: list[logging.Handler] = []
     try:
         log_dir = Path(settings.data_dir) / "logs"
         log_dir.mkdir(parents=True, exist_ok=True)
-        handlers.append(logging.FileHandler(log_dir / "sonotag.log"))
+        handlers.append(_LogFile(log_dir / "sonotag.log"))
     except OSError:
         pass
     if verbose:

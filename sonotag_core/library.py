@@ -15,6 +15,7 @@ import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 from .analysis import embed_source, save_analysis
@@ -26,7 +27,7 @@ from .model import LoadedModel
 from .progress import ProgressFn, no_progress
 from .settings import Settings
 from .sources import SourceInfo
-from .store import AnalysisSummary, MediaUsage, Store, StoreError
+from .store import MEDIA_DIR, AnalysisSummary, MediaUsage, Store, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -120,8 +121,13 @@ def run(
     t0 = time.perf_counter()
     sha = model.info.checkpoint_sha256
     existing = _safe(lambda: store.latest_analysis_id(source.content_id, hop_s, sha), store)
-    emb = embed_source(model, source, hop_s=hop_s, settings=settings, cache=cache,
-                       store=store, progress=progress)  # fmt: skip
+    try:
+        emb = embed_source(model, source, hop_s=hop_s, settings=settings, cache=cache,
+                           store=store, progress=progress)  # fmt: skip
+    except BaseException:  # an error, or a cancelled run (a closed browser session)
+        dirs: list[str | Path] = [settings.data_dir, *([store.data_dir] if store else [])]
+        _discard_upload(source, dirs)
+        raise
     seconds = time.perf_counter() - t0
     if store is None:
         return Analysed(source, emb, hop_s, seconds, labels=labels)
@@ -136,6 +142,25 @@ def run(
                         f"{exc} The results below are not saved in the Library.")  # fmt: skip
     return Analysed(replace(kept, start_s=source.start_s), emb, hop_s, seconds, analysis_id,
                     labels)  # fmt: skip
+
+
+def _discard_upload(source: SourceInfo, data_dirs: list[str | Path]) -> None:
+    """An upload's working copy goes when its run fails or is cancelled: the browser still
+    holds the bytes (a retry writes them again), and nothing else would ever delete it.
+    Kept audio (``media/``) and files outside the data dirs are never touched."""
+    if source.kind != "upload" or str(source.path) in ("", "."):  # "": no file kept
+        return
+    try:
+        real = Path(source.path).resolve()
+        roots = [Path(d).resolve() for d in data_dirs if str(d)]
+        inside = any(
+            real.is_relative_to(root) and not real.is_relative_to(root / MEDIA_DIR)
+            for root in roots
+        )
+        if inside and real.is_file():
+            real.unlink()
+    except OSError:
+        log.warning("could not delete the upload %s", source.path, exc_info=True)
 
 
 def _safe(fn, store: Store | None):

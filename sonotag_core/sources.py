@@ -1,15 +1,18 @@
 """Inputs -> a local audio file plus metadata: a path, uploaded bytes, or a
 YouTube/SoundCloud link fetched with yt-dlp's Python API.
 
-Links are checked twice before any media byte is fetched: :func:`parse_link` accepts only
+Links are checked three times. Before any request, :func:`parse_link` accepts only
 YouTube video and SoundCloud track URLs (no other hosts, IPs, ports, credentials or
-schemes), and after yt-dlp has read the page's metadata :func:`check_info` refuses
-playlists, live streams, extractors other than the allowed ones and media over the
-duration cap, and (in production) media URLs that point at IP literals on this machine or
-a private network. Only then does yt-dlp download.
+schemes). After yt-dlp has read the page's metadata, :func:`check_info` refuses playlists,
+live streams, extractors other than the allowed ones, media over the duration cap and
+media URLs on IP literals of this machine or a private network, and :func:`check_hosts`
+resolves the media hosts and refuses those that resolve to such addresses. While yt-dlp
+fetches, every connection it opens, redirects included, goes through
+:mod:`sonotag_core.netguard`, which refuses non-public addresses before connecting.
 
-Beyond this module's reach: HTTP redirects and DNS answers while yt-dlp fetches. Only the
-YouTube and SoundCloud extractors run in production, and they fetch their own hosts and CDNs.
+Nothing is left behind: uploads that are not audio are deleted, and yt-dlp writes into a
+private staging folder (``.part`` files, fragments) that goes away on success, error and
+cancellation; only the finished file is moved into the caller's folder.
 """
 
 from __future__ import annotations
@@ -17,17 +20,25 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import logging
+import os
 import re
+import shutil
+import socket
+import tempfile
+import time
 import unicodedata
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
 from . import decode
-from .errors import DecodeError, LimitError, SourceError
+from .errors import DecodeError, LimitError, SonoTagError, SourceError
 from .progress import Progress, ProgressFn, no_progress
+
+if TYPE_CHECKING:
+    from .netguard import AddressGuard
 
 log = logging.getLogger(__name__)
 
@@ -95,18 +106,37 @@ def from_upload(data: bytes, name: str, workdir: Path) -> SourceInfo:
         raise DecodeError(f"'{clean_title(name)}' is empty (0 bytes). Choose the audio file again.")
     digest = hashlib.sha256(data).hexdigest()
     suffix = re.sub(r"[^a-z0-9]", "", Path(str(name)).suffix.lower())[:8]
-    workdir = Path(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
-    path = workdir / (digest[:16] + (f".{suffix}" if suffix else ""))
-    if not path.exists():
-        tmp = path.with_name(f".{path.name}.part")
-        tmp.write_bytes(data)
-        tmp.replace(path)
-    info = decode.probe(path)
+    path = Path(workdir) / (digest[:16] + (f".{suffix}" if suffix else ""))
+    created = not path.exists()
+    if created:
+        _write_upload(data, path)
+    try:
+        info = decode.probe(path)
+    except SonoTagError:
+        if created:  # not audio: nothing else would ever delete it
+            path.unlink(missing_ok=True)
+        raise
     title = clean_title(Path(str(name)).stem) or "upload"
     return SourceInfo(
         "upload", path, title, digest, clean_title(Path(str(name)).name), info.duration_s
     )
+
+
+def _write_upload(data: bytes, path: Path) -> None:
+    """Write via a temp file, so a full disk or a cancelled run never leaves half a file."""
+    tmp = path.with_name(f".{path.name}.part")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_bytes(data)
+        tmp.replace(path)
+    except BaseException as exc:
+        tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise SourceError(
+                f"The upload could not be saved in {path.parent} ({exc.strerror or exc}). "
+                "Free some disk space and try again."
+            ) from exc
+        raise
 
 
 # ---------------------------------------------------------------- links
@@ -245,19 +275,36 @@ def _youtube(video_id: str, start: float) -> Link:
 
 @dataclass(frozen=True)
 class UrlPolicy:
-    """Which yt-dlp extractors may run (by ``ie_key``) and whether links are pre-checked.
+    """Which yt-dlp extractors may run (by ``ie_key``) and which hosts may be contacted.
 
-    ``allow_any_host`` skips :func:`parse_link`; it exists only so tests can point yt-dlp
-    at a loopback server (together with ``"Generic"``). Production never sets either.
+    Two switches exist only so tests can point yt-dlp at a loopback server (together with
+    ``"Generic"``); production sets neither. ``allow_any_host`` skips :func:`parse_link`
+    and every address check. ``local_origins`` (``"127.0.0.1:8000"``) skips
+    :func:`parse_link` but keeps the address checks, except for connections to exactly
+    these origins: so a test can watch a redirect from one to another address be refused.
     """
 
     allowed_extractors: tuple[str, ...] = ("Youtube", "Soundcloud")
     allow_any_host: bool = False
+    local_origins: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        # the generic extractor fetches any URL: only ever together with the test switch
-        if not self.allow_any_host and any(e.lower() == "generic" for e in self.allowed_extractors):
-            raise ValueError("The 'Generic' extractor is allowed only with allow_any_host=True.")
+        # the generic extractor fetches any URL: only ever together with a test switch
+        generic = any(e.lower() == "generic" for e in self.allowed_extractors)
+        if generic and not (self.allow_any_host or self.local_origins):
+            raise ValueError(
+                "The 'Generic' extractor is allowed only with allow_any_host or local_origins."
+            )
+
+    @property
+    def checks_links(self) -> bool:
+        """Whether links must pass :func:`parse_link` (always, outside tests)."""
+        return not (self.allow_any_host or self.local_origins)
+
+    def allows_local(self, ip: str, port: int) -> bool:
+        """Whether a non-public ``ip:port`` may be contacted anyway (tests only)."""
+        where = f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
+        return self.allow_any_host or where in self.local_origins
 
 
 PRODUCTION_POLICY = UrlPolicy()
@@ -274,6 +321,16 @@ def format_duration(seconds: float) -> str:
     return f"{hours} h" if not minutes else f"{hours} h {minutes:02d} min"
 
 
+def is_public(ip: str) -> bool:
+    """True for a globally routable unicast address (not loopback, private, link-local,
+    shared, reserved, multicast or an IPv4-mapped form of those)."""
+    try:
+        addr = ipaddress.ip_address(str(ip).split("%", 1)[0])  # drop an IPv6 scope id
+    except ValueError:
+        return False
+    return addr.is_global and not addr.is_multicast
+
+
 def _is_local_host(url: object) -> bool:
     """True when a URL's host is this machine or a private/link-local/reserved IP literal."""
     try:
@@ -283,15 +340,37 @@ def _is_local_host(url: object) -> bool:
     if host == "localhost" or host.endswith(".localhost"):
         return True
     try:
-        return not ipaddress.ip_address(host).is_global
+        ipaddress.ip_address(host.split("%", 1)[0])
     except ValueError:
-        return False  # a name, not an IP literal
+        return False  # a name, not an IP literal: check_hosts and the guard resolve it
+    return not is_public(host)
 
 
 def _media_urls(info: dict[str, Any]) -> list[object]:
     dicts = [info, *(info.get("requested_formats") or []), *(info.get("formats") or [])]
+    dicts = [d for d in dicts if isinstance(d, dict)]
+    fragments = [f for d in dicts for f in (d.get("fragments") or []) if isinstance(f, dict)]
     keys = ("url", "manifest_url", "fragment_base_url")
-    return [d[k] for d in dicts if isinstance(d, dict) for k in keys if d.get(k)]
+    return [d[k] for d in (*dicts, *fragments) for k in keys if d.get(k)]
+
+
+def _host_port(url: object) -> tuple[str, int] | None:
+    """A URL's host and port (the scheme's default if none); None if it has no host."""
+    try:
+        parts = urlsplit(str(url))
+        port = parts.port or (443 if parts.scheme.lower() == "https" else 80)
+    except ValueError:
+        return None
+    host = (parts.hostname or "").rstrip(".")
+    return (host, port) if host else None
+
+
+def _refused_url(url: object, policy: UrlPolicy) -> bool:
+    """A media URL on this machine or a private IP literal, unless the policy allows it."""
+    if policy.allow_any_host or not _is_local_host(url):
+        return False
+    where = _host_port(url)
+    return where is None or not policy.allows_local(*where)
 
 
 def check_info(info: dict[str, Any], policy: UrlPolicy, max_duration_s: float) -> None:
@@ -314,13 +393,32 @@ def check_info(info: dict[str, Any], policy: UrlPolicy, max_duration_s: float) -
             f"{format_duration(max_duration_s)} (SONOTAG_MAX_DURATION_S). "
             "Choose a shorter one, or raise the limit."
         )
-    if not policy.allow_any_host and any(_is_local_host(u) for u in _media_urls(info)):
+    if any(_refused_url(u, policy) for u in _media_urls(info)):
         raise SourceError(
             "The site pointed the download at this machine or a private network; refused."
         )
 
 
+def check_hosts(info: dict[str, Any], guard: AddressGuard) -> None:
+    """Resolve every media host in the metadata and refuse, before anything is downloaded,
+    one that resolves to this machine or a private network. (The guard checks each
+    connection again as yt-dlp opens it, redirects included.)"""
+    from .netguard import AddressRefused
+
+    hosts = {hp for u in _media_urls(info) if (hp := _host_port(u)) is not None}
+    for host, port in sorted(hosts):
+        try:
+            guard.resolve(host, port)
+        except socket.gaierror:
+            continue  # does not resolve: the download will say it cannot reach the site
+        except AddressRefused as exc:
+            raise SourceError(str(exc)) from None
+
+
 _ERRORS = (
+    (("certificate verify failed", "certificateverifyerror"),
+     "The site's security certificate could not be verified, so nothing was downloaded from "
+     "it. Try again later or another link."),
     (("did not get any data blocks", "downloaded file is empty"),
      "The download was empty: the site sent no audio data. Try again later or another link."),
     (("private video",), "This video is private; only public media can be analysed."),
@@ -328,10 +426,21 @@ _ERRORS = (
     (("confirm your age", "age-restricted", "age restricted", "inappropriate for some users"),
      "YouTube asks for a signed-in account to confirm age for this video, and SonoTag does "
      "not sign in. Download the audio yourself and upload the file instead."),
-    (("not a bot", "confirm you", "sign in", "cookies"),
+    # not "confirm you": yt-dlp ends its bug-report notes with "Confirm you are on the
+    # latest version", which would turn any unexpected error into this one
+    (("not a bot", "sign in", "cookies"),
      "YouTube is asking this server to prove it is not a bot, so the audio cannot be "
      "downloaded right now. Download the audio yourself and upload the file, or try later "
      "or a different link."),
+    (("no space left on device", "disk full", "disk quota"),
+     "The disk holding SonoTag's data folder is full, so the audio could not be downloaded. "
+     "Free some space (or delete old analyses) and try again."),
+    (("content too short", "did not get all data", "incompleteread", "incomplete read",
+      "bytes read", "remote end closed", "connection reset", "connection broken"),
+     "The download was cut off before the end (the connection dropped). Try again."),
+    (("ffmpeg could not be found", "ffmpeg is not installed", "ffmpeg not found"),
+     "The site sends this audio as a stream SonoTag does not download; try a different link, "
+     "or download the audio yourself and upload the file."),
     (("requested format is not available", "no video formats", "no formats found"),
      "The site offered no downloadable audio for this link; try a different link."),
     (("members-only", "join this channel"),
@@ -375,6 +484,11 @@ class _Logger:
         log.info("yt-dlp error: %s", msg)
 
 
+NO_FFMPEG = "/nonexistent/sonotag: yt-dlp runs no ffmpeg"  # see ydl_options
+STAGING_PREFIX = ".download-"
+STALE_AFTER_S = 24 * 3600  # a staging folder this old belongs to a killed process
+
+
 def ydl_options(
     workdir: Path, policy: UrlPolicy, hook: Callable[[dict[str, Any]], None]
 ) -> dict[str, Any]:
@@ -382,7 +496,10 @@ def ydl_options(
 
     yt-dlp matches ``allowed_extractors`` as regexes against lower-case ``IE_NAME``s
     ("youtube", "soundcloud", "generic"); anchoring keeps "youtube:tab" and "soundcloud:set"
-    out. No cookies, no config files (the Python API reads none), no cache dir.
+    out. No cookies, no config files (the Python API reads none), no cache dir. No proxy
+    and no ffmpeg: every fetch must go through the address guard (:mod:`.netguard`), and
+    ffmpeg would fetch HLS segments itself; HLS is downloaded natively, and a stream only
+    ffmpeg could fetch fails with a message instead.
     """
     return {
         "allowed_extractors": [f"^{re.escape(e.lower())}$" for e in policy.allowed_extractors],
@@ -401,7 +518,22 @@ def ydl_options(
         "extractor_retries": 1,
         "overwrites": True,
         "cachedir": False,
+        "proxy": "",
+        "ffmpeg_location": NO_FFMPEG,
+        "hls_prefer_native": True,
+        "fixup": "never",
     }
+
+
+def _progress_hook(progress: ProgressFn) -> Callable[[dict[str, Any]], None]:
+    def hook(d: dict[str, Any]) -> None:
+        if d.get("status") in ("downloading", "finished"):
+            total = d.get("total_bytes") or d.get("total_bytes_estimate")
+            done = d.get("downloaded_bytes") or 0
+            progress(Progress("download", float(done), float(total) if total else None, "bytes",
+                              "Downloading audio"))  # fmt: skip
+
+    return hook
 
 
 def from_url(
@@ -412,49 +544,40 @@ def from_url(
     progress: ProgressFn = no_progress,
     policy: UrlPolicy = PRODUCTION_POLICY,
 ) -> SourceInfo:
-    """Download a link's best audio into ``workdir`` after the checks above pass."""
-    import yt_dlp
+    """Download a link's best audio into ``workdir`` after the checks above pass.
+
+    yt-dlp works in a staging folder inside ``workdir`` that is removed whatever happens
+    (error, KeyboardInterrupt, a closed browser session); only the finished file is moved
+    into ``workdir``, and deleted again if it turns out not to be audio.
+    """
+    from .netguard import AddressGuard
 
     start_s = 0.0
-    if not policy.allow_any_host:
+    if policy.checks_links:
         link = parse_link(url)
         url, start_s = link.url, link.start_s
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
-
-    def hook(d: dict[str, Any]) -> None:
-        if d.get("status") in ("downloading", "finished"):
-            total = d.get("total_bytes") or d.get("total_bytes_estimate")
-            done = d.get("downloaded_bytes") or 0
-            progress(Progress("download", float(done), float(total) if total else None, "bytes",
-                              "Downloading audio"))  # fmt: skip
-
-    opts = ydl_options(workdir, policy, hook)
+    sweep_stale(workdir, STAGING_PREFIX)
+    guard = AddressGuard(enabled=not policy.allow_any_host, allow=policy.allows_local)
+    staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=workdir))
     try:
-        with yt_dlp.YoutubeDL(opts) as ydl:
-            info = ydl.extract_info(url, download=False)
-            check_info(info, policy, max_duration_s)
-            info = ydl.process_ie_result(info, download=True)
-            downloads = info.get("requested_downloads") or []
-            path = Path(downloads[0]["filepath"]) if downloads else Path(ydl.prepare_filename(info))
-    except (SourceError, LimitError):
+        info, staged = _download(url, staging, policy, guard, max_duration_s, progress)
+        path = workdir / staged.name
+        os.replace(staged, path)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    try:
+        probe = decode.probe(path)
+        content_id = decode.sha256_file(path)
+    except (SonoTagError, OSError):
+        path.unlink(missing_ok=True)
         raise
-    except yt_dlp.utils.DownloadError as exc:
-        log.info("download failed for %s: %s", url, exc)
-        raise SourceError(download_error_message(url, str(exc))) from None
-    except Exception as exc:  # yt-dlp raises many types; the user needs one message
-        log.exception("download crashed for %s", url)
-        raise SourceError(download_error_message(url, f"{type(exc).__name__}: {exc}")) from None
-    if path.resolve().parent != workdir.resolve():
-        raise SourceError(f"The download from {url} was written outside its folder; refused.")
-    if not path.is_file() or path.stat().st_size == 0:
-        raise SourceError(f"The download from {url} produced no audio file (empty download).")
-    probe = decode.probe(path)
     return SourceInfo(
         kind="url",
         path=path,
         title=clean_title(info.get("title") or path.stem),
-        content_id=decode.sha256_file(path),
+        content_id=content_id,
         file_name=path.name,
         duration_s=probe.duration_s or info.get("duration"),
         uploader=clean_title(info.get("uploader") or info.get("channel") or "") or None,
@@ -462,6 +585,67 @@ def from_url(
         extractor=str(info.get("extractor_key") or ""),
         start_s=start_s,
     )
+
+
+def _download(
+    url: str,
+    staging: Path,
+    policy: UrlPolicy,
+    guard: AddressGuard,
+    max_duration_s: float,
+    progress: ProgressFn,
+) -> tuple[dict[str, Any], Path]:
+    """Metadata, the checks, then the download into ``staging``: (info, downloaded file)."""
+    from .netguard import GuardedYoutubeDL
+
+    opts = ydl_options(staging, policy, _progress_hook(progress))
+    try:
+        with GuardedYoutubeDL(opts, guard=guard) as ydl:
+            info = ydl.extract_info(url, download=False)
+            check_info(info, policy, max_duration_s)
+            check_hosts(info, guard)
+            info = ydl.process_ie_result(info, download=True)
+            downloads = info.get("requested_downloads") or []
+            path = Path(downloads[0]["filepath"]) if downloads else Path(ydl.prepare_filename(info))
+    except (SourceError, LimitError):
+        raise
+    except Exception as exc:  # yt-dlp raises many types; the user needs one message
+        raise _download_failure(url, exc, guard.refusal) from None
+    if path.resolve().parent != staging.resolve():
+        raise SourceError(f"The download from {url} was written outside its folder; refused.")
+    if not path.is_file() or path.stat().st_size == 0:
+        raise SourceError(f"The download from {url} produced no audio file (empty download).")
+    return info, path
+
+
+def _download_failure(url: str, exc: Exception, refusal: str | None) -> SourceError:
+    """Whatever yt-dlp raised (or wrapped) -> one SourceError; a guard refusal wins."""
+    import yt_dlp
+
+    if refusal is not None:  # however yt-dlp wrapped it, the refusal is the real reason
+        log.info("download refused for %s: %s", url, refusal)
+        return SourceError(refusal)
+    if isinstance(exc, yt_dlp.utils.DownloadError):
+        log.info("download failed for %s: %s", url, exc)
+        return SourceError(download_error_message(url, str(exc)))
+    log.error("download crashed for %s", url, exc_info=exc)
+    return SourceError(download_error_message(url, f"{type(exc).__name__}: {exc}"))
+
+
+def sweep_stale(folder: Path, prefix: str, max_age_s: float = STALE_AFTER_S) -> None:
+    """Delete ``prefix*`` temp folders in ``folder`` older than ``max_age_s``: what a
+    killed process (a server restart, SIGKILL) left behind. Live runs are far younger."""
+    cutoff = time.time() - max_age_s
+    try:
+        entries = list(Path(folder).glob(f"{prefix}*"))
+    except OSError:
+        return
+    for entry in entries:
+        try:
+            if entry.is_dir() and not entry.is_symlink() and entry.stat().st_mtime < cutoff:
+                shutil.rmtree(entry, ignore_errors=True)
+        except OSError:
+            continue
 
 
 def resolve_source(

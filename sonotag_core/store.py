@@ -205,7 +205,10 @@ class Store:
         try:
             yield db
         except BaseException:
-            db.execute("ROLLBACK")
+            # SQLite may already have rolled back itself (a full disk: SQLITE_FULL); a
+            # second ROLLBACK would fail and hide the real error
+            if db.in_transaction:
+                db.execute("ROLLBACK")
             raise
         db.execute("COMMIT")
 

@@ -148,28 +148,79 @@ def test_video_without_audio(tmp_path: Path) -> None:
         decode.decode_all(path)
 
 
-def test_crafted_playlist_cannot_read_local_files_or_urls(tmp_path: Path) -> None:
-    """An HLS playlist or concat script uploaded as audio must not pull in other files.
+@pytest.fixture
+def loopback(tmp_path: Path):
+    """A loopback HTTP server serving one audio segment and recording every request."""
+    import threading
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
-    The referenced segment is itself valid audio (the control below decodes it), and
-    ffmpeg without the format whitelist *does* follow such a playlist to it.
-    """
-    secret = tmp_path / "secret.ts"
+    served = tmp_path / "served"
+    served.mkdir()
+    _segment(served / "x.ts")
+    hits: list[str] = []
+
+    class Handler(SimpleHTTPRequestHandler):
+        def __init__(self, *a, **kw):
+            super().__init__(*a, directory=str(served), **kw)
+
+        def log_message(self, *args) -> None:
+            hits.append(self.path)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", hits
+    server.shutdown()
+
+
+def _segment(path: Path) -> Path:
     subprocess.run(
         ["ffmpeg", "-nostdin", "-v", "error", "-f", "lavfi", "-i", "sine=duration=2",
-         "-c:a", "aac", "-f", "mpegts", str(secret)],
+         "-c:a", "aac", "-f", "mpegts", str(path)],
         check=True,
     )  # fmt: skip
+    return path
+
+
+def test_crafted_playlist_cannot_read_local_files_or_urls(tmp_path: Path, loopback) -> None:
+    """An HLS playlist or concat script uploaded as audio must not pull in other files or
+    fetch URLs, whatever the upload is called.
+
+    The referenced segments are valid audio (the controls below decode the local one, and
+    show that ffmpeg *without* the guards follows such a playlist to the URL).
+    """
+    from sonotag_core import sources
+
+    base, hits = loopback
+    secret = _segment(tmp_path / "secret.ts")
     assert decode.decode_all(secret).size > SAMPLE_RATE  # control: the segment is audio
     playlist = (
         f"#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:2,\n{secret}\n#EXTINF:10,\n/etc/passwd\n"
-        "#EXTINF:10,\nhttp://127.0.0.1:9/x.ts\n#EXT-X-ENDLIST\n"
+        f"#EXTINF:10,\nfile:///etc/passwd\n#EXTINF:2,\n{base}/x.ts\n#EXT-X-ENDLIST\n"
     )
-    for name in ("evil.m3u8", "evil.wav", "evil.mp3"):
-        (tmp_path / name).write_text(playlist)
-    (tmp_path / "concat.wav").write_text(
+    concat = (
         f"ffconcat version 1.0\nfile '{secret}'\nfile '/etc/passwd'\n"
+        f"file 'file:/etc/passwd'\nfile '{base}/x.ts'\n"
     )
-    for name in ("evil.m3u8", "evil.wav", "evil.mp3", "concat.wav"):
-        with pytest.raises(DecodeError, match="could not be read as audio"):
+    crafted = {"evil.m3u8": playlist, "evil.wav": playlist, "evil.mp3": playlist,
+               "evil.ffconcat": concat, "concat.wav": concat}  # fmt: skip
+    uploads = tmp_path / "uploads"
+    for name, text in crafted.items():
+        (tmp_path / name).write_text(text)
+        with pytest.raises(DecodeError, match="could not be read as audio") as err:
             decode.decode_all(tmp_path / name)
+        message = str(err.value)
+        assert name in message and "\n" not in message and "root:" not in message
+        with pytest.raises(DecodeError, match="could not be read as audio"):
+            sources.from_upload(text.encode(), name, uploads)
+    assert hits == []  # no URL was fetched
+    assert list(uploads.iterdir()) == []  # refused uploads are not kept
+    # control: ffprobe without the guards does follow the playlist to the loopback URL
+    (tmp_path / "remote.m3u8").write_text(
+        f"#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:2,\n{base}/x.ts\n#EXT-X-ENDLIST\n"
+    )
+    subprocess.run(
+        ["ffprobe", "-v", "error", "-protocol_whitelist", "file,http,tcp",
+         str(tmp_path / "remote.m3u8")],
+        capture_output=True, timeout=60,
+    )  # fmt: skip
+    assert hits, "control: unguarded ffprobe should have fetched the segment"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 from audiogen import make_audio
@@ -242,6 +243,27 @@ def test_format_duration(seconds, text):
             "reach the site",
         ),
         ("ERROR: something odd happened\nmore lines", "something odd happened"),
+        (
+            "ERROR: [download] Got error: 36384 bytes read, 36385 more expected. Giving up "
+            "after 2 retries",
+            "cut off",
+        ),
+        ("ERROR: unable to write data: [Errno 28] No space left on device", "disk"),
+        (
+            "ERROR: [generic] x: Unable to download webpage: [SSL: CERTIFICATE_VERIFY_FAILED] "
+            "certificate verify failed; please report this issue on https://github.com/yt-dlp/"
+            "yt-dlp/issues?q= . Confirm you are on the latest version using  yt-dlp -U",
+            "certificate",
+        ),
+        (
+            "ERROR: [generic] x: KeyError('id'); please report this issue on https://github.com/"
+            "yt-dlp/yt-dlp/issues?q= . Confirm you are on the latest version using  yt-dlp -U",
+            "KeyError",
+        ),
+        (
+            "ERROR: m3u8 download detected but ffmpeg could not be found. Please install",
+            "upload the file",
+        ),
     ],
 )
 def test_download_error_messages(detail, expect):
@@ -307,3 +329,247 @@ def test_empty_and_broken_uploads(tmp_path):
         sources.from_upload(b"", "x.wav", tmp_path)
     with pytest.raises(DecodeError, match="could not be read as audio"):
         sources.from_upload(b"hello" * 100, "x.wav", tmp_path)
+
+
+# ---------------------------------------------------------------- redirects and DNS (SSRF)
+
+
+def _serve(host: str, handler: type) -> tuple[ThreadingHTTPServer, int]:
+    server = ThreadingHTTPServer((host, 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, server.server_address[1]
+
+
+@pytest.fixture(scope="module")
+def ssrf(tmp_path_factory):
+    """A redirector on 127.0.0.1 (``/to?u=URL``; ``/flip?u=URL`` serves audio once, then
+    redirects: a redirect that only the download itself meets) and a target on 127.0.0.2
+    that records every request it gets."""
+    from urllib.parse import parse_qs, urlsplit
+
+    root = tmp_path_factory.mktemp("ssrf")
+    make_audio(root / "clip.mp3", 2.0, kind="mix")
+    target_hits: list[str] = []
+    served: dict[str, int] = {}
+
+    class Target(SimpleHTTPRequestHandler):
+        def __init__(self, *a, **kw):
+            super().__init__(*a, directory=str(root), **kw)
+
+        def log_message(self, *args) -> None:
+            target_hits.append(self.path)
+
+    class Redirector(SimpleHTTPRequestHandler):
+        def __init__(self, *a, **kw):
+            super().__init__(*a, directory=str(root), **kw)
+
+        def log_message(self, *args) -> None:
+            pass
+
+        def send_head(self):
+            parts = urlsplit(self.path)
+            dest = (parse_qs(parts.query).get("u") or [""])[0]
+            served[self.path] = served.get(self.path, 0) + 1
+            if parts.path == "/to" or (parts.path == "/flip" and served[self.path] > 1):
+                self.send_response(302)
+                self.send_header("Location", dest)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return None
+            if parts.path == "/flip":
+                self.path = "/clip.mp3"
+            return super().send_head()
+
+    front, front_port = _serve("127.0.0.1", Redirector)
+    back, back_port = _serve("127.0.0.2", Target)
+    yield {
+        "front": f"http://127.0.0.1:{front_port}",
+        "back": f"http://127.0.0.2:{back_port}",
+        "back_port": back_port,
+        "policy": UrlPolicy(
+            allowed_extractors=("Generic",), local_origins=(f"127.0.0.1:{front_port}",)
+        ),
+        "hits": target_hits,
+    }
+    front.shutdown()
+    back.shutdown()
+
+
+def _via(ssrf, dest: str, path: str = "/to") -> str:
+    from urllib.parse import quote
+
+    return f"{ssrf['front']}{path}?u={quote(dest, safe='')}"
+
+
+def test_redirects_are_followed_without_the_guard(ssrf, tmp_path):
+    """Control: with every check off, the redirect does reach the second server, so the
+    refusals below are the guard's doing."""
+    before = len(ssrf["hits"])
+    info = sources.from_url(_via(ssrf, ssrf["back"] + "/clip.mp3"), tmp_path, max_duration_s=60,
+                            policy=TEST_POLICY)  # fmt: skip
+    assert info.duration_s == pytest.approx(2.0, abs=0.1)
+    assert len(ssrf["hits"]) > before
+
+
+def test_an_allowed_origin_downloads_through_the_guard(ssrf, tmp_path):
+    info = sources.from_url(f"{ssrf['front']}/clip.mp3", tmp_path, max_duration_s=60,
+                            policy=ssrf["policy"])  # fmt: skip
+    assert info.path.parent == tmp_path and info.duration_s == pytest.approx(2.0, abs=0.1)
+    assert [p.name for p in tmp_path.iterdir()] == [info.file_name]
+
+
+@pytest.mark.parametrize("path", ["/to", "/flip"])
+def test_a_redirect_to_a_local_address_is_refused_before_connecting(ssrf, tmp_path, path):
+    before = len(ssrf["hits"])
+    with pytest.raises(SourceError, match="private network") as err:
+        sources.from_url(_via(ssrf, ssrf["back"] + "/clip.mp3", path), tmp_path,
+                         max_duration_s=60, policy=ssrf["policy"])  # fmt: skip
+    assert "127.0.0.2" in str(err.value) and "\n" not in str(err.value)
+    assert ssrf["hits"][before:] == []  # not one request reached the target
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_redirect_to_cloud_metadata_never_connects(ssrf, tmp_path, monkeypatch):
+    from sonotag_core import netguard
+
+    connects: list[tuple] = []
+    real = netguard.create_connection
+    monkeypatch.setattr(netguard, "create_connection",
+                        lambda addr, *a, **kw: connects.append(addr) or real(addr, *a, **kw))  # fmt: skip
+    with pytest.raises(SourceError, match="169.254.169.254"):
+        sources.from_url(_via(ssrf, "http://169.254.169.254/latest/meta-data/"), tmp_path,
+                         max_duration_s=60, policy=ssrf["policy"])  # fmt: skip
+    assert connects and all(ip == "127.0.0.1" for ip, _ in connects)  # only the first hop
+
+
+def test_a_name_that_resolves_to_this_machine_is_refused(ssrf, tmp_path, monkeypatch):
+    """DNS, not the URL, says where a host is: a public-looking name that answers 127.0.0.2
+    is refused, and the socket would connect to the address that was checked."""
+    import socket
+
+    from sonotag_core import netguard
+
+    real = socket.getaddrinfo
+
+    def fake_dns(host, port, *args, **kwargs):
+        return real("127.0.0.2" if host == "cdn.example.com" else host, port, *args, **kwargs)
+
+    monkeypatch.setattr(netguard, "_getaddrinfo", fake_dns)
+    before = len(ssrf["hits"])
+    dest = f"http://cdn.example.com:{ssrf['back_port']}/clip.mp3"
+    with pytest.raises(SourceError, match="cdn.example.com, which resolves to 127.0.0.2"):
+        sources.from_url(_via(ssrf, dest), tmp_path, max_duration_s=60, policy=ssrf["policy"])
+    with pytest.raises(SourceError, match="private network"):  # the trailing-dot form too
+        sources.from_url(_via(ssrf, f"http://localhost.:{ssrf['back_port']}/clip.mp3"),
+                         tmp_path, max_duration_s=60, policy=ssrf["policy"])  # fmt: skip
+    assert ssrf["hits"][before:] == []
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_redirect_to_another_scheme_reads_nothing(ssrf, tmp_path):
+    for dest in ("file:///etc/passwd", "ftp://127.0.0.2/x.mp3"):
+        with pytest.raises(SourceError, match="non-web address") as err:
+            sources.from_url(_via(ssrf, dest), tmp_path, max_duration_s=60,
+                             policy=ssrf["policy"])  # fmt: skip
+        assert "root:" not in str(err.value) and "\n" not in str(err.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_media_hosts_are_resolved_before_download(monkeypatch):
+    import socket
+
+    from sonotag_core import netguard
+
+    answers = {"cdn.example.com": "93.184.216.34", "internal.example.com": "10.0.0.5",
+               "mixed.example.com": ("93.184.216.34", "192.168.1.2")}  # fmt: skip
+
+    def fake_dns(host, port, *args, **kwargs):
+        if host not in answers:
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        ips = answers[host] if isinstance(answers[host], tuple) else (answers[host],)
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (ip, port)) for ip in ips]
+
+    monkeypatch.setattr(netguard, "_getaddrinfo", fake_dns)
+    guard = netguard.AddressGuard()
+    ok = {"extractor_key": "Soundcloud", "url": "https://cdn.example.com/a.mp3",
+          "formats": [{"url": "https://unknown.example.net/a"}]}  # fmt: skip
+    sources.check_hosts(ok, guard)  # public, or unresolvable (the download will say so)
+    for host in ("internal.example.com", "mixed.example.com"):
+        bad = {**ok, "formats": [{"fragment_base_url": "https://cdn.example.com/",
+                                  "fragments": [{"url": f"https://{host}/seg1.ts"}]}]}  # fmt: skip
+        with pytest.raises(SourceError, match=f"{host}, which resolves to"):
+            sources.check_hosts(bad, guard)
+
+
+@pytest.mark.parametrize(
+    ("ip", "public"),
+    [("93.184.216.34", True), ("2606:2800:220:1::1", True), ("127.0.0.2", False),
+     ("10.1.2.3", False), ("172.16.0.1", False), ("192.168.0.1", False),
+     ("169.254.169.254", False), ("100.64.0.1", False), ("0.0.0.0", False), ("::1", False),
+     ("fe80::1%eth0", False), ("fd00::1", False), ("::ffff:127.0.0.1", False),
+     ("224.0.0.1", False), ("not an ip", False)],
+)  # fmt: skip
+def test_which_addresses_are_public(ip, public):
+    assert sources.is_public(ip) is public
+
+
+def test_production_options_use_the_guard_only():
+    """One request handler (the guarded one), no proxy, no ffmpeg for yt-dlp."""
+    from sonotag_core import netguard
+
+    opts = sources.ydl_options(Path("/tmp"), PRODUCTION_POLICY, lambda d: None)
+    assert opts["proxy"] == "" and opts["ffmpeg_location"] == sources.NO_FFMPEG
+    with netguard.GuardedYoutubeDL(opts, guard=netguard.AddressGuard()) as ydl:
+        assert [type(h) for h in ydl._request_director.handlers.values()] == [
+            netguard.GuardedRequestsRH
+        ]
+
+
+def test_https_through_the_guard_verifies_the_host_name(tmp_path, monkeypatch):
+    """The guard connects to the checked IP, but TLS still sends and verifies the host
+    name: a certificate for "localhost", served on 127.0.0.1, is accepted only as that."""
+    import shutil
+    import ssl
+    import subprocess
+
+    if shutil.which("openssl") is None:
+        pytest.skip("needs the openssl command to make a certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)  # fmt: skip
+    root = tmp_path / "www"
+    root.mkdir()
+    make_audio(root / "clip.mp3", 2.0, kind="mix")
+    names: list[str | None] = []
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    context.sni_callback = lambda _sock, name, _ctx: names.append(name)
+
+    class Handler(SimpleHTTPRequestHandler):
+        def __init__(self, *a, **kw):
+            super().__init__(*a, directory=str(root), **kw)
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    port = server.server_address[1]
+    origins = (f"localhost:{port}", f"127.0.0.1:{port}", f"[::1]:{port}")
+    policy = UrlPolicy(("Generic",), local_origins=origins)
+    real = sources.ydl_options
+    monkeypatch.setattr(sources, "ydl_options",
+                        lambda *a: {**real(*a), "compat_opts": ["no-certifi"]})  # fmt: skip
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # trust our certificate, verify as usual
+    try:
+        info = sources.from_url(f"https://localhost:{port}/clip.mp3", tmp_path / "a",
+                                max_duration_s=60, policy=policy)  # fmt: skip
+        assert info.duration_s == pytest.approx(2.0, abs=0.1) and "localhost" in names
+        with pytest.raises(SourceError) as err:  # same server and certificate, by IP: no match
+            sources.from_url(f"https://127.0.0.1:{port}/clip.mp3", tmp_path / "b",
+                             max_duration_s=60, policy=policy)  # fmt: skip
+        assert "certificate" in str(err.value)
+    finally:
+        server.shutdown()

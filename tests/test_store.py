@@ -156,6 +156,19 @@ def test_full_disk_is_a_clear_error_and_keeps_the_store(tmp_path):
     assert store.get_analysis(first) is not None
 
 
+def test_full_disk_that_sqlite_rolled_back_itself_still_says_full(tmp_path):
+    """On SQLITE_FULL SQLite may end the transaction itself; a second ROLLBACK must not
+    replace "the disk is full" with "cannot rollback - no transaction is active"."""
+    store = Store(tmp_path)
+    pages = store._conn().execute("PRAGMA page_count").fetchone()[0]
+    store._conn().execute(f"PRAGMA max_page_count = {pages}")  # not one page more
+    with pytest.raises(StoreError, match="is full") as err:
+        store.save_analysis(fake_source(), random_embeddings(3), LabelSet(("b",)), hop_s=10.0,
+                            checkpoint_sha256=SHA, model_name="m")  # fmt: skip
+    assert "rollback" not in str(err.value)
+    assert store.list_analyses() == [] and not store._conn().in_transaction
+
+
 # ---------------------------------------------------------------- kept audio (media)
 
 
