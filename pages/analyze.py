@@ -206,7 +206,7 @@ def resolve(progress: ui_state.ProgressBar, store, model) -> sources.SourceInfo:
     memo = ui_state.link_memo()
     info = info or memo.get(link.url)
     if info is None:
-        workdir = data_dir / "media"
+        workdir = data_dir / "downloads"  # the store moves it into media/ when saved
         workdir.mkdir(parents=True, exist_ok=True)
         info = sources.from_url(
             link.url, workdir, max_duration_s=S.max_duration_s, progress=progress

@@ -78,7 +78,7 @@ table = pd.DataFrame(
         "title": [r.title for r in rows],
         "source": [r.url or r.kind for r in rows],
         "duration": [format_duration(r.duration_s) if r.duration_s else "" for r in rows],
-        "labels": ["; ".join(r.labels) for r in rows],
+        "labels": [r.labels_text for r in rows],
         "model": [r.model_name for r in rows],
         "analysed": [time.strftime("%Y-%m-%d %H:%M", time.localtime(r.created)) for r in rows],
     }

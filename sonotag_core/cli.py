@@ -360,7 +360,7 @@ def _library_list(store) -> int:
     for r in rows:
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(r.created))
         duration = clock(r.duration_s, decimals=0) if r.duration_s else "?"
-        table.append((r.id, when, _cut(r.title, 40), duration, _cut("; ".join(r.labels), 50),
+        table.append((r.id, when, _cut(r.title, 40), duration, _cut(r.labels_text, 50),
                       r.model_name))  # fmt: skip
     widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
     for row in table:

@@ -47,7 +47,7 @@ class Analysed:
 
 def describe(summary: AnalysisSummary, label_chars: int = 60) -> str:
     """One line naming a stored analysis in pickers: title · labels · when."""
-    labels = "; ".join(summary.labels)
+    labels = summary.labels_text
     if len(labels) > label_chars:
         labels = labels[: label_chars - 1] + "…"
     when = time.strftime("%Y-%m-%d %H:%M", time.localtime(summary.created))

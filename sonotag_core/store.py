@@ -137,6 +137,12 @@ class AnalysisSummary:
     labels: tuple[str, ...]
     model_name: str
     created: float
+    negatives: frozenset[str] = frozenset()
+
+    @property
+    def labels_text(self) -> str:
+        """The labels as the label box writes them (negatives with a leading '-')."""
+        return LabelSet(self.labels, self.negatives).to_text()
 
 
 @dataclass(frozen=True)
@@ -416,14 +422,14 @@ class Store:
                 self._conn()
                 .execute(
                     "SELECT a.id, s.title, s.kind, s.url, s.duration_s, a.labels, a.model_name, "
-                    "a.created FROM analyses a JOIN embeddings e ON a.embedding_id = e.id "
+                    "a.created, a.negatives FROM analyses a JOIN embeddings e ON a.embedding_id = e.id "
                     "JOIN sources s ON e.content_id = s.content_id ORDER BY a.created DESC LIMIT ?",
                     (limit,),
                 )
                 .fetchall()
             )
-        return [AnalysisSummary(r[0], r[1], r[2], r[3], r[4], tuple(json.loads(r[5])), r[6], r[7])
-                for r in rows]  # fmt: skip
+        return [AnalysisSummary(r[0], r[1], r[2], r[3], r[4], tuple(json.loads(r[5])), r[6], r[7],
+                                frozenset(json.loads(r[8]))) for r in rows]  # fmt: skip
 
     def delete_analysis(self, analysis_id: str) -> bool:
         """Delete one analysis; embeddings, sources and kept audio that no analysis uses

@@ -51,6 +51,7 @@ def test_round_trip_and_library(tmp_path):
     np.testing.assert_allclose(got.embeddings.features, emb.features, atol=5e-4)  # float16
     [row] = store.list_analyses()
     assert (row.id, row.title, row.labels) == (aid, "A clip", ("siren", "music"))
+    assert row.negatives == {"music"} and row.labels_text == "siren; -music"
     assert store.get_analysis("0" * 16) is None
 
 
