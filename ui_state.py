@@ -22,7 +22,7 @@ from sonotag_core.progress import Progress, ProgressFn, no_progress
 from sonotag_core.scheduler import RateLimiter
 from sonotag_core.scoring import TextCache
 from sonotag_core.settings import Settings
-from sonotag_core.sources import SourceInfo
+from sonotag_core.sources import SourceInfo, sweep_working_copies
 from sonotag_core.store import Store
 
 # session_state keys shared by pages
@@ -83,7 +83,9 @@ def store() -> Store:
     """The result store under SONOTAG_DATA_DIR, one per server process (thread-safe:
     one SQLite connection per thread)."""
     s = settings()
-    return Store(s.data_dir, media_cap_bytes=s.media_cap_bytes)
+    store = Store(s.data_dir, media_cap_bytes=s.media_cap_bytes)
+    sweep_working_copies(Path(s.data_dir))  # what a restart orphaned, once per process
+    return store
 
 
 @dataclass

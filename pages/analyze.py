@@ -199,14 +199,14 @@ def resolve(progress: ui_state.ProgressBar, store, model) -> sources.SourceInfo:
     if mode == "Upload":
         if upload is None:
             raise SonoTagError("Choose a file to upload first.")
-        return sources.from_upload(upload.getvalue(), upload.name, data_dir / "uploads")
+        return sources.from_upload(upload.getvalue(), upload.name, data_dir / sources.UPLOADS_DIR)
     link = sources.parse_link(st.session_state.in_link.strip())
     info = store and library.stored_link(store, link.url, hop_s=float(st.session_state.hop),
                                          checkpoint_sha256=model.info.checkpoint_sha256)  # fmt: skip
     memo = ui_state.link_memo()
     info = info or memo.get(link.url)
     if info is None:
-        workdir = data_dir / "downloads"  # the store moves it into media/ when saved
+        workdir = data_dir / sources.DOWNLOADS_DIR  # the store moves it into media/ when saved
         workdir.mkdir(parents=True, exist_ok=True)
         info = sources.from_url(
             link.url, workdir, max_duration_s=S.max_duration_s, progress=progress

@@ -648,6 +648,32 @@ def sweep_stale(folder: Path, prefix: str, max_age_s: float = STALE_AFTER_S) -> 
             continue
 
 
+UPLOADS_DIR = "uploads"  # an upload's working copy, until the store keeps it in media/
+DOWNLOADS_DIR = "downloads"  # a link's downloaded audio, likewise
+
+
+def sweep_working_copies(data_dir: Path, max_age_s: float = STALE_AFTER_S) -> int:
+    """Delete upload and download working copies older than ``max_age_s``: a saved run
+    moved its audio into the store's media/ (which has its own cap), so what stays behind
+    is what a restart or a failed save orphaned. Returns how many files went."""
+    cutoff = time.time() - max_age_s
+    gone = 0
+    for name in (UPLOADS_DIR, DOWNLOADS_DIR):
+        try:
+            entries = list((Path(data_dir) / name).iterdir())
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                if entry.is_file() and not entry.is_symlink() and entry.stat().st_mtime < cutoff:
+                    entry.unlink()
+                    gone += 1
+            except OSError:
+                continue
+    sweep_stale(Path(data_dir) / DOWNLOADS_DIR, STAGING_PREFIX, max_age_s)
+    return gone
+
+
 def resolve_source(
     source: str,
     workdir: Path,

@@ -369,3 +369,29 @@ def test_a_failed_upload_run_leaves_nothing_but_kept_audio(tmp_path, model, sett
     with pytest.raises(DecodeError, match="truncated"):
         library.run(model, src, LABELS, hop_s=10.0, settings=settings, store=store)
     assert files_under(data) == before and analyses(data) == 1
+
+
+def test_orphaned_working_copies_are_swept(tmp_path):
+    """Upload and download working copies a restart left behind go after a day; fresh ones
+    (a run in progress) and the store's kept audio stay."""
+    import time as _time
+
+    from sonotag_core.sources import sweep_working_copies
+
+    old = _time.time() - 2 * 24 * 3600
+    files = {}
+    for folder, name in [("uploads", "a.wav"), ("downloads", "b.m4a"), ("media", "c.wav"),
+                         ("uploads", "fresh.wav")]:  # fmt: skip
+        path = tmp_path / folder / name
+        path.parent.mkdir(exist_ok=True)
+        path.write_bytes(b"x")
+        if name != "fresh.wav":
+            os.utime(path, (old, old))
+        files[name] = path
+    staging = tmp_path / "downloads" / ".download-abc"
+    staging.mkdir()
+    os.utime(staging, (old, old))
+    assert sweep_working_copies(tmp_path) == 2
+    assert not files["a.wav"].exists() and not files["b.m4a"].exists()
+    assert files["c.wav"].exists() and files["fresh.wav"].exists() and not staging.exists()
+    assert sweep_working_copies(tmp_path / "nowhere") == 0
