@@ -292,7 +292,12 @@ if report is not None:
     m[0].metric("Duration", f"{tl.duration_s:.1f} s")
     m[1].metric("Windows", result.embeddings.n_windows)
     m[2].metric("Events", len(events))
-    m[3].metric("Analysis time", f"{result.seconds:.1f} s")
+    took = (
+        "from the Library"
+        if result.seconds == 0 and result.analysis_id
+        else f"{result.seconds:.1f} s"
+    )
+    m[3].metric("Analysis time", took)
 
     picked = st.session_state.get(ui_state.PICKED_T)
     if picked is None and src.start_s:

@@ -226,6 +226,7 @@ def test_upload_is_kept_and_its_link_reopens_without_encoding(app_env, tmp_path,
     assert not texts(bare, "error"), texts(bare, "error")
     assert bare.session_state.labels_text == "beeping"
     assert bare.session_state.result.analysis_id == aid
+    assert [m.value for m in bare.metric if m.label == "Analysis time"] == ["from the Library"]
     assert chart_specs(bare) and len(bare.get("audio")) == 1
     relabelled = new_app(id=aid, l=["siren", "-music"], t="4.5")
     relabelled.run()
