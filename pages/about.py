@@ -46,7 +46,7 @@ try:
     st.table(
         {
             "database": str(store.path),
-            "stored analyses": str(len(store.list_analyses())),
+            "stored analyses": str(store.count_analyses()),
             "kept audio (SONOTAG_MEDIA_CAP_MB)": f"{library.usage_text(usage)}; the least "
             "recently played goes first",
         }

@@ -31,10 +31,10 @@ def current_params() -> dict[str, list[str]]:
 def stored_labels_text(analysis_id: str) -> str | None:
     """The labels a stored analysis was made with, as the label box shows them."""
     try:
-        stored = ui_state.store().get_analysis(analysis_id)
+        stored = ui_state.store().get_labels(analysis_id)
     except SonoTagError:
         return None
-    return None if stored is None else labels_text(stored.labels)
+    return None if stored is None else labels_text(stored)
 
 
 def labels_text(label_set: LabelSet) -> str:

@@ -416,6 +416,22 @@ class Store:
                                   stored_url)  # fmt: skip
         return None
 
+    def get_labels(self, analysis_id: str) -> LabelSet | None:
+        """The labels of one stored analysis, without reading its embeddings."""
+        with self._guard("read the library"):
+            row = (
+                self._conn()
+                .execute("SELECT labels, negatives FROM analyses WHERE id = ?", (analysis_id,))
+                .fetchone()
+            )
+        if row is None:
+            return None
+        return LabelSet(tuple(json.loads(row[0])), frozenset(json.loads(row[1])))
+
+    def count_analyses(self) -> int:
+        with self._guard("read the library"):
+            return int(self._conn().execute("SELECT COUNT(*) FROM analyses").fetchone()[0])
+
     def list_analyses(self, limit: int = 500) -> list[AnalysisSummary]:
         with self._guard("read the library"):
             rows = (

@@ -52,6 +52,8 @@ def test_round_trip_and_library(tmp_path):
     [row] = store.list_analyses()
     assert (row.id, row.title, row.labels) == (aid, "A clip", ("siren", "music"))
     assert row.negatives == {"music"} and row.labels_text == "siren; -music"
+    assert store.get_labels(aid) == labels and store.get_labels("0" * 16) is None
+    assert store.count_analyses() == 1
     assert store.get_analysis("0" * 16) is None
 
 
