@@ -198,6 +198,17 @@ def test_library_search_opens_the_moment(server, browser):
     ctx.close()
 
 
+def wait_for_any(pages: list, text: str, timeout_s: float):
+    """The first of ``pages`` that shows ``text`` within ``timeout_s``; fails otherwise."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        for page in pages:
+            if page.get_by_text(text).count():
+                return page
+        pages[0].wait_for_timeout(100)
+    raise AssertionError(f"no page showed {text!r} within {timeout_s:g} s")
+
+
 def test_two_sessions_share_the_model_first_come_first_served(server, browser, tmp_path):
     """Two browsers analyse two uploads at once: the second is told it is queued and
     both finish with results."""
@@ -212,11 +223,11 @@ def test_two_sessions_share_the_model_first_come_first_served(server, browser, t
     expect(warm.get_by_text("is loaded")).to_be_visible(timeout=120_000)
     warm.close()
     pages, contexts = [], []
-    for i in range(2):  # 200 s: 20 windows, several seconds of encoding each
+    for i in range(2):  # 200 s at hop 5: 40 windows, several seconds of encoding each
         clip = make_audio(tmp_path / f"long {i}.wav", 200.0 + i, kind="mix", freq=500 + 200 * i)
         ctx = browser.new_context(viewport={"width": 1200, "height": 1000})
         page = ctx.new_page()
-        page.goto(f"{server}/?l=beeping&l=siren")
+        page.goto(f"{server}/?l=beeping&l=siren&hop=5")
         wait_idle(page)
         page.get_by_role("radio", name="Upload").or_(
             page.get_by_role("button", name="Upload")
@@ -228,8 +239,9 @@ def test_two_sessions_share_the_model_first_come_first_served(server, browser, t
         pages.append(page)
     for page in pages:  # both press Analyze, a moment apart
         page.get_by_role("button", name="Analyze", exact=True).click()
-    expect(pages[1].get_by_text("Queued, position 2")).to_be_visible(timeout=30_000)
-    pages[1].screenshot(path=str(ARTIFACTS / "7-queued.png"))
+    # Which click reaches the model first is the server's race, not the test's order.
+    queued = wait_for_any(pages, "Queued, position 2", timeout_s=30)
+    queued.screenshot(path=str(ARTIFACTS / "7-queued.png"))
     for page in pages:
         expect(page.locator("[data-testid='stVegaLiteChart']").first).to_be_visible(timeout=120_000)
         expect(page.get_by_text("Could not analyse")).to_have_count(0)
