@@ -187,6 +187,7 @@ def _analyze(args: argparse.Namespace, settings: Settings, progress: ProgressFn)
     from . import sources
     from .analysis import Analysis, build_report, embed_source, score
     from .labels import parse_labels
+    from .library import stored_link
     from .model import load_model
     from .scoring import TextCache
 
@@ -208,10 +209,20 @@ def _analyze(args: argparse.Namespace, settings: Settings, progress: ProgressFn)
     sources.sweep_stale(Path(settings.data_dir), TMP_PREFIX)  # left by killed runs
     with tempfile.TemporaryDirectory(prefix=TMP_PREFIX, dir=settings.data_dir) as tmp:
         # the source first: a bad file or link fails in milliseconds, before the model loads
-        source = sources.resolve_source(
-            args.source, Path(tmp), max_duration_s=settings.max_duration_s, progress=progress
-        )
+        link = sources.parse_link(args.source) if sources.looks_like_url(args.source) else None
+        if link is None:
+            source = sources.resolve_source(
+                args.source, Path(tmp), max_duration_s=settings.max_duration_s, progress=progress
+            )
         model = load_model(settings, progress)
+        if link is not None:  # a link whose audio and embeddings are stored is not fetched
+            sha = model.info.checkpoint_sha256
+            stored = store and _try_store(
+                lambda: stored_link(store, link.url, hop_s=hop_s, checkpoint_sha256=sha), problems
+            )
+            source = stored or sources.from_url(
+                link.url, Path(tmp), max_duration_s=settings.max_duration_s, progress=progress
+            )
         key = (source.content_id, hop_s, model.info.checkpoint_sha256)
         emb = _try_store(lambda: store.get_embeddings(*key), problems) if store else None
         reused = emb is not None

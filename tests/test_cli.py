@@ -251,3 +251,48 @@ def test_a_broken_store_still_writes_the_export(tmp_path, library_cli, capsys, m
     [warning] = [line for line in err.splitlines() if "warning" in line]
     assert "result store" in warning and "export was written" in warning
     assert "Traceback" not in err and "analysis " not in err
+
+
+def test_a_stored_link_is_neither_downloaded_nor_encoded(
+    tmp_path, library_cli, capsys, monkeypatch, model, settings
+):
+    """`sonotag analyze LINK` for a link the store holds (audio and embeddings for this hop
+    and checkpoint) answers from the store; any other link is downloaded."""
+    import dataclasses
+
+    from sonotag_core import library, sources
+    from sonotag_core.labels import LabelSet
+    from sonotag_core.store import Store
+
+    data = tmp_path / "data"
+    (tmp_path / "dl").mkdir()
+    clip = make_audio(tmp_path / "dl" / "clip.m4a", 12.0, kind="mix")
+    link = "https://youtu.be/abcdefghijk"
+    src = dataclasses.replace(sources.from_path(clip), kind="url", url=link, title="Stored video")
+    library.run(model, src, LabelSet(("a tone",)), hop_s=10.0,
+                settings=settings.with_(data_dir=str(data)), store=Store(data))  # fmt: skip
+    assert sum(library_cli.encoded) == 2
+    fetched: list[str] = []
+
+    def no_network(url, *a, **kw):
+        fetched.append(url)
+        raise sources.SourceError("This test has no network.")
+
+    monkeypatch.setattr(sources, "from_url", no_network)
+    # another spelling of the same video, with a start time
+    out = tmp_path / "stored.json"
+    assert library_cli("analyze", "https://www.youtube.com/watch?v=abcdefghijk&t=5",
+                       "--labels", "siren; rain", "--format", "json", "-o", str(out)) == 0  # fmt: skip
+    err = capsys.readouterr().err
+    assert fetched == [] and sum(library_cli.encoded) == 2 and "reused stored embeddings" in err
+    doc = json.loads(out.read_text())
+    assert doc["labels"] == ["siren", "rain"] and doc["source"]["title"] == "Stored video"
+    # hop 5 was never encoded for it, and another video was never stored: both fetched
+    assert library_cli("analyze", link, "--labels", "siren", "--hop", "5") == 1
+    assert library_cli("analyze", "https://youtu.be/zyxwvutsrqp", "--labels", "siren") == 1
+    err = capsys.readouterr().err
+    assert fetched == [
+        "https://www.youtube.com/watch?v=abcdefghijk",
+        "https://www.youtube.com/watch?v=zyxwvutsrqp",
+    ]
+    assert err.count("sonotag: error: This test has no network.") == 2
