@@ -14,7 +14,8 @@ Measured in one run:
 * database size per audio hour.
 
 Prints human lines, then one JSON line with relabel_s, relabel_ratio, original_analysis_s,
-search_s, search_warm_s, db_mb_per_hour, hours.
+search_s, search_warm_s, db_mb_per_hour, hours, float16_max_prob_diff (the probability
+error float16 storage adds, on real encoder output of the full-size model).
 
 Usage: .venv/bin/python bench/store.py [--hours 100] [--profile]
 """
@@ -75,15 +76,30 @@ def fill(store, model, hours: int) -> list[str]:
     return ids
 
 
-def encoder_s_per_window(model, settings) -> float:
-    """The audio encoder (with decoding) on 4 real 10-s windows, after a warm-up."""
+def encoder_s_per_window(model, settings):
+    """(seconds per window, embeddings): the audio encoder (with decoding) on 4 real 10-s
+    windows, after a warm-up."""
     from sonotag_core.analysis import embed_file
 
     embed_file(model, make_audio(CACHE / "warm.wav", 10.0), hop_s=10.0, settings=settings)
     t0 = time.perf_counter()
     emb = embed_file(model, make_audio(CACHE / "audio_40s.wav", 40.0), hop_s=10.0,
                      settings=settings)  # fmt: skip
-    return (time.perf_counter() - t0) / emb.n_windows
+    return (time.perf_counter() - t0) / emb.n_windows, emb
+
+
+def float16_error(texts, emb) -> float:
+    """Largest probability change that float16 storage adds, on real encoder output of the
+    full-size model (the store keeps embeddings as float16)."""
+    from dataclasses import replace
+
+    from sonotag_core.analysis import score
+    from sonotag_core.labels import LabelSet
+
+    labels = LabelSet(tuple(LABELS))
+    exact = score(texts, emb, labels).probabilities
+    half = replace(emb, features=emb.features.astype(np.float16).astype(np.float32))
+    return float(np.abs(score(texts, half, labels).probabilities - exact).max())
 
 
 def relabel(store, texts, analysis_id: str) -> tuple[float, int]:
@@ -125,8 +141,11 @@ def main() -> None:
     sha = model.info.checkpoint_sha256
     texts = TextCache(model)
     texts.encode(("warm-up",))
-    per_window = encoder_s_per_window(model, settings)
+    per_window, emb = encoder_s_per_window(model, settings)
     original = per_window * WINDOWS_PER_HOUR
+    f16 = float16_error(texts, emb)
+    print(f"float16 storage: max |probability difference| {f16:.2e} "
+          f"({len(LABELS)} labels x {emb.n_windows} real windows, full-size model)")  # fmt: skip
     data = Path(tempfile.mkdtemp(prefix="sonotag-bench-store-"))
     try:
         t0 = time.perf_counter()
@@ -161,7 +180,8 @@ def main() -> None:
                           "relabel_ratio": round(relabel_s / original, 5),
                           "original_analysis_s": round(original, 1),
                           "search_s": round(cold_s, 3), "search_warm_s": round(warm_s, 3),
-                          "db_mb_per_hour": round(per_hour, 2), "hours": args.hours}))  # fmt: skip
+                          "db_mb_per_hour": round(per_hour, 2), "hours": args.hours,
+                          "float16_max_prob_diff": float(f"{f16:.3g}")}))  # fmt: skip
     finally:
         shutil.rmtree(data, ignore_errors=True)
 
