@@ -105,6 +105,19 @@ class LinkMemo:
             self.items[url] = info
 
 
+def keep_widget_values(keys: list[str]) -> None:
+    """Send these widgets' values to the browser with every run, not just the run that set
+    them. A value the script seeds (from a share link) otherwise reaches the browser once;
+    a click that lands before the browser applied it (a busy server or a slow laptop) makes
+    the next run send the widget's empty default back, and the user's labels vanish.
+    Re-assigning also keeps the value of a widget hidden for a run (the link box while
+    Upload is chosen). Call before the widgets are created."""
+    ss = st.session_state
+    for key in keys:
+        if key in ss:
+            ss[key] = ss[key]
+
+
 @st.cache_resource(show_spinner=False)
 def link_memo() -> LinkMemo:
     return LinkMemo()

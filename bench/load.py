@@ -93,7 +93,7 @@ async def session(browser, base: str, clip: Path, go: asyncio.Event, deadline: f
             .first.click()
         )
         await page.locator("input[type=file]").set_input_files(str(clip))
-        await page.get_by_text(clip.name).first.wait_for(timeout=60_000)
+        await page.get_by_text("is on the server, ready to analyse").wait_for(timeout=60_000)
         await page.wait_for_selector(IDLE, timeout=60_000)
         await go.wait()
         t0 = time.perf_counter()

@@ -20,6 +20,8 @@ S = ui_state.settings()
 MODES = ("Example", "Link", "Upload", "Library")
 VIEWS = {"timeline": "Timelines", "heatmap": "Heatmap", "events": "Events", "scores": "Scores"}
 HOPS = {10.0: "10 s (fast)", 5.0: "5 s (50 % overlap, 2x slower)"}
+# widgets a share link sets (per-label thresholds "lt::<label>" too)
+LINKED_KEYS = "in_mode in_link in_example in_analysis labels_text thr hop med min_ev gap view"
 
 # ---------------------------------------------------------------- state from the link
 
@@ -69,6 +71,9 @@ if not st.session_state.get(ui_state.URL_LOADED) or (
     _params and _params != st.session_state.get(ui_state.QP_WRITTEN)
 ):
     load_link_state(_params)
+ui_state.keep_widget_values(
+    [*LINKED_KEYS.split(), *(k for k in st.session_state if k.startswith("lt::"))]
+)
 
 st.title("SonoTag")
 st.caption("Find when any sound happens in any audio, from words alone.")
@@ -118,8 +123,12 @@ with left:
             "Audio or video file",
             type=["wav", "mp3", "flac", "ogg", "opus", "m4a", "aac", "webm", "mp4", "mkv", "mov"],
         )
-        st.caption("An analysed upload is kept in the Library of this server; its share "
-                   "link opens it there.")  # fmt: skip
+        if upload is not None:  # the server has every byte: Analyze will find it
+            st.caption(f"“{upload.name}” is on the server, ready to analyse. Once analysed it "
+                       "is kept in the Library; its share link opens it there.")  # fmt: skip
+        else:
+            st.caption("An analysed upload is kept in the Library of this server; its share "
+                       "link opens it there.")  # fmt: skip
     elif mode == "Library":
         library_picker()
     else:
@@ -198,7 +207,10 @@ def resolve(progress: ui_state.ProgressBar, store, model) -> sources.SourceInfo:
         return sources.from_path(example_path(ex_id, data_dir), title=EXAMPLES[ex_id].title)
     if mode == "Upload":
         if upload is None:
-            raise SonoTagError("Choose a file to upload first.")
+            raise SonoTagError(
+                "Choose a file to upload first. If one is still uploading, press Analyze "
+                "again when it says it is ready."
+            )
         return sources.from_upload(upload.getvalue(), upload.name, data_dir / sources.UPLOADS_DIR)
     link = sources.parse_link(st.session_state.in_link.strip())
     info = store and library.stored_link(store, link.url, hop_s=float(st.session_state.hop),

@@ -131,6 +131,31 @@ def test_extreme_but_valid_params_do_not_crash(app_env):
     assert at.session_state.min_ev == 60 and at.session_state.med == 13
 
 
+def test_link_values_reach_the_browser_with_every_run(app_env):
+    """Values a share link seeds are sent with every run, not only the first: a click
+    that lands before the browser applied them must not send empty defaults back."""
+    at = new_app(l=["beeping", "siren"], hop="5", thr="0.3")
+    at.run()
+    at.run()  # any later run (a click elsewhere, an upload)
+    labels = at.text_area(key="labels_text").proto
+    assert labels.set_value and labels.value == "beeping\nsiren"
+    hop = at.radio(key="hop").proto
+    assert hop.set_value and "5 s (50 % overlap" in str(hop.raw_value)
+    thr = at.slider(key="thr").proto
+    assert thr.set_value and list(thr.value) == [pytest.approx(0.3)]
+
+
+def test_a_hidden_link_box_keeps_its_link(app_env):
+    at = new_app()
+    at.run()
+    at.segmented_control(key="in_mode").set_value("Link").run()
+    at.text_input(key="in_link").set_value("https://youtu.be/abcdefghijk").run()
+    at.segmented_control(key="in_mode").set_value("Upload").run()
+    at.segmented_control(key="in_mode").set_value("Link").run()
+    assert not at.exception, at.exception
+    assert at.text_input(key="in_link").value == "https://youtu.be/abcdefghijk"
+
+
 def test_bad_link_shows_message(app_env):
     at = new_app()
     at.run()
@@ -170,6 +195,7 @@ def test_upload_runs(app_env, tmp_path, encoder_calls):
     clip = make_audio(tmp_path / "my clip.mp3", 12.0, kind="mix")
     at = upload_and_run("my clip.mp3", clip.read_bytes(), "audio/mpeg")
     assert at.session_state.result.source.title == "my clip"
+    assert "“my clip.mp3” is on the server, ready to analyse" in " ".join(texts(at, "caption"))
     assert sum(encoder_calls) == 2
     assert "ex" not in at.query_params and "src" not in at.query_params
 

@@ -206,7 +206,8 @@ def wait_for_any(pages: list, text: str, timeout_s: float):
             if page.get_by_text(text).count():
                 return page
         pages[0].wait_for_timeout(100)
-    raise AssertionError(f"no page showed {text!r} within {timeout_s:g} s")
+    shown = [page.locator("[data-testid='stMain']").inner_text()[-600:] for page in pages]
+    raise AssertionError(f"no page showed {text!r} within {timeout_s:g} s; they show {shown}")
 
 
 def test_two_sessions_share_the_model_first_come_first_served(server, browser, tmp_path):
@@ -233,12 +234,14 @@ def test_two_sessions_share_the_model_first_come_first_served(server, browser, t
             page.get_by_role("button", name="Upload")
         ).first.click()
         page.locator("input[type=file]").set_input_files(str(clip))
-        expect(page.get_by_text(clip.name).first).to_be_visible(timeout=30_000)
+        # the browser lists the file at once; the server has it when the page says so
+        expect(page.get_by_text("is on the server, ready to analyse")).to_be_visible(timeout=60_000)
         wait_idle(page)
         contexts.append(ctx)
         pages.append(page)
-    for page in pages:  # both press Analyze, a moment apart
-        page.get_by_role("button", name="Analyze", exact=True).click()
+    for page in pages:  # both press Analyze, a moment apart; each click must register
+        page.get_by_role("button", name="Analyze", exact=True).click(timeout=60_000)
+        expect(page.get_by_text("Analysing…")).to_be_visible(timeout=60_000)
     # Which click reaches the model first is the server's race, not the test's order.
     queued = wait_for_any(pages, "Queued, position 2", timeout_s=30)
     queued.screenshot(path=str(ARTIFACTS / "7-queued.png"))
