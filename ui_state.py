@@ -8,6 +8,7 @@ their dicts.
 
 from __future__ import annotations
 
+import re
 import secrets
 import threading
 import time
@@ -103,6 +104,16 @@ class LinkMemo:
     def put(self, url: str, info: SourceInfo) -> None:
         with self.lock:
             self.items[url] = info
+
+
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
+
+
+def md_text(text: str) -> str:
+    """``text`` shown literally where Streamlit renders Markdown: titles of links, upload
+    names and typed labels are not ours, and "$5 vs $50 *live*" would otherwise turn into
+    LaTeX and italics (or "[x](url)" into a link)."""
+    return _MD_SPECIAL.sub(r"\\\1", str(text))
 
 
 def keep_widget_values(keys: list[str]) -> None:

@@ -124,7 +124,7 @@ with left:
             type=["wav", "mp3", "flac", "ogg", "opus", "m4a", "aac", "webm", "mp4", "mkv", "mov"],
         )
         if upload is not None:  # the server has every byte: Analyze will find it
-            st.caption(f"“{upload.name}” is on the server, ready to analyse. Once analysed it "
+            st.caption(f"“{ui_state.md_text(upload.name)}” is on the server, ready to analyse. Once analysed it "
                        "is kept in the Library; its share link opens it there.")  # fmt: skip
         else:
             st.caption("An analysed upload is kept in the Library of this server; its share "
@@ -256,7 +256,7 @@ def run_analysis(save: bool) -> None:
                 )  # fmt: skip
             st.session_state[ui_state.RESULT] = done
             bar.done(f"Done: {done.embeddings.n_windows} window(s) in {done.seconds:.1f} s")
-            status.update(label=f"Analysed “{done.source.title}”", state="complete",
+            status.update(label=f"Analysed “{ui_state.md_text(done.source.title)}”", state="complete",
                           expanded=False)  # fmt: skip
         except SonoTagError as exc:
             status.update(label="Could not analyse this audio", state="error", expanded=True)
@@ -299,7 +299,7 @@ if report is not None:
         if rows and rows[0] < len(events):
             st.session_state[ui_state.PICKED_T] = float(events.iloc[rows[0]]["onset_s"])
 
-    st.subheader(src.title)
+    st.subheader(ui_state.md_text(src.title))
     m = st.columns(4)
     m[0].metric("Duration", f"{tl.duration_s:.1f} s")
     m[1].metric("Windows", result.embeddings.n_windows)

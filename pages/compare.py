@@ -53,8 +53,8 @@ try:
                   if shared.strip() else None)  # fmt: skip
         sides = [("A", score(texts, a.embeddings, common or a.labels)),
                  ("B", score(texts, b.embeddings, common or b.labels))]  # fmt: skip
-        st.caption(f"A: {a.source.title} ({a.embeddings.duration_s:.1f} s) · "
-                   f"B: {b.source.title} ({b.embeddings.duration_s:.1f} s)")  # fmt: skip
+        st.caption(f"A: {ui_state.md_text(a.source.title)} ({a.embeddings.duration_s:.1f} s) · "
+                   f"B: {ui_state.md_text(b.source.title)} ({b.embeddings.duration_s:.1f} s)")  # fmt: skip
     else:
         one_id = st.selectbox("Audio", ids, format_func=names.get, key="cmp_one")
         one = library.open_analysis(store, model, one_id)

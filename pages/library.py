@@ -46,15 +46,17 @@ if searched and query.strip():
 if found := st.session_state.get("lib_hits"):
     label, hits, took = found
     if not hits:
-        st.info(f"No stored audio to search yet for “{label}”: analyse something first.")
+        st.info(
+            f"No stored audio to search yet for “{ui_state.md_text(label)}”: analyse something first."
+        )
     else:
-        st.caption(f"Top {len(hits)} moments for “{label}” ({took:.2f} s). Open one to play "
+        st.caption(f"Top {len(hits)} moments for “{ui_state.md_text(label)}” ({took:.2f} s). Open one to play "
                    "it and see the timeline from there.")  # fmt: skip
         for hit in hits:
             cols = st.columns([1, 1, 4, 1.3], vertical_alignment="center")
             cols[0].markdown(f"**{timecode(hit.time_s)}**")
             cols[1].progress(hit.probability, text=f"{hit.probability:.2f}")
-            cols[2].markdown(hit.title or "(untitled)")
+            cols[2].markdown(ui_state.md_text(hit.title or "(untitled)"))
             # the searched label first, then the stored ones (negatives keep their '-')
             stored = [("-" + x) if x in hit.labels.negatives else x for x in hit.labels.labels]
             labels = [label, *(x for x in stored if x.lstrip("-") != label)][: S.max_labels]
@@ -89,15 +91,15 @@ chosen = picked.selection.rows if picked else []
 if chosen:
     row = rows[chosen[0]]
     a, b = st.columns(2)
-    a.page_link(ANALYZE, label=f"Open “{row.title}”", icon=":material/open_in_new:",
+    a.page_link(ANALYZE, label=f"Open “{ui_state.md_text(row.title)}”", icon=":material/open_in_new:",
                 query_params={"analysis": row.id})  # fmt: skip
     with b.popover("Delete", icon=":material/delete:"):
-        st.write(f"Delete the analysis of “{row.title}”? Its audio and embeddings go too "
+        st.write(f"Delete the analysis of “{ui_state.md_text(row.title)}”? Its audio and embeddings go too "
                  "unless another analysis uses them.")  # fmt: skip
         if st.button("Delete for good", type="primary", key=f"del_{row.id}"):
             try:
                 store.delete_analysis(row.id)
-                st.toast(f"Deleted “{row.title}”.")
+                st.toast(f"Deleted “{ui_state.md_text(row.title)}”.")
                 st.rerun()
             except SonoTagError as exc:
                 st.error(str(exc))

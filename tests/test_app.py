@@ -195,9 +195,26 @@ def test_upload_runs(app_env, tmp_path, encoder_calls):
     clip = make_audio(tmp_path / "my clip.mp3", 12.0, kind="mix")
     at = upload_and_run("my clip.mp3", clip.read_bytes(), "audio/mpeg")
     assert at.session_state.result.source.title == "my clip"
-    assert "“my clip.mp3” is on the server, ready to analyse" in " ".join(texts(at, "caption"))
+    captions = " ".join(texts(at, "caption"))
+    assert "“my clip\\.mp3” is on the server, ready to analyse" in captions
     assert sum(encoder_calls) == 2
     assert "ex" not in at.query_params and "src" not in at.query_params
+
+
+def test_titles_are_shown_literally_not_as_markdown(app_env, tmp_path):
+    """An upload (or a video) named like Markdown or LaTeX is shown as typed."""
+    import ui_state
+
+    name = "$5 vs $50 *live* [x](http:example.com) #1 a_b.mp3"
+    assert ui_state.md_text(name) == (
+        r"\$5 vs \$50 \*live\* \[x\]\(http\:example\.com\) \#1 a\_b\.mp3"
+    )
+    assert ui_state.md_text("plain words, 42") == "plain words, 42"
+    clip = make_audio(tmp_path / "clip.mp3", 12.0, kind="mix")
+    at = upload_and_run(name, clip.read_bytes(), "audio/mpeg")
+    title = "$5 vs $50 *live* [x](http:example.com) #1 a_b"
+    assert at.session_state.result.source.title == title
+    assert [h.value for h in at.subheader] == [ui_state.md_text(title)]
 
 
 def test_bad_upload_keeps_page_alive(app_env):

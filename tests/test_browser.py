@@ -225,7 +225,8 @@ def test_two_sessions_share_the_model_first_come_first_served(server, browser, t
     warm.close()
     pages, contexts = [], []
     for i in range(2):  # 200 s at hop 5: 40 windows, several seconds of encoding each
-        clip = make_audio(tmp_path / f"long {i}.wav", 200.0 + i, kind="mix", freq=500 + 200 * i)
+        name = f"long {i}.wav" if i else "$5 vs $50 *live* a_b.wav"  # shown as typed
+        clip = make_audio(tmp_path / name, 200.0 + i, kind="mix", freq=500 + 200 * i)
         ctx = browser.new_context(viewport={"width": 1200, "height": 1000})
         page = ctx.new_page()
         page.goto(f"{server}/?l=beeping&l=siren&hop=5")
@@ -248,5 +249,8 @@ def test_two_sessions_share_the_model_first_come_first_served(server, browser, t
     for page in pages:
         expect(page.locator("[data-testid='stVegaLiteChart']").first).to_be_visible(timeout=120_000)
         expect(page.get_by_text("Could not analyse")).to_have_count(0)
+    heading = pages[0].get_by_role("heading", level=3).first
+    expect(heading).to_have_text("$5 vs $50 *live* a_b")
+    expect(pages[0].get_by_text("Analysed “$5 vs $50 *live* a_b”")).to_be_visible()
     for ctx in contexts:
         ctx.close()
