@@ -360,7 +360,7 @@ if report is not None:
     for col, (name, fmt) in zip(cols, exports.FORMATS.items(), strict=True):
         col.download_button(
             name, data=lambda n=name: exports.export_text(report, n), file_name=stem + fmt.suffix,
-            mime=fmt.mime, help=fmt.description, key=f"dl_{name}",
+            mime=fmt.mime, help=fmt.description, key=f"dl_{name}", on_click="ignore",
         )  # fmt: skip
 
 # ---------------------------------------------------------------- share

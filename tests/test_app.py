@@ -79,7 +79,10 @@ def test_share_link_to_example_runs_and_restores(app_env, encoder_calls):
     assert specs, "no chart rendered"
     dumped = json.dumps(specs)
     assert "pick" in dumped and "time_s" in dumped
-    assert len(at.get("download_button")) == len(exports.FORMATS)
+    downloads = at.get("download_button")
+    assert len(downloads) == len(exports.FORMATS)
+    # a download does not rerun the page (a rerun mid-download left the button disabled)
+    assert all(b.proto.ignore_rerun for b in downloads)
     # the address bar keeps the view
     assert qp(at, "ex") == ["alarm-clock"]
     assert "-silence" in qp(at, "l")
