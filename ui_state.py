@@ -34,6 +34,20 @@ WARNINGS = "link_warnings"
 QP_WRITTEN = "qp_written"  # the query params the Analyze page last wrote (to spot new links)
 
 
+def leave_legacy_page_mode() -> None:
+    """Every page calls this first. Streamlit takes an app with a ``pages/`` folder beside
+    its entry file for an old-style multipage app until ``st.navigation`` has run once in
+    the server process, and meanwhile runs a requested ``pages/x.py`` directly: the first
+    visitor of a fresh server who opens /about or a /library link got that page without
+    the app's navigation, title or layout. Turn that mode off and rerun through
+    streamlit_app.py, whose navigation then opens the same page."""
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
 @st.cache_resource(show_spinner=False)
 def settings() -> Settings:
     """SONOTAG_* environment, read once per server process."""

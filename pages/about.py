@@ -10,6 +10,7 @@ from sonotag_core.about import BIBTEX, CITATION, LICENCE_NOTE, versions
 from sonotag_core.errors import SonoTagError
 from sonotag_core.settings import SETTINGS_HELP
 
+ui_state.leave_legacy_page_mode()
 S = ui_state.settings()
 st.title("About SonoTag")
 st.markdown(

@@ -16,6 +16,7 @@ from sonotag_core.examples import EXAMPLES, example_path
 from sonotag_core.labels import LabelSet, parse_labels
 from sonotag_core.presets import PRESETS, preset_text
 
+ui_state.leave_legacy_page_mode()
 S = ui_state.settings()
 MODES = ("Example", "Link", "Upload", "Library")
 VIEWS = {"timeline": "Timelines", "heatmap": "Heatmap", "events": "Events", "scores": "Scores"}

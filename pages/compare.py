@@ -10,6 +10,7 @@ from sonotag_core.analysis import score
 from sonotag_core.errors import SonoTagError
 from sonotag_core.labels import parse_labels
 
+ui_state.leave_legacy_page_mode()
 S = ui_state.settings()
 MODES = ("Two analyses", "Two label sets on one audio")
 

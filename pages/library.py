@@ -14,6 +14,7 @@ from sonotag_core.search import search_library
 from sonotag_core.sources import format_duration
 from sonotag_core.timeline import timecode
 
+ui_state.leave_legacy_page_mode()
 S = ui_state.settings()
 ANALYZE = "pages/analyze.py"
 

@@ -9,6 +9,7 @@ Screenshots go to tests/artifacts/ (git-ignored).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -40,10 +41,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server(settings, tmp_path_factory):
+@contextlib.contextmanager
+def streamlit_server(settings, data: Path):
+    """``streamlit run`` of the app on a free loopback port, as users start it; yields the
+    base URL once the health check answers."""
     port = free_port()
-    data = tmp_path_factory.mktemp("browser-data")
     env = dict(os.environ, SONOTAG_MODEL_DIR=settings.model_dir, SONOTAG_DATA_DIR=str(data),
                SONOTAG_THREADS="2", HF_HUB_OFFLINE="1")  # fmt: skip
     log = open(data / "streamlit.log", "w")
@@ -66,13 +68,21 @@ def server(settings, tmp_path_factory):
             proc.kill()
             pytest.fail("streamlit did not start:\n" + (data / "streamlit.log").read_text())
         time.sleep(0.3)
-    yield base
-    proc.terminate()
     try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def server(settings, tmp_path_factory):
+    with streamlit_server(settings, tmp_path_factory.mktemp("browser-data")) as base:
+        yield base
 
 
 @pytest.fixture(scope="module")
@@ -218,10 +228,12 @@ def test_two_sessions_share_the_model_first_come_first_served(server, browser, t
     expect = sync_api.expect
     warm = browser.new_page()  # the model is loaded once per server, before the race
     warm.goto(f"{server}/about")
-    wait_idle(warm)
-    if warm.get_by_role("button", name="Load the model now").count():
-        warm.get_by_role("button", name="Load the model now").click()
-    expect(warm.get_by_text("is loaded")).to_be_visible(timeout=120_000)
+    load = warm.get_by_role("button", name="Load the model now")
+    loaded = warm.get_by_text("is loaded")
+    expect(load.or_(loaded)).to_be_visible(timeout=60_000)  # the page has rendered
+    if load.count():
+        load.click()
+    expect(loaded).to_be_visible(timeout=120_000)
     warm.close()
     pages, contexts = [], []
     for i in range(2):  # 200 s at hop 5: 40 windows, several seconds of encoding each
@@ -254,3 +266,20 @@ def test_two_sessions_share_the_model_first_come_first_served(server, browser, t
     expect(pages[0].get_by_text("Analysed “$5 vs $50 *live* a_b”")).to_be_visible()
     for ctx in contexts:
         ctx.close()
+
+
+def test_fresh_server_opens_a_page_link_inside_the_app(settings, browser, tmp_path):
+    """The first visitor of a freshly started server opens /about directly (a bookmark, a
+    Library link after a redeploy): Streamlit's old multipage mode for a ``pages/`` folder
+    would run that page alone, without the app's navigation and title."""
+    expect = sync_api.expect
+    with streamlit_server(settings, tmp_path) as base:
+        page = browser.new_page()
+        page.goto(f"{base}/about")
+        expect(page.get_by_role("heading", name="About SonoTag")).to_be_visible(timeout=60_000)
+        nav = page.get_by_test_id("stSidebarNav")
+        expect(nav.get_by_role("link", name="About / System")).to_be_visible()
+        expect(nav.get_by_role("link", name="Library")).to_be_visible()
+        expect(nav.get_by_role("link", name="streamlit app")).to_have_count(0)
+        expect(page).to_have_title("SonoTag")
+        page.close()
