@@ -41,9 +41,11 @@ def leave_legacy_page_mode() -> None:
     visitor of a fresh server who opens /about or a /library link got that page without
     the app's navigation, title or layout. Turn that mode off and rerun through
     streamlit_app.py, whose navigation then opens the same page."""
-    from streamlit.runtime.pages_manager import PagesManager
-
-    if PagesManager.uses_pages_directory:
+    try:  # Streamlit's internals (1.50-1.67); without them there is nothing to undo
+        from streamlit.runtime.pages_manager import PagesManager
+    except ImportError:
+        return
+    if getattr(PagesManager, "uses_pages_directory", False):
         PagesManager.uses_pages_directory = False
         st.rerun()
 
