@@ -32,6 +32,7 @@ URL_LOADED = "url_loaded"  # query params were read into the widgets once per se
 PICKED_T = "picked_t"  # playback time picked on a chart or the event table
 WARNINGS = "link_warnings"
 QP_WRITTEN = "qp_written"  # the query params the Analyze page last wrote (to spot new links)
+NAV_CHECKED = "nav_checked"  # leave_legacy_page_mode() has looked at this session's first run
 
 
 def leave_legacy_page_mode() -> None:
@@ -40,7 +41,15 @@ def leave_legacy_page_mode() -> None:
     the server process, and meanwhile runs a requested ``pages/x.py`` directly: the first
     visitor of a fresh server who opens /about or a /library link got that page without
     the app's navigation, title or layout. Turn that mode off and rerun through
-    streamlit_app.py, whose navigation then opens the same page."""
+    streamlit_app.py, whose navigation then opens the same page.
+
+    Only a session's first run can be such a run on a server (the flag, once off, stays
+    off). Checking only then also leaves AppTest alone: it turns the mode back on before
+    every run, and a rerun there would swallow the run's click."""
+    ss = st.session_state
+    if NAV_CHECKED in ss:
+        return
+    ss[NAV_CHECKED] = True
     try:  # Streamlit's internals (1.50-1.67); without them there is nothing to undo
         from streamlit.runtime.pages_manager import PagesManager
     except ImportError:
