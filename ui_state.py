@@ -204,3 +204,8 @@ class ProgressBar:
 
     def done(self, text: str) -> None:
         self.bar.progress(1.0, text=text)
+
+    def clear(self) -> None:
+        """Remove the bar: after a failure its last stage ("Locating the checkpoint")
+        would read as if the work were still going on."""
+        self.bar.empty()

@@ -260,6 +260,7 @@ def run_analysis(save: bool) -> None:
             status.update(label=f"Analysed “{ui_state.md_text(done.source.title)}”", state="complete",
                           expanded=False)  # fmt: skip
         except SonoTagError as exc:
+            bar.clear()
             status.update(label="Could not analyse this audio", state="error", expanded=True)
             st.error(str(exc))
 

@@ -181,6 +181,7 @@ def test_missing_weights_says_how_to_get_them(app_env, monkeypatch, tmp_path):
     assert not at.exception, at.exception
     errors = " ".join(texts(at, "error"))
     assert "sonotag fetch-model" in errors and "SONOTAG_MODEL_DIR" in errors, errors
+    assert not at.get("progress")  # no stale "Locating the checkpoint" bar beside it
 
 
 def upload_and_run(name: str, data: bytes, mime: str) -> AppTest:
