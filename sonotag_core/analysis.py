@@ -27,6 +27,7 @@ from .scoring import TextCache, frame_probabilities
 from .settings import Settings, check_hop
 from .store import Store, StoreError
 from .timeline import Timeline, assemble
+from .untrusted import quoted
 from .windows import FRAMES_PER_WINDOW, SAMPLE_RATE, hop_samples, iter_windows, window_count
 
 log = logging.getLogger(__name__)
@@ -42,17 +43,20 @@ def embed_file(
     hop_s: float,
     settings: Settings,
     progress: ProgressFn = no_progress,
+    name: str | None = None,
 ) -> AudioEmbeddings:
-    """Decode ``path`` as a stream and keep the audio encoder's per-window features.
+    """Decode ``path`` as a stream and keep the audio encoder's per-window features
+    (``name``: what messages call the file; the user's name for it, not the server's).
 
     Memory holds one window plus one decoded block of audio at a time; only the
     embeddings (64 KiB per window, 23 MB per hour) grow with duration.
     """
     check_hop(hop_s)
     hop = hop_samples(hop_s)
-    info = decode.probe(path)
+    name = name or Path(path).name
+    info = decode.probe(path, name=name)
     if info.duration_s is not None and info.duration_s > settings.max_duration_s:
-        raise LimitError(_too_long(path, info.duration_s, settings.max_duration_s))
+        raise LimitError(_too_long(name, info.duration_s, settings.max_duration_s))
     expected = (
         window_count(int(round((info.duration_s or 0) * SAMPLE_RATE)), hop)
         if info.duration_s
@@ -63,7 +67,7 @@ def embed_file(
     def blocks():
         nonlocal counted
         for block in decode.stream_samples(
-            path, max_duration_s=settings.max_duration_s, progress=progress, info=info
+            path, max_duration_s=settings.max_duration_s, progress=progress, info=info, name=name
         ):
             counted += block.size
             yield block
@@ -124,7 +128,8 @@ def analyze(
 ) -> Analysis:
     """Embed ``source`` and score ``labels`` on it."""
     hop_s = settings.hop_s if hop_s is None else hop_s
-    emb = embed_file(model, source.path, hop_s=hop_s, settings=settings, progress=progress)
+    emb = embed_file(model, source.path, hop_s=hop_s, settings=settings, progress=progress,
+                     name=source.file_name)  # fmt: skip
     return Analysis(source, emb, labels, score(texts, emb, labels), hop_s)
 
 
@@ -161,9 +166,9 @@ def build_report(
     )
 
 
-def _too_long(path: Path, duration_s: float, limit_s: float) -> str:
+def _too_long(name: str, duration_s: float, limit_s: float) -> str:
     return (
-        f"'{Path(path).name}' is {_hms(duration_s)} long; the limit is {_hms(limit_s)} "
+        f"{quoted(name)} is {_hms(duration_s)} long; the limit is {_hms(limit_s)} "
         "(SONOTAG_MAX_DURATION_S). Trim the audio or raise the limit."
     )
 
@@ -201,7 +206,8 @@ def embed_source(
         if emb is not None and cache is not None:
             cache.put(key, emb)
     if emb is None:
-        emb = embed_file(model, source.path, hop_s=hop_s, settings=settings, progress=progress)
+        emb = embed_file(model, source.path, hop_s=hop_s, settings=settings, progress=progress,
+                         name=source.file_name)  # fmt: skip
         if cache is not None:
             cache.put(key, emb)
     return emb

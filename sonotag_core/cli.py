@@ -16,16 +16,18 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+import os
 import sys
 import tempfile
 import time
 from collections.abc import Mapping
 from pathlib import Path
 
-from . import __version__
-from .errors import SonoTagError
+from . import __version__, workdirs
+from .errors import ConfigError, ExportError, SonoTagError
 from .progress import Progress, ProgressFn
 from .settings import Settings, settings_table_markdown
+from .untrusted import one_line, quoted, shown
 
 log = logging.getLogger("sonotag")
 
@@ -132,7 +134,7 @@ def _parser() -> argparse.ArgumentParser:
         "-o",
         "--output",
         type=Path,
-        help="output file (or directory with --format all); default stdout",
+        help="output file (or directory with --format all); - or none: stdout",
     )
     a.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
     a.add_argument(
@@ -160,7 +162,8 @@ def _library_parser(sub: argparse._SubParsersAction) -> None:
     e.add_argument("id", help="analysis id (see `sonotag library list`)")
     e.add_argument("--format", choices=FORMAT_CHOICES, default="csv",
                    help="csv = events; all = every format into -o DIR")  # fmt: skip
-    e.add_argument("-o", "--output", type=Path, help="output file (or directory with --format all)")
+    e.add_argument("-o", "--output", type=Path,
+                   help="output file (or directory with --format all); - or none: stdout")  # fmt: skip
     e.add_argument("--labels", help="score these labels instead of the stored ones")
     e.add_argument("--threshold", type=float, default=None,
                    help="event threshold (default: the stored one)")  # fmt: skip
@@ -177,8 +180,8 @@ def _label_thresholds(items: list[str]) -> dict[str, float]:
                 raise ValueError
             out[label.strip()] = float(value)
         except ValueError:
-            raise SonoTagError(
-                f"--label-threshold expects LABEL=VALUE, e.g. 'siren=0.3', not {item!r}."
+            raise ConfigError(
+                f"--label-threshold expects LABEL=VALUE, e.g. 'siren=0.3', not {quoted(item)}."
             ) from None
     return out
 
@@ -200,14 +203,15 @@ def _analyze(args: argparse.Namespace, settings: Settings, progress: ProgressFn)
     params = _event_params(args, settings)
     hop_s = settings.hop_s if args.hop is None else args.hop
     settings = settings.with_(hop_s=hop_s)
-    if args.format == "all" and args.output is None:
-        raise SonoTagError("--format all writes one file per format: give a directory with -o DIR.")
+    _check_output(args.format, args.output)  # a typo in -o fails now, not after the work
     t0 = time.perf_counter()
-    Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
     problems: list[str] = []
-    store = None if args.no_store else _try_store(lambda: _store(settings), problems)
-    sources.sweep_stale(Path(settings.data_dir), TMP_PREFIX)  # left by killed runs
-    with tempfile.TemporaryDirectory(prefix=TMP_PREFIX, dir=settings.data_dir) as tmp:
+    work_parent = _work_parent(Path(settings.data_dir), problems)
+    store = None
+    if not args.no_store and not problems:
+        store = _try_store(lambda: _store(settings), problems)
+    sources.sweep_stale(work_parent, TMP_PREFIX)  # left by killed runs
+    with workdirs.run_folder(work_parent, TMP_PREFIX) as tmp:
         # the source first: a bad file or link fails in milliseconds, before the model loads
         link = sources.parse_link(args.source) if sources.looks_like_url(args.source) else None
         if link is None:
@@ -245,8 +249,49 @@ def _analyze(args: argparse.Namespace, settings: Settings, progress: ProgressFn)
               f"{analysis.timeline.duration_s:.1f} s of audio, {what}, "
               f"{time.perf_counter() - t0:.1f} s -> {written}{saved}", file=sys.stderr)  # fmt: skip
     for problem in problems:
-        print(f"sonotag: warning: {problem}", file=sys.stderr)
+        print(f"sonotag: warning: {one_line(problem)}", file=sys.stderr)
     return 0
+
+
+def _work_parent(data_dir: Path, problems: list[str]) -> Path:
+    """Where this run's working folder goes: the data directory, or the system's temp
+    folder when the data directory cannot be written (a read-only mount). Then the run
+    still writes its export, but cannot be kept in the library: a warning says so."""
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        writable = os.access(data_dir, os.W_OK | os.X_OK)
+    except OSError:
+        writable = False
+    if writable:
+        return data_dir
+    problems.append(
+        f"The data directory {quoted(data_dir)} (SONOTAG_DATA_DIR) is read-only or cannot be "
+        "created: the export was written, but this run is not kept in the library. Point "
+        "SONOTAG_DATA_DIR at a writable directory to keep results."
+    )
+    return Path(tempfile.gettempdir())
+
+
+def _is_stdout(output: Path | None) -> bool:
+    return output is None or str(output) == "-"
+
+
+def _check_output(fmt: str, output: Path | None) -> None:
+    """The export's destination, checked before any work (see exports.check_target)."""
+    from .exports import check_target
+
+    if fmt == "all":
+        if _is_stdout(output):
+            raise ConfigError(
+                "--format all writes one file per format: give a directory with -o DIR."
+            )
+        if output.exists() and not output.is_dir():
+            raise ExportError(
+                f"{quoted(output)} is a file; --format all writes one file per format into a "
+                "directory. Choose a directory."
+            )
+    elif not _is_stdout(output):
+        check_target(output)
 
 
 def _event_params(args: argparse.Namespace, settings: Settings):
@@ -309,12 +354,9 @@ def _write(report, fmt: str, output: Path | None, title: str) -> str:
     from . import exports
 
     if fmt == "all":
-        if output is None:
-            raise SonoTagError(
-                "--format all writes one file per format: give a directory with -o DIR."
-            )
+        _check_output(fmt, output)
         return ", ".join(str(p) for p in exports.export_all(report, output, _stem(title)))
-    if output is not None:
+    if not _is_stdout(output):
         return str(exports.write_export(report, fmt, output))
     sys.stdout.write(exports.export_text(report, fmt))
     sys.stdout.flush()
@@ -351,6 +393,12 @@ def _library(args: argparse.Namespace, settings: Settings, progress: ProgressFn)
     stored = None
     if command == "export" and (stored := store.get_analysis(args.id)) is None:
         raise _unknown(args.id)  # before the model loads: a typo fails at once
+    if command == "export":
+        _check_output(args.format, args.output)
+    if command == "search":  # a bad label fails before the model loads
+        from .labels import parse_labels
+
+        parse_labels(args.label, max_labels=settings.max_labels, max_chars=settings.max_label_chars)
     from .model import load_model
     from .scoring import TextCache
 
@@ -371,7 +419,7 @@ def _library_list(store) -> int:
     for r in rows:
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(r.created))
         duration = clock(r.duration_s, decimals=0) if r.duration_s else "?"
-        table.append((r.id, when, _cut(r.title, 40), duration, _cut(r.labels_text, 50),
+        table.append((r.id, when, _cut(shown(r.title, 40), 40), duration, _cut(shown(r.labels_text, 50), 50),
                       r.model_name))  # fmt: skip
     widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
     for row in table:
@@ -388,7 +436,9 @@ def _library_search(store, texts, model, args, settings: Settings) -> int:
         print("sonotag: no stored audio for this model yet; `sonotag analyze` adds to the "
               "library.", file=sys.stderr)  # fmt: skip
     for hit in hits:
-        print(f"{clock(hit.time_s)}\t{hit.probability:.4f}\t{hit.title}\t{hit.analysis_id}")
+        print(
+            f"{clock(hit.time_s)}\t{hit.probability:.4f}\t{shown(hit.title, 200)}\t{hit.analysis_id}"
+        )
     return 0
 
 
@@ -437,7 +487,7 @@ def _unknown(analysis_id: str) -> SonoTagError:
     from .errors import SourceError
 
     return SourceError(
-        f"There is no stored analysis {analysis_id!r}; `sonotag library list` shows the ids."
+        f"There is no stored analysis {quoted(analysis_id)}; `sonotag library list` shows the ids."
     )
 
 
@@ -463,6 +513,14 @@ def _fetch(settings: Settings, progress: ProgressFn) -> int:
     return 0
 
 
+class _OneLineFormatter(logging.Formatter):
+    """Log records stay one line each: a file name with a newline in a message cannot
+    forge a second log line (tracebacks, added after the message, keep their lines)."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        return one_line(super().formatMessage(record))
+
+
 class _LogFile(logging.FileHandler):
     """The log file. A log line that cannot be written (a full disk) is dropped: otherwise
     logging prints a traceback for every line, burying the one-line message."""
@@ -481,9 +539,11 @@ def _setup_logging(settings: Settings, verbose: bool) -> None:
         pass
     if verbose:
         handlers.append(logging.StreamHandler(sys.stderr))
+    formatter = _OneLineFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for handler in handlers:
+        handler.setFormatter(formatter)
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         handlers=handlers or [logging.NullHandler()],
     )
 
@@ -493,7 +553,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = Settings.from_env()
     except SonoTagError as exc:
-        print(f"sonotag: error: {exc}", file=sys.stderr)
+        print(f"sonotag: error: {one_line(str(exc))}", file=sys.stderr)
         return 1
     _setup_logging(settings, args.verbose)
     if args.command == "settings":
@@ -509,7 +569,7 @@ def main(argv: list[str] | None = None) -> int:
     except SonoTagError as exc:
         progress.close()
         log.info("user error", exc_info=True)
-        print(f"sonotag: error: {exc}", file=sys.stderr)
+        print(f"sonotag: error: {one_line(str(exc))}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         progress.close()
@@ -521,7 +581,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.verbose:
             raise
         print(
-            f"sonotag: internal error ({type(exc).__name__}: {exc}); details in "
+            f"sonotag: internal error ({type(exc).__name__}: {shown(exc, 300)}); details in "
             f"{Path(settings.data_dir) / 'logs' / 'sonotag.log'}",
             file=sys.stderr,
         )

@@ -29,6 +29,7 @@ import numpy as np
 
 from .errors import DecodeError, LimitError
 from .progress import Progress, ProgressFn, no_progress
+from .untrusted import quoted, shown
 from .windows import SAMPLE_RATE, WINDOW_SAMPLES
 
 log = logging.getLogger(__name__)
@@ -66,17 +67,35 @@ def _require(tool: str) -> str:
     return path
 
 
-def _check_file(path: Path) -> None:
+def _check_file(path: Path, name: str) -> None:
     if not path.is_file():
-        raise DecodeError(f"'{path.name}' does not exist or is not a file.")
+        raise DecodeError(f"{quoted(name)} does not exist or is not a file.")
     if path.stat().st_size == 0:
-        raise DecodeError(f"'{path.name}' is empty (0 bytes). Choose the audio file again.")
+        raise DecodeError(f"{quoted(name)} is empty (0 bytes). Choose the audio file again.")
 
 
-def _not_audio(path: Path, detail: str) -> DecodeError:
+def input_url(path: Path) -> str:
+    """How ffmpeg is told to open ``path``: ``file:`` plus the absolute path. A bare name is
+    parsed by ffmpeg as a URL first, so a file called ``file:victim.wav`` (or ``pipe:0``)
+    would open *another* file (or stdin); with the prefix it opens exactly this one."""
+    return "file:" + str(Path(path).absolute())
+
+
+def _not_audio(name: str, detail: str) -> DecodeError:
     return DecodeError(
-        f"'{path.name}' could not be read as audio ({detail}). "
+        f"{quoted(name)} could not be read as audio ({detail}). "
         "Use a common audio or video file: wav, mp3, flac, ogg/opus, m4a/aac, webm, mp4."
+    )
+
+
+def _not_finite(name: str, first_bad: int) -> DecodeError:
+    """Float audio can hold NaN or infinity; scores computed from them are garbage, so the
+    file is refused rather than analysed silently (nothing is replaced behind the user's
+    back)."""
+    return DecodeError(
+        f"{quoted(name)} contains samples that are not numbers (NaN or infinity), the "
+        f"first at {first_bad / SAMPLE_RATE:.2f} s: the file is damaged or was written by a "
+        "faulty program. Export it again (e.g. as 16-bit PCM) and try again."
     )
 
 
@@ -90,34 +109,37 @@ def _first_line(text: str) -> str:
     return last[:200]
 
 
-def probe(path: Path) -> AudioProbe:
-    """Container and first audio stream of ``path``; :class:`DecodeError` if it has none."""
+def probe(path: Path, *, name: str | None = None) -> AudioProbe:
+    """Container and first audio stream of ``path``; :class:`DecodeError` if it has none.
+    Messages call the file ``name`` (what the user calls it: an upload's own name, not
+    the server's copy), or its file name."""
     path = Path(path)
-    _check_file(path)
+    name = name or path.name
+    _check_file(path, name)
     cmd = [
         _require("ffprobe"), "-v", "warning", *INPUT_GUARDS,
         "-select_streams", "a:0",
         "-show_entries", "format=duration,format_name:stream=codec_name,sample_rate,channels,duration",
-        "-of", "json", "--", str(path),
+        "-of", "json", "--", input_url(path),
     ]  # fmt: skip
     try:
         proc = subprocess.run(
             cmd, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL
         )
     except subprocess.TimeoutExpired:
-        raise _not_audio(path, "probing took too long") from None
+        raise _not_audio(name, "probing took too long") from None
     if proc.returncode != 0:
         log.info("ffprobe failed on %s: %s", path, proc.stderr.strip())
-        raise _not_audio(path, _first_line(proc.stderr))
+        raise _not_audio(name, _first_line(proc.stderr))
     try:
         data = json.loads(proc.stdout or "{}")
     except json.JSONDecodeError:
-        raise _not_audio(path, "unreadable probe output") from None
+        raise _not_audio(name, "unreadable probe output") from None
     streams = data.get("streams") or []
     fmt = data.get("format") or {}
     if not streams:
         raise DecodeError(
-            f"'{path.name}' contains no audio stream. Choose a file with sound in it."
+            f"{quoted(name)} contains no audio stream. Choose a file with sound in it."
         )
     stream = streams[0]
     duration = _float(fmt.get("duration")) or _float(stream.get("duration"))
@@ -184,21 +206,23 @@ def stream_samples(
     max_duration_s: float | None = None,
     progress: ProgressFn = no_progress,
     info: AudioProbe | None = None,
+    name: str | None = None,
 ) -> Iterator[np.ndarray]:
     """Yield the first audio stream of ``path`` as 48 kHz mono float32 blocks.
 
     Blocks hold ``block_samples`` samples (the last one fewer). Raises
     :class:`LimitError` as soon as more than ``max_duration_s`` has been decoded, and
     :class:`DecodeError` if ffmpeg fails, nothing decodes, or the file turns out
-    truncated (much shorter than its header says). Closing the generator early kills
-    ffmpeg.
+    truncated (much shorter than its header says); messages call the file ``name``.
+    Closing the generator early kills ffmpeg.
     """
     path = Path(path)
-    info = info or probe(path)  # callers that already probed pass it in
+    name = name or path.name
+    info = info or probe(path, name=name)  # callers that already probed pass it in
     total_s = info.duration_s
     cmd = [
         _require("ffmpeg"), "-nostdin", "-hide_banner", "-v", "error", *INPUT_GUARDS,
-        "-i", str(path), "-map", "0:a:0", "-vn", "-sn", "-dn",
+        "-i", input_url(path), "-map", "0:a:0", "-vn", "-sn", "-dn",
         "-ac", "1", "-ar", str(SAMPLE_RATE), "-f", "f32le", "pipe:1",
     ]  # fmt: skip
     limit = None if max_duration_s is None else int(max_duration_s * SAMPLE_RATE)
@@ -215,23 +239,25 @@ def stream_samples(
             if usable == 0:
                 break
             block = np.frombuffer(data[:usable], dtype="<f4").astype(np.float32, copy=True)
+            if not np.isfinite(block).all():
+                raise _not_finite(name, decoded + int(np.argmin(np.isfinite(block))))
             decoded += block.size
             if limit is not None and decoded > limit:
                 raise LimitError(
-                    f"'{path.name}' is longer than the {max_duration_s / 60:.0f}-minute limit "
+                    f"{quoted(name)} is longer than the {max_duration_s / 60:.0f}-minute limit "
                     "(SONOTAG_MAX_DURATION_S). Trim the audio or raise the limit."
                 )
             progress(
-                Progress("decode", decoded / SAMPLE_RATE, total_s, "s", f"Decoding {path.name}")
+                Progress("decode", decoded / SAMPLE_RATE, total_s, "s", f"Decoding {shown(name)}")
             )
             yield block
         code = proc.wait()
         err = stderr.text()
         if code != 0:
             log.info("ffmpeg failed on %s (exit %s): %s", path, code, err)
-            raise _not_audio(path, _first_line(err))
+            raise _not_audio(name, _first_line(err))
         if decoded == 0:
-            raise DecodeError(f"'{path.name}' contains no decodable audio (0 samples).")
+            raise DecodeError(f"{quoted(name)} contains no decodable audio (0 samples).")
         decoded_s = decoded / SAMPLE_RATE
         if (
             total_s is not None
@@ -240,7 +266,7 @@ def stream_samples(
         ):
             log.info("truncated %s: %.2f of %.2f s; ffmpeg said: %s", path, decoded_s, total_s, err)
             raise DecodeError(
-                f"'{path.name}' looks truncated or damaged: its header says {total_s:.1f} s "
+                f"{quoted(name)} looks truncated or damaged: its header says {total_s:.1f} s "
                 f"but only {decoded_s:.1f} s could be decoded. Download or export it again."
             )
     finally:

@@ -25,3 +25,12 @@ class ModelError(SonoTagError):
 
 class LimitError(SonoTagError):
     """The request exceeds a configured limit (duration, labels, label length)."""
+
+
+class ConfigError(SonoTagError):
+    """A setting, option or format is not valid (a bad value, an unknown choice)."""
+
+
+class ExportError(SonoTagError):
+    """A result could not be written where the user asked (no such directory, a folder in
+    the way, a read-only place)."""

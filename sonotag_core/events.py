@@ -31,6 +31,7 @@ from scipy.ndimage import median_filter
 from .errors import LimitError
 from .settings import Settings
 from .timeline import Timeline
+from .untrusted import quoted
 from .windows import FRAME_S
 
 EVENT_COLUMNS: tuple[str, ...] = ("label", "onset_s", "offset_s", "peak", "mean")
@@ -58,7 +59,7 @@ class EventParams:
         _check_threshold(self.threshold, "Threshold")
         overrides = {str(k): float(v) for k, v in dict(self.label_thresholds).items()}
         for label, value in overrides.items():
-            _check_threshold(value, f"Threshold for {label!r}")
+            _check_threshold(value, f"Threshold for {quoted(label)}")
         # defensive copy: a frozen params object must not change if the caller's dict does
         object.__setattr__(self, "label_thresholds", overrides)
         try:
@@ -99,7 +100,7 @@ def _check_threshold(value: Any, what: str) -> None:
     try:
         v = float(value)
     except (TypeError, ValueError):
-        raise LimitError(f"{what} must be a number between 0 and 1, not {value!r}.") from None
+        raise LimitError(f"{what} must be a number between 0 and 1, not {quoted(value)}.") from None
     if not 0.0 < v < 1.0:  # also rejects NaN
         raise LimitError(f"{what} must be between 0 and 1 (exclusive), not {value}.")
 

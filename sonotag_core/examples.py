@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import DecodeError
+from .untrusted import quoted
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,7 @@ def example_path(example_id: str, data_dir: str | Path) -> Path:
         ex = EXAMPLES[example_id]
     except KeyError:
         raise DecodeError(
-            f"There is no example called {example_id!r}; choose one of: {', '.join(EXAMPLES)}."
+            f"There is no example called {quoted(example_id)}; choose one of: {', '.join(EXAMPLES)}."
         ) from None
     folder = Path(data_dir) / "examples"
     folder.mkdir(parents=True, exist_ok=True)

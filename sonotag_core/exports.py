@@ -13,13 +13,20 @@ Numbers: times are printed plainly and exactly (frame times are multiples of 0.3
 exact in binary), except Audacity, which uses its own 6-decimal form; probabilities have
 6 decimals, which is finer than the model's meaningful precision.
 Files are written atomically (temp file in the same directory, then ``os.replace``), so a
-failed export never leaves a half-written file where a good one was.
+failed export never leaves a half-written file where a good one was; devices and pipes
+(``/dev/null``, a FIFO) are written in place instead, never renamed over.
+
+Spreadsheet safety: a cell of a CSV-like export (events and frames CSV, DCASE tsv, Raven)
+that begins with ``= + - @``, a tab or a CR would run as a formula when the file is opened
+in a spreadsheet, so it gets a leading ``'`` (OWASP's advice). Audacity's label track is
+read by Audacity only, which shows label text literally: there it stays as it is.
 """
 
 from __future__ import annotations
 
 import csv
 import dataclasses
+import errno
 import io
 import json
 import math
@@ -36,8 +43,9 @@ from typing import Any, TextIO
 import numpy as np
 
 from . import __version__
-from .errors import LimitError
+from .errors import ExportError, LimitError
 from .report import Report
+from .untrusted import quoted
 
 PROB_DECIMALS = 6
 RAVEN_HIGH_FREQ_HZ = 24_000  # Nyquist at OpenFLAM's 48 kHz input
@@ -68,6 +76,16 @@ def _csv_text(text: str) -> str:
     """``csv`` quotes only the characters of its line terminator ("\\n"), so a bare CR would
     end the row for every reader; CR and CRLF become LF, which is quoted and survives."""
     return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _sheet_safe(text: str) -> str:
+    """A cell a spreadsheet will show as text: one that begins like a formula
+    (``=HYPERLINK(…)``, ``+cmd``, ``@SUM(…)``, ``-2+3``, a tab or CR) gets a leading ``'``,
+    which Excel, LibreOffice and Google Sheets take as "this is text" (OWASP's advice)."""
+    return "'" + text if text.startswith(_FORMULA_START) else text
 
 
 def _time(x: Any) -> str:
@@ -108,7 +126,7 @@ def write_events_csv(report: Report, out: TextIO) -> None:
     w = csv.writer(out, lineterminator="\n")
     w.writerow(["label", "onset_s", "offset_s", "peak", "mean"])
     w.writerows(
-        (_csv_text(label), _time(on), _time(off), _prob(pk), _prob(mn))
+        (_sheet_safe(_csv_text(label)), _time(on), _time(off), _prob(pk), _prob(mn))
         for label, on, off, pk, mn in _event_rows(report)
     )
 
@@ -123,7 +141,8 @@ def write_frames_csv(report: Report, out: TextIO) -> None:
     time_text = {t: _time(t) for t in tl.frame_times_s.tolist()}
     times = [time_text.get(t) or _time(t) for t in df["time_s"].tolist()]
     probs = [_prob(p) for p in df["probability"].tolist()]
-    labels = [_csv_text(label) for label in df["label"].astype(str).tolist()]
+    safe = {label: _sheet_safe(_csv_text(label)) for label in map(str, tl.labels)}
+    labels = [safe.get(label) or _sheet_safe(_csv_text(label)) for label in df["label"].astype(str)]
     w.writerows(zip(times, labels, probs, strict=True))
 
 
@@ -143,11 +162,11 @@ def write_audacity(report: Report, out: TextIO) -> None:
 
 def write_dcase(report: Report, out: TextIO) -> None:
     """DCASE event list; read back with pandas/csv and a tab delimiter."""
-    filename = _clean_label(_basename(report.file_name))
+    filename = _sheet_safe(_clean_label(_basename(report.file_name)))
     w = csv.writer(out, delimiter="\t", lineterminator="\n")
     w.writerow(["filename", "onset", "offset", "event_label"])
     w.writerows(
-        (filename, _time(on), _time(off), _clean_label(label))
+        (filename, _time(on), _time(off), _sheet_safe(_clean_label(label)))
         for label, on, off, _pk, _mn in _event_rows(report)
     )
 
@@ -179,7 +198,7 @@ def write_raven(report: Report, out: TextIO) -> None:
             _time(off),
             "0",
             str(RAVEN_HIGH_FREQ_HZ),
-            _clean_label(label),
+            _sheet_safe(_clean_label(label)),
             _prob(pk),
             _prob(mn),
         )
@@ -323,11 +342,104 @@ def export_text(report: Report, fmt: str) -> str:
     return buf.getvalue()
 
 
-def write_export(report: Report, fmt: str, path: Path) -> Path:
-    """Write one export to ``path`` atomically: a crash or a writer error midway leaves any
-    existing file untouched and no temp file behind."""
-    spec = get_format(fmt)
+# Where an export may go. A regular file (or a new name) is replaced atomically; a
+# character device or a FIFO (/dev/null, /dev/stdout, a named pipe) is written in place,
+# as a shell redirect would: renaming over it would replace the device with a file.
+# Paths under these folders are never renamed over, whatever they point at.
+_IN_PLACE_ROOTS = ("/proc/", "/dev/fd/", "/dev/std")
+
+
+@dataclass(frozen=True)
+class Target:
+    """A checked export destination: ``path`` as the user typed it, ``real`` the file that
+    will be written, and whether it is written in place (a device or a pipe)."""
+
+    path: Path
+    real: Path
+    in_place: bool
+
+
+def _cannot(path: Path, exc: OSError) -> ExportError:
+    why = {
+        errno.EROFS: "the file system is read-only",
+        errno.EACCES: "permission denied",
+        errno.EPERM: "permission denied",
+        errno.ENOSPC: "the disk is full",
+        errno.EDQUOT: "the disk quota is used up",
+        errno.ENAMETOOLONG: "the name is too long",
+        errno.ENOENT: "that folder does not accept new files",
+    }.get(exc.errno, (exc.strerror or type(exc).__name__).lower())
+    return ExportError(f"Cannot write {quoted(path)}: {why}. Choose another path.")
+
+
+def check_target(path: Path) -> Target:
+    """Check an export path before any work is done, so a typo in ``-o`` fails at once
+    with a message naming it: no such directory, a folder in the way, a block device
+    or a socket (refused), a device or FIFO (written in place)."""
     path = Path(path)
+    shown_path = quoted(path)
+    try:
+        st = os.stat(path)  # follows symlinks: what would really be written
+    except (FileNotFoundError, NotADirectoryError):
+        st = None
+    except OSError as exc:
+        raise _cannot(path, exc) from None
+    if st is None:
+        parent = Path(os.path.realpath(path)).parent
+        if not parent.exists():
+            raise ExportError(
+                f"No such directory: {quoted(path.parent)}. Create it or choose another path."
+            )
+        if not parent.is_dir():
+            raise ExportError(f"{quoted(path.parent)} is not a directory. Choose another path.")
+        if str(path.absolute()).startswith(_IN_PLACE_ROOTS):  # /proc makes no new files
+            raise _cannot(path, FileNotFoundError(errno.ENOENT, "no such file"))
+        return _writable(Target(path, Path(os.path.realpath(path)), in_place=False))
+    if stat.S_ISDIR(st.st_mode):
+        raise ExportError(
+            f"{shown_path} is a directory: give a file name inside it, or use --format all "
+            "to write every format into it."
+        )
+    if stat.S_ISBLK(st.st_mode) or stat.S_ISSOCK(st.st_mode):
+        kind = "a block device" if stat.S_ISBLK(st.st_mode) else "a socket"
+        raise ExportError(f"{shown_path} is {kind}; refused. Choose a file name.")
+    in_place = not stat.S_ISREG(st.st_mode) or str(path.absolute()).startswith(_IN_PLACE_ROOTS)
+    return _writable(Target(path, path if in_place else Path(os.path.realpath(path)), in_place))
+
+
+def _writable(target: Target) -> Target:
+    """An atomic replace needs a new file beside the target: make (and remove) one now, so
+    a read-only place or a folder like /proc fails before the work, not after it."""
+    if target.in_place:
+        return target
+    try:
+        fd, probe = tempfile.mkstemp(dir=target.real.parent, prefix=f".{target.real.name}.")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise _cannot(target.path, exc) from None
+    return target
+
+
+def write_export(report: Report, fmt: str, path: Path) -> Path:
+    """Write one export to ``path``. A regular file is replaced atomically (temp file in
+    the same directory, fsync, rename), so a crash or a writer error midway leaves any
+    existing file untouched and no temp file behind; a device or FIFO is written in place.
+    Every failure is an :class:`ExportError` naming the path."""
+    spec = get_format(fmt)
+    target = check_target(path)
+    try:
+        if target.in_place:
+            with open(target.path, "w", encoding="utf-8", newline="") as out:
+                spec.write(report, out)
+        else:
+            _replace_atomically(spec, report, target.real)
+    except OSError as exc:
+        raise _cannot(target.path, exc) from None
+    return target.path
+
+
+def _replace_atomically(spec: ExportFormat, report: Report, path: Path) -> None:
     try:
         mode = stat.S_IMODE(path.stat().st_mode)  # replacing a file keeps its permissions
     except FileNotFoundError:
@@ -350,15 +462,22 @@ def write_export(report: Report, fmt: str, path: Path) -> Path:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    return path
 
 
 def export_all(report: Report, directory: Path, stem: str) -> list[Path]:
     """Every format into ``directory`` as ``<stem><suffix>``; returns the paths written."""
     if not stem or stem in (".", "..") or re.search(r"[\\/\x00]", stem):
-        raise LimitError(f"Export name must be a plain file name, not {stem!r}.")
+        raise ExportError(f"Export name must be a plain file name, not {quoted(stem)}.")
     directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
+    if directory.exists() and not directory.is_dir():
+        raise ExportError(
+            f"{quoted(directory)} is a file; --format all writes one file per format into a "
+            "directory. Choose a directory."
+        )
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _cannot(directory, exc) from None
     return [
         write_export(report, name, directory / f"{stem}{f.suffix}") for name, f in FORMATS.items()
     ]

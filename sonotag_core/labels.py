@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from .errors import LimitError
+from .untrusted import quoted
 
 _SPLIT = re.compile(r"[;\n\r]+")
 
@@ -33,6 +34,37 @@ def _clean(text: str) -> str:
     return " ".join(text.split())
 
 
+def text_limit(max_labels: int, max_chars: int) -> int:
+    """The longest label text worth parsing: every label at its limit, with room for
+    separators, spacing and a leading ``-``. Longer text is refused before it is parsed,
+    so the work done on hostile input is bounded by the limits, not by its size."""
+    return 4 * max_labels * (max_chars + 2) + 1024
+
+
+def _too_long(label: str, n_chars: int, max_chars: int) -> LimitError:
+    return LimitError(
+        f"The label {quoted(label.strip(), 40)} is {n_chars} characters long; the limit is "
+        f'{max_chars}. Short descriptions work best ("dog barking", "siren").'
+    )
+
+
+def _too_many(n_labels: int, max_labels: int) -> LimitError:
+    return LimitError(
+        f"{n_labels} labels given; the limit is {max_labels} (SONOTAG_MAX_LABELS). "
+        "Remove some and try again."
+    )
+
+
+def _refuse_oversized(text: str, max_labels: int, max_chars: int) -> LimitError:
+    """Why a text over :func:`text_limit` is refused, found with C-speed string work only
+    (a split and lengths; no per-character Python)."""
+    parts = [p for p in _SPLIT.split(text) if p and not p.isspace()]
+    if len(parts) > max_labels:
+        return _too_many(len(parts), max_labels)
+    longest = max(parts, key=len, default=text)
+    return _too_long(longest, len(longest.strip()), max_chars)
+
+
 def parse_labels(
     text: str | Iterable[str],
     *,
@@ -43,32 +75,42 @@ def parse_labels(
     """Split "dog barking; siren\\n-music" into labels; a leading ``-`` marks a negative prompt.
 
     Labels are whitespace-normalised, control characters dropped, duplicates removed
-    (first one wins). Empty input, too many labels or a too-long label raise LimitError.
+    (first one wins). Empty input, too many labels or a too-long label raise LimitError,
+    after work bounded by the limits whatever the size of the input.
     """
-    parts = _SPLIT.split(text) if isinstance(text, str) else list(text)
-    extra_neg = {_clean(n).lstrip("-").strip() for n in negatives}
+    if isinstance(text, str):
+        if len(text) > text_limit(max_labels, max_chars):
+            raise _refuse_oversized(text, max_labels, max_chars)
+        parts = _SPLIT.split(text)
+    else:
+        parts = list(text)
+    raw_limit = 4 * max_chars + 64  # room for invisible characters that cleaning drops
+    extra_neg = {_clean(n[:raw_limit]).lstrip("-").strip() for n in negatives}
     labels: list[str] = []
+    seen: set[str] = set()
     neg: set[str] = set()
-    for part in parts:
+    for i, part in enumerate(parts):
+        part = str(part)
+        if len(part) > raw_limit:  # spacing collapses (C-speed); what is left must be short
+            part = " ".join(part.split())
+            if len(part) > raw_limit:
+                raise _too_long(part, len(part), max_chars)
         item = _clean(part)
         is_neg = item.startswith("-")
         item = item.lstrip("-").strip()
         if not item:
             continue
         if len(item) > max_chars:
-            raise LimitError(
-                f"The label '{item[:40]}…' is {len(item)} characters long; the limit is {max_chars}. "
-                'Short descriptions work best ("dog barking", "siren").'
-            )
-        if item in labels:
+            raise _too_long(item, len(item), max_chars)
+        if item in seen:
             continue
+        if len(labels) == max_labels:  # one too many: count the rest without cleaning them
+            rest = sum(1 for p in parts[i:] if str(p).strip(" \t-"))
+            raise _too_many(len(labels) + rest, max_labels)
         labels.append(item)
+        seen.add(item)
         if is_neg or item in extra_neg:
             neg.add(item)
     if not labels:
         raise LimitError('Type at least one label, e.g. "dog barking; siren; applause".')
-    if len(labels) > max_labels:
-        raise LimitError(
-            f"{len(labels)} labels given; the limit is {max_labels} (SONOTAG_MAX_LABELS). Remove some and try again."
-        )
     return LabelSet(tuple(labels), frozenset(neg))

@@ -18,6 +18,7 @@ import hashlib
 import logging
 import re
 import threading
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,13 +64,15 @@ def build_flam(cache_dir: str) -> Any:
     import lightning as L
 
     hook = _openflam_hook()
-    return hook.FLAM(
-        audio_cfg=hook.CLAPAudioCfg(model_name="base", audio_embed_dim=1024),
-        text_cfg=hook.CLAPTextCfg(connector_layers=12),
-        joint_embed_shape=512,
-        fabric=L.Fabric(accelerator="cpu", devices=1),
-        cache_dir=cache_dir,
-    )
+    with warnings.catch_warnings():  # HTSAT's torch.meshgrid call: noise on every CLI run
+        warnings.filterwarnings("ignore", message="torch.meshgrid", category=UserWarning)
+        return hook.FLAM(
+            audio_cfg=hook.CLAPAudioCfg(model_name="base", audio_embed_dim=1024),
+            text_cfg=hook.CLAPTextCfg(connector_layers=12),
+            joint_embed_shape=512,
+            fabric=L.Fabric(accelerator="cpu", devices=1),
+            cache_dir=cache_dir,
+        )
 
 
 def select_device(requested: str) -> str:

@@ -30,6 +30,7 @@ from yt_dlp.networking._requests import RequestsRH
 from yt_dlp.networking.exceptions import RequestError
 
 from .sources import is_public
+from .untrusted import shown
 
 AddrInfo = tuple[Any, ...]  # one socket.getaddrinfo() entry
 _getaddrinfo = socket.getaddrinfo  # tests replace this to fake DNS answers
@@ -67,9 +68,9 @@ class AddressGuard:
         return infos
 
     def _refuse(self, host: str, ip: str) -> None:
-        shown = host if host == ip else f"{host}, which resolves to {ip}"
+        where = shown(host) if host == ip else f"{shown(host)}, which resolves to {ip}"
         raise self.refuse(
-            f"The site pointed the download at this machine or a private network ({shown}); "
+            f"The site pointed the download at this machine or a private network ({where}); "
             "refused. Only public YouTube and SoundCloud servers are contacted."
         )
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import LimitError
+from .untrusted import quoted
 
 ENV_PREFIX = "SONOTAG_"
 
@@ -133,7 +134,7 @@ def _parse(name: str, raw: str, kind: type) -> Any:
         return kind(raw)
     except ValueError:
         raise LimitError(
-            f"{ENV_PREFIX}{name.upper()}={raw!r} is not a valid {kind.__name__}."
+            f"{ENV_PREFIX}{name.upper()}={quoted(raw)} is not a valid {kind.__name__}."
         ) from None
 
 

@@ -22,9 +22,7 @@ import ipaddress
 import logging
 import os
 import re
-import shutil
 import socket
-import tempfile
 import time
 import unicodedata
 from collections.abc import Callable
@@ -33,9 +31,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
-from . import decode
+from . import decode, workdirs
 from .errors import DecodeError, LimitError, SonoTagError, SourceError
 from .progress import Progress, ProgressFn, no_progress
+from .untrusted import quoted, shown
 
 if TYPE_CHECKING:
     from .netguard import AddressGuard
@@ -81,16 +80,29 @@ class SourceInfo:
 # ---------------------------------------------------------------- local files
 
 
+def _exists(path: str | Path) -> bool:
+    """``Path.exists`` for untrusted text: a name the OS cannot even look up (too long,
+    a NUL byte) does not exist, rather than raising."""
+    try:
+        return Path(path).exists()
+    except (OSError, ValueError):
+        return False
+
+
 def from_path(path: str | Path, *, title: str | None = None) -> SourceInfo:
     """A file on this machine (CLI, examples); ``title`` defaults to the file's stem."""
     p = Path(path)
-    if not p.exists():
-        raise SourceError(f"No such file: '{p}'. Give a path to an audio file, or a link.")
+    if not _exists(p):
+        raise SourceError(f"No such file: {quoted(p)}. Give a path to an audio file, or a link.")
     if not p.is_file():
-        raise SourceError(f"'{p}' is not a regular file (a folder?). Give a path to an audio file.")
+        raise SourceError(
+            f"{quoted(p)} is not a regular file (a folder?). Give a path to an audio file."
+        )
     info = decode.probe(p)
-    name = title or p.stem or p.name
-    return SourceInfo("file", p, name, decode.sha256_file(p), p.name, info.duration_s)
+    name = clean_title(title or p.stem or p.name) or "audio"
+    return SourceInfo(
+        "file", p, name, decode.sha256_file(p), clean_title(p.name) or "audio", info.duration_s
+    )
 
 
 def clean_title(text: str, limit: int = 200) -> str:
@@ -103,7 +115,9 @@ def from_upload(data: bytes, name: str, workdir: Path) -> SourceInfo:
     """Uploaded bytes, stored as ``<sha256[:16]><suffix>``: nothing from the user's file
     name reaches a path except a filtered suffix."""
     if not data:
-        raise DecodeError(f"'{clean_title(name)}' is empty (0 bytes). Choose the audio file again.")
+        raise DecodeError(
+            f"{quoted(clean_title(name))} is empty (0 bytes). Choose the audio file again."
+        )
     digest = hashlib.sha256(data).hexdigest()
     suffix = re.sub(r"[^a-z0-9]", "", Path(str(name)).suffix.lower())[:8]
     path = Path(workdir) / (digest[:16] + (f".{suffix}" if suffix else ""))
@@ -111,7 +125,7 @@ def from_upload(data: bytes, name: str, workdir: Path) -> SourceInfo:
     if created:
         _write_upload(data, path)
     try:
-        info = decode.probe(path)
+        info = decode.probe(path, name=clean_title(Path(str(name)).name) or "upload")
     except SonoTagError:
         if created:  # not audio: nothing else would ever delete it
             path.unlink(missing_ok=True)
@@ -165,7 +179,7 @@ def looks_like_url(text: str) -> bool:
     """True for what the CLI should treat as a link, so a typo in a link gets a link error
     (what is accepted) rather than "no such file". An existing path is never a link."""
     t = str(text).strip()
-    if not t or Path(t).exists():
+    if not t or _exists(t):
         return False
     return bool(_URL_START.match(t))
 
@@ -202,11 +216,13 @@ def _parse_link(text: str) -> Link:
         raise _refuse("The link contains spaces or control characters.")
     if not re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", raw):
         if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*:", raw) and not re.match(r"^[\w.-]+:\d", raw):
-            raise _refuse(f"Only http(s) links are accepted, not '{raw.split(':')[0]}:'.")
+            raise _refuse(
+                f"Only http(s) links are accepted, not {quoted(raw.split(':')[0] + ':')}."
+            )
         raw = "https://" + raw
     parts = urlsplit(raw)
     if parts.scheme.lower() not in ("http", "https"):
-        raise _refuse(f"Only http(s) links are accepted, not '{parts.scheme}://'.")
+        raise _refuse(f"Only http(s) links are accepted, not {quoted(parts.scheme + '://')}.")
     if parts.username is not None or parts.password is not None or "@" in parts.netloc:
         raise _refuse("Links with a user name or password are not accepted.")
     try:
@@ -261,7 +277,7 @@ def _parse_link(text: str) -> Link:
             "Short on.soundcloud.com links are not accepted: open it in a browser and paste "
             "the full track link it leads to."
         )
-    raise _refuse(f"Links to {host} are not supported.")
+    raise _refuse(f"Links to {quoted(host)} are not supported.")
 
 
 def _youtube(video_id: str, start: float) -> Link:
@@ -461,7 +477,7 @@ def download_error_message(url: str, detail: str) -> str:
         if any(n in low for n in needles):
             return message
     first = detail.strip().splitlines()[0] if detail.strip() else "unknown error"
-    return f"Could not download {url}: {re.sub(r'^ERROR: ', '', first)[:200]}"
+    return f"Could not download {quoted(url)}: {shown(re.sub(r'^ERROR: ', '', first), 200)}"
 
 
 class _Logger:
@@ -486,7 +502,7 @@ class _Logger:
 
 NO_FFMPEG = "/nonexistent/sonotag: yt-dlp runs no ffmpeg"  # see ydl_options
 STAGING_PREFIX = ".download-"
-STALE_AFTER_S = 24 * 3600  # a staging folder this old belongs to a killed process
+STALE_AFTER_S = workdirs.STALE_AFTER_S  # an unlocked staging folder this old is dead
 
 
 def ydl_options(
@@ -560,13 +576,10 @@ def from_url(
     workdir.mkdir(parents=True, exist_ok=True)
     sweep_stale(workdir, STAGING_PREFIX)
     guard = AddressGuard(enabled=not policy.allow_any_host, allow=policy.allows_local)
-    staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=workdir))
-    try:
+    with workdirs.run_folder(workdir, STAGING_PREFIX) as staging:
         info, staged = _download(url, staging, policy, guard, max_duration_s, progress)
         path = workdir / staged.name
         os.replace(staged, path)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     try:
         probe = decode.probe(path)
         content_id = decode.sha256_file(path)
@@ -612,9 +625,13 @@ def _download(
     except Exception as exc:  # yt-dlp raises many types; the user needs one message
         raise _download_failure(url, exc, guard.refusal) from None
     if path.resolve().parent != staging.resolve():
-        raise SourceError(f"The download from {url} was written outside its folder; refused.")
+        raise SourceError(
+            f"The download from {quoted(url)} was written outside its folder; refused."
+        )
     if not path.is_file() or path.stat().st_size == 0:
-        raise SourceError(f"The download from {url} produced no audio file (empty download).")
+        raise SourceError(
+            f"The download from {quoted(url)} produced no audio file (empty download)."
+        )
     return info, path
 
 
@@ -633,19 +650,10 @@ def _download_failure(url: str, exc: Exception, refusal: str | None) -> SourceEr
 
 
 def sweep_stale(folder: Path, prefix: str, max_age_s: float = STALE_AFTER_S) -> None:
-    """Delete ``prefix*`` temp folders in ``folder`` older than ``max_age_s``: what a
-    killed process (a server restart, SIGKILL) left behind. Live runs are far younger."""
-    cutoff = time.time() - max_age_s
-    try:
-        entries = list(Path(folder).glob(f"{prefix}*"))
-    except OSError:
-        return
-    for entry in entries:
-        try:
-            if entry.is_dir() and not entry.is_symlink() and entry.stat().st_mtime < cutoff:
-                shutil.rmtree(entry, ignore_errors=True)
-        except OSError:
-            continue
+    """Delete the ``prefix*`` working folders in ``folder`` that a killed process (a
+    server restart, SIGKILL) left behind: at once when their owner's lock is free, by age
+    when they have no lock (:mod:`.workdirs`)."""
+    workdirs.sweep(Path(folder), prefix, max_age_s)
 
 
 UPLOADS_DIR = "uploads"  # an upload's working copy, until the store keeps it in media/
@@ -683,12 +691,12 @@ def resolve_source(
     policy: UrlPolicy = PRODUCTION_POLICY,
 ) -> SourceInfo:
     """A CLI argument -> SourceInfo: an existing path, else a link."""
-    if Path(source).exists():
+    if _exists(source):
         return from_path(source)
     if looks_like_url(source):
         return from_url(
             source, workdir, max_duration_s=max_duration_s, progress=progress, policy=policy
         )
     raise SourceError(
-        f"No such file: '{source}'. Give a path to an audio file, or a YouTube/SoundCloud link."
+        f"No such file: {quoted(source)}. Give a path to an audio file, or a YouTube/SoundCloud link."
     )

@@ -228,6 +228,16 @@ class Store:
 
     def _message(self, what: str, exc: BaseException) -> str:
         text = str(exc)
+        if (
+            "readonly" in text.lower()
+            or getattr(exc, "errno", None) in (errno.EROFS, errno.EACCES)
+            or not os.access(self.path.parent, os.W_OK)
+        ):
+            return (
+                f"The data directory {self.path.parent} is read-only or not writable: the "
+                "library can neither be read nor saved there (SQLite writes beside its "
+                "database). Point SONOTAG_DATA_DIR at a writable directory, or copy it to one."
+            )
         if "full" in text.lower() or getattr(exc, "errno", None) == errno.ENOSPC:
             return (f"The disk holding {self.path.parent} is full, so results could not be "
                     "saved. Free some space (or delete old analyses) and try again.")  # fmt: skip

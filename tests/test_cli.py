@@ -96,7 +96,7 @@ def test_stdout_csv_and_progress_on_stderr(tmp_path, cli, capsys):
 @pytest.mark.parametrize(
     ("source", "message"),
     [
-        ("https://vimeo.com/123456", "vimeo.com are not supported"),
+        ("https://vimeo.com/123456", "Links to 'vimeo.com' are not supported"),
         ("file:///etc/passwd", "only http(s)"),
         ("http://127.0.0.1:8000/a.mp3", "port"),
         ("http://169.254.169.254/latest/meta-data/", "IP addresses"),

@@ -3,8 +3,6 @@ property test against a plain-Python reference."""
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -285,27 +283,6 @@ def test_label_thresholds_are_copied() -> None:
     p = EventParams(label_thresholds=overrides)
     overrides["a"] = 0.9
     assert p.threshold_for("a") == 0.2
-
-
-# ---------------------------------------------------------------- performance
-
-
-def test_one_hour_32_labels_is_fast() -> None:
-    rng = np.random.default_rng(0)
-    n_frames = 11_520  # 1 h
-    probs = rng.random((32, n_frames), dtype=np.float32)
-    tl = Timeline(tuple(f"label {i}" for i in range(32)), probs, n_frames * F)
-    for median in (1, 3):
-        params = EventParams(median_frames=median, min_event_s=0.5)
-        detect_events(tl, params)  # warm-up
-        best = min(_timed(tl, params) for _ in range(5))
-        assert best < 0.05, f"median_frames={median}: {best * 1000:.1f} ms"
-
-
-def _timed(tl: Timeline, params: EventParams) -> float:
-    t0 = time.perf_counter()
-    detect_events(tl, params)
-    return time.perf_counter() - t0
 
 
 # ---------------------------------------------------------------- property test

@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 
 from sonotag_core import exports
-from sonotag_core.errors import LimitError
+from sonotag_core.errors import ExportError, LimitError
 from sonotag_core.events import EVENT_COLUMNS, EventParams, detect_events
 from sonotag_core.exports import FORMATS, ExportFormat
 from sonotag_core.report import ModelInfo, Report
@@ -499,7 +499,7 @@ def test_export_all_one_file_per_format(report: Report, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("stem", ["../x", "a/b", "a\\b", "/abs", "", ".", "..", "a\x00b"])
 def test_export_all_refuses_path_like_stems(report: Report, tmp_path: Path, stem: str) -> None:
-    with pytest.raises(LimitError, match="plain file name"):
+    with pytest.raises(ExportError, match="plain file name"):
         exports.export_all(report, tmp_path / "out", stem)
     assert os.listdir(tmp_path) == []
 

@@ -11,6 +11,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -19,7 +20,7 @@ from pathlib import Path
 import pytest
 from audiogen import make_audio
 
-from sonotag_core import library, sources
+from sonotag_core import library, sources, workdirs
 from sonotag_core.cli import main
 from sonotag_core.errors import DecodeError, SourceError
 from sonotag_core.labels import LabelSet
@@ -293,7 +294,7 @@ def test_server_killed_mid_encoding(tmp_path, cli_env, cli, capsys):
     assert not (tmp_path / "never.csv").exists()
     assert analyses(cli.data) == 0  # opened before the kill, consistent, empty
     [leftover] = [p for p in cli.data.iterdir() if p.name.startswith("sonotag-")]
-    os.utime(leftover, (time.time() - 2 * 86400,) * 2)  # as if killed yesterday
+    # not aged by hand: its owner is dead, its lock is free, so the next run sweeps it
 
     short = make_audio(tmp_path / "short.wav", 12.0, kind="mix")
     assert cli("analyze", str(short), "--labels", "a tone", "-o", str(tmp_path / "ok.csv")) == 0
@@ -395,3 +396,99 @@ def test_orphaned_working_copies_are_swept(tmp_path):
     assert not files["a.wav"].exists() and not files["b.m4a"].exists()
     assert files["c.wav"].exists() and files["fresh.wav"].exists() and not staging.exists()
     assert sweep_working_copies(tmp_path / "nowhere") == 0
+
+
+def test_a_live_runs_folder_is_never_swept_and_a_dead_ones_is_at_once(tmp_path):
+    """The lock, not the age, tells a live run from a dead one: a folder held by a live
+    process survives a sweep however old it looks; the moment that process is killed
+    (SIGKILL: no cleanup runs), the next sweep removes it."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys, time; from pathlib import Path; from sonotag_core import workdirs\n"
+         f"with workdirs.run_folder(Path({str(tmp_path)!r}), 'sonotag-') as d:\n"
+         "    (d / 'partial.webm').write_bytes(b'x' * 1000); print(d, flush=True); time.sleep(600)"],
+        stdout=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        folder = Path(holder.stdout.readline().strip())
+        assert folder.is_dir() and (folder / workdirs.LOCK_NAME).is_file()
+        os.utime(folder, (time.time() - 30 * 86400,) * 2)  # old, but its owner lives
+        assert workdirs.sweep(tmp_path, "sonotag-") == 0 and folder.is_dir()
+    finally:
+        holder.kill()
+        holder.wait()
+        holder.stdout.close()
+    assert workdirs.sweep(tmp_path, "sonotag-") == 1 and not folder.exists()
+
+
+def test_sweep_keeps_fresh_unlocked_folders_and_other_names(tmp_path):
+    fresh = tmp_path / "sonotag-fresh"  # no lock yet (its owner is about to take it)
+    fresh.mkdir()
+    other = tmp_path / "media"
+    other.mkdir()
+    old = tmp_path / "sonotag-old"  # left by a version before the lock, a week ago
+    old.mkdir()
+    os.utime(old, (time.time() - 7 * 86400,) * 2)
+    assert workdirs.sweep(tmp_path, "sonotag-") == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["media", "sonotag-fresh"]
+
+
+# ---------------------------------------------------------------- a read-only data dir
+
+
+@pytest.fixture
+def read_only_data(tmp_path, cli, monkeypatch):
+    """A data dir holding a library, then made read-only: a tmpfs remounted ro (as root),
+    or a folder without write permission (as another user). Skipped where neither works."""
+    data = tmp_path / "ro"
+    data.mkdir()
+    mounted = False
+    if os.geteuid() == 0:
+        proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=20m", "tmpfs", str(data)],
+                              capture_output=True, timeout=10)  # fmt: skip
+        if proc.returncode != 0:
+            pytest.skip("mounting a tmpfs is not permitted here")
+        mounted = True
+    try:
+        # an existing library, made by another process: no handle of ours keeps it busy
+        subprocess.run([sys.executable, "-c", f"from sonotag_core.store import Store; Store({str(data)!r})"],
+                       check=True, timeout=60)  # fmt: skip
+        monkeypatch.setenv("SONOTAG_DATA_DIR", str(data))
+        cli.data = data
+        if mounted:
+            subprocess.run(["mount", "-o", "remount,ro", str(data)], check=True, timeout=10)
+        else:
+            data.chmod(0o555)
+        yield data
+    finally:
+        if mounted:
+            subprocess.run(["umount", "-l", str(data)], capture_output=True, timeout=10)
+        else:
+            data.chmod(0o755)
+
+
+def test_read_only_data_dir_still_writes_the_export(tmp_path, cli, capsys, read_only_data):
+    before = files_under(read_only_data)
+    clip = make_audio(tmp_path / "c.wav", 12.0, kind="mix")
+    out = tmp_path / "events.csv"
+    assert cli("analyze", str(clip), "--labels", "a tone", "-o", str(out)) == 0
+    assert out.read_text().startswith("label,onset_s,offset_s,peak,mean")
+    err = capsys.readouterr().err
+    [warning] = [line for line in err.splitlines() if "warning" in line]
+    assert "is read-only" in warning and "export was written" in warning, err
+    assert str(read_only_data) in warning and "internal error" not in err
+    assert files_under(read_only_data) == before
+    assert not [p for p in Path(tempfile.gettempdir()).glob("sonotag-*") if is_ours(p)]
+
+
+def test_read_only_library_says_so(cli, capsys, read_only_data):
+    assert cli("library", "list") == 1
+    err = capsys.readouterr().err
+    assert err.startswith("sonotag: error: ") and "is read-only or not writable" in err, err
+
+
+def is_ours(folder: Path) -> bool:
+    """A run folder of this test process (other runs on the machine may have their own)."""
+    try:
+        return (folder / workdirs.LOCK_NAME).read_text().strip() == str(os.getpid())
+    except OSError:
+        return False
