@@ -134,11 +134,29 @@ class LinkMemo:
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
 
 
+# GFM turns bare "http://…", "www.…" and "a@b.c" into links after escapes are decoded, so
+# escaping cannot stop it; an invisible word joiner (U+2060) inside the pattern does.
+_AUTOLINK = re.compile(r"(?<=:)(?=//)|(?<=www)(?=\.)|(?<=@)", re.I)
+_WORD_JOINER = "\u2060"
+
+
 def md_text(text: str) -> str:
     """``text`` shown literally where Streamlit renders Markdown: titles of links, upload
-    names and typed labels are not ours, and "$5 vs $50 *live*" would otherwise turn into
-    LaTeX and italics (or "[x](url)" into a link)."""
-    return _MD_SPECIAL.sub(r"\\\1", str(text))
+    names and typed labels are not ours. "$5 vs $50 *live*" would otherwise turn into
+    LaTeX and italics, "![p](http://…)" into an image every visitor's browser fetches,
+    and a bare address into a link."""
+    return _MD_SPECIAL.sub(r"\\\1", _AUTOLINK.sub(_WORD_JOINER, str(text)))
+
+
+def error(message: object) -> None:
+    """``st.error`` for a message that may repeat a user's or a link's text (a label, a
+    file name): shown literally, so ``![p](http://…)`` never becomes an image to fetch."""
+    st.error(md_text(str(message)))
+
+
+def warning(message: object) -> None:
+    """``st.warning`` for text that may hold untrusted names: shown literally."""
+    st.warning(md_text(str(message)))
 
 
 def keep_widget_values(keys: list[str]) -> None:
@@ -193,7 +211,7 @@ class ProgressBar:
         if now - self._last < self.min_interval_s and not final:
             return
         self._last = now
-        self.bar.progress(p.fraction or 0.0, text=self.describe(p))
+        self.bar.progress(p.fraction or 0.0, text=md_text(self.describe(p)))
 
     @classmethod
     def describe(cls, p: Progress) -> str:
@@ -203,7 +221,7 @@ class ProgressBar:
         return p.message or cls.STAGES.get(p.stage, p.stage)
 
     def done(self, text: str) -> None:
-        self.bar.progress(1.0, text=text)
+        self.bar.progress(1.0, text=md_text(text))
 
     def clear(self) -> None:
         """Remove the bar: after a failure its last stage ("Locating the checkpoint")

@@ -27,7 +27,7 @@ if model is None:
         try:
             model = ui_state.model()
         except SonoTagError as exc:
-            st.error(str(exc))
+            ui_state.error(exc)
 if model is not None:
     st.success("OpenFLAM v1-base is loaded and shared by every session of this server.")
     st.table(
@@ -53,7 +53,7 @@ try:
         }
     )
 except SonoTagError as exc:
-    st.error(str(exc))
+    ui_state.error(exc)
 
 st.header("Versions")
 st.table(versions())

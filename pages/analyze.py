@@ -79,7 +79,7 @@ ui_state.keep_widget_values(
 st.title("SonoTag")
 st.caption("Find when any sound happens in any audio, from words alone.")
 for w in st.session_state.get(ui_state.WARNINGS, []):
-    st.warning(w)
+    ui_state.warning(w)
 
 # ---------------------------------------------------------------- inputs
 
@@ -89,7 +89,7 @@ def library_picker() -> None:
     try:
         rows = ui_state.store().list_analyses()
     except SonoTagError as exc:
-        st.error(str(exc))
+        ui_state.error(exc)
         return
     names = {r.id: library.describe(r) for r in rows}
     current = st.session_state.get("in_analysis")
@@ -165,7 +165,7 @@ try:
     )
 except LimitError as exc:
     labels = None
-    st.error(str(exc))
+    ui_state.error(exc)
 
 with st.sidebar:
     st.header("Settings")
@@ -182,7 +182,7 @@ with st.sidebar:
                 key = f"lt::{label}"
                 if key not in st.session_state:
                     st.session_state[key] = st.session_state.thr
-                st.slider(label, 0.01, 0.99, key=key, step=0.01)
+                st.slider(ui_state.md_text(label), 0.01, 0.99, key=key, step=0.01)
 
 
 def label_thresholds() -> dict[str, float]:
@@ -233,7 +233,7 @@ def open_store():
     try:
         return ui_state.store()
     except SonoTagError as exc:
-        st.warning(f"{exc} Analyses work, but are not saved in the Library.")
+        ui_state.warning(f"{exc} Analyses work, but are not saved in the Library.")
         return None
 
 
@@ -262,7 +262,7 @@ def run_analysis(save: bool) -> None:
         except SonoTagError as exc:
             bar.clear()
             status.update(label="Could not analyse this audio", state="error", expanded=True)
-            st.error(str(exc))
+            ui_state.error(exc)
 
 
 clicked = st.button("Analyze", type="primary", disabled=labels is None)
@@ -286,7 +286,7 @@ if result is not None and labels is not None:
             labels, params, hop_s=result.hop_s,
         )  # fmt: skip
     except SonoTagError as exc:
-        st.error(str(exc))
+        ui_state.error(exc)
 
 if report is not None:
     src, tl, events = result.source, report.timeline, report.events
@@ -318,7 +318,7 @@ if report is not None:
         picked = src.start_s  # a link's &t= is where playback starts
     start = int(picked) if picked is not None and 0 <= picked < tl.duration_s else 0
     if result.warning:
-        st.warning(result.warning)
+        ui_state.warning(result.warning)
     if src.path.is_file():
         st.audio(str(src.path), start_time=start, autoplay=picked is not None)
         st.caption(f"Playing from {start} s — click a chart or an event row to jump."

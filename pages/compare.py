@@ -19,7 +19,7 @@ try:
     store = ui_state.store()
     rows = store.list_analyses()
 except SonoTagError as exc:
-    st.error(str(exc))
+    ui_state.error(exc)
     st.stop()
 if not rows:
     st.info("The Library is empty: analyse something on the Analyze page first.")
@@ -67,7 +67,7 @@ try:
         sides = [("A", score(texts, one.embeddings, labels_a)),
                  ("B", score(texts, one.embeddings, labels_b))]  # fmt: skip
 except SonoTagError as exc:
-    st.error(str(exc))
+    ui_state.error(exc)
     st.stop()
 
 combined = compare.combine(sides)

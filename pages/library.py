@@ -22,7 +22,7 @@ st.title("Library")
 try:
     store = ui_state.store()
 except SonoTagError as exc:
-    st.error(str(exc))
+    ui_state.error(exc)
     st.stop()
 
 # ---------------------------------------------------------------- search all audio
@@ -42,7 +42,7 @@ if searched and query.strip():
                                   max_label_chars=S.max_label_chars)  # fmt: skip
         st.session_state.lib_hits = (query.strip(), hits, time.perf_counter() - t0)
     except SonoTagError as exc:
-        st.error(str(exc))
+        ui_state.error(exc)
 
 if found := st.session_state.get("lib_hits"):
     label, hits, took = found
@@ -103,4 +103,4 @@ if chosen:
                 st.toast(f"Deleted “{ui_state.md_text(row.title)}”.")
                 st.rerun()
             except SonoTagError as exc:
-                st.error(str(exc))
+                ui_state.error(exc)

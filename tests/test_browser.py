@@ -283,3 +283,64 @@ def test_fresh_server_opens_a_page_link_inside_the_app(settings, browser, tmp_pa
         expect(nav.get_by_role("link", name="streamlit app")).to_have_count(0)
         expect(page).to_have_title("SonoTag")
         page.close()
+
+
+@contextlib.contextmanager
+def canary_server():
+    """A loopback HTTP server that counts every request: a page that turns untrusted
+    Markdown into an image or a prefetched link would hit it."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    hits: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            hits.append(self.path)
+            self.send_response(200)
+            self.send_header("Content-Type", "image/png")
+            self.end_headers()
+
+        def log_message(self, *args) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}", hits
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def test_markdown_from_a_link_or_the_label_box_fetches_nothing(server, browser):
+    """Labels are data: a share link's ``![p](http://…/pixel.png)`` must not make a
+    visitor's browser fetch anything, in the per-label sliders, the results, the error
+    messages or anywhere else; the label is shown as typed."""
+    from urllib.parse import quote
+
+    expect = sync_api.expect
+    with canary_server() as (canary, hits):
+        image = f"![p]({canary}/link.png)"
+        ctx = browser.new_context(viewport={"width": 1440, "height": 1400})
+        page = ctx.new_page()
+        page.goto(f"{server}/?ex=siren-street&l={quote(image)}&l=siren&thr=0.2")
+        expect(page.locator("[data-testid='stVegaLiteChart']").first).to_be_visible(timeout=180_000)
+        wait_idle(page)
+        page.get_by_text("Per-label thresholds").click()  # the sliders are labelled by it
+        wait_idle(page)
+        expect(page.get_by_text(image).first).to_be_visible()  # literally, as typed
+        # typed: a label over the length limit is named in the error message
+        typed = f"![q]({canary}/typed.png)" + "x" * 120
+        box = page.get_by_role("textbox", name="Labels (one per line or")
+        box.fill(f"siren\n{typed}\n[r]({canary}/anchor)")
+        box.press("Control+Enter")
+        expect(page.get_by_text("characters long; the limit is")).to_be_visible(timeout=60_000)
+        wait_idle(page)
+        page.screenshot(path=str(ARTIFACTS / "8-markdown-labels.png"), full_page=True)
+        fetching = page.locator(f"img[src^='{canary}'], a[href^='{canary}']")
+        assert fetching.count() == 0, fetching.first.evaluate(
+            "e => e.parentElement.parentElement.outerHTML.slice(0, 600)"
+        )
+        ctx.close()
+        assert hits == [], hits
