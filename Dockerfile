@@ -44,7 +44,7 @@ RUN groupadd --gid 1000 sonotag \
     && chown sonotag:sonotag /data
 COPY --from=builder /opt/venv /opt/venv
 WORKDIR /app
-COPY streamlit_app.py ui_state.py ./
+COPY serve.py streamlit_app.py ui_state.py ./
 COPY pages pages
 COPY .streamlit .streamlit
 COPY --chmod=755 scripts/docker-entrypoint.sh /usr/local/bin/sonotag-entrypoint
@@ -54,14 +54,15 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PORT=8501 \
     SONOTAG_DATA_DIR=/data \
-    SONOTAG_MODEL_DIR=/data/hf-hub
+    SONOTAG_MODEL_DIR=/data/hf-hub \
+    SONOTAG_ACCESS=private
 # numeric (= sonotag): platforms that enforce non-root can check it without /etc/passwd
 USER 1000:1000
 EXPOSE 8501
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/_stcore/health' % os.environ.get('PORT', '8501'), timeout=4)"]
 ENTRYPOINT ["sonotag-entrypoint"]
-CMD ["sh", "-c", "exec streamlit run streamlit_app.py --server.port \"$PORT\" --server.address 0.0.0.0 --server.headless true --server.fileWatcherType none --browser.gatherUsageStats false --server.maxUploadSize \"${SONOTAG_MAX_UPLOAD_MB:-500}\""]
+CMD ["sh", "-c", "exec streamlit run serve.py --server.port \"$PORT\" --server.address 0.0.0.0 --server.headless true --server.fileWatcherType none --browser.gatherUsageStats false --server.maxUploadSize \"${SONOTAG_MAX_UPLOAD_MB:-500}\""]
 
 # ---- the image: runtime, plus the baked weights when BAKE_WEIGHTS=1 ----
 FROM runtime AS runtime-0

@@ -17,7 +17,9 @@ from pathlib import Path
 
 import streamlit as st
 
+from sonotag_core import access
 from sonotag_core.embedding_cache import EmbeddingCache
+from sonotag_core.errors import SonoTagError
 from sonotag_core.model import LoadedModel, load_model
 from sonotag_core.progress import Progress, ProgressFn, no_progress
 from sonotag_core.scheduler import RateLimiter
@@ -32,6 +34,7 @@ URL_LOADED = "url_loaded"  # query params were read into the widgets once per se
 PICKED_T = "picked_t"  # playback time picked on a chart or the event table
 WARNINGS = "link_warnings"
 QP_WRITTEN = "qp_written"  # the query params the Analyze page last wrote (to spot new links)
+ADMIN = "admin"  # this session gave SONOTAG_ADMIN_TOKEN on the About page
 NAV_CHECKED = "nav_checked"  # leave_legacy_page_mode() has looked at this session's first run
 
 
@@ -182,13 +185,73 @@ def rate_limiter() -> RateLimiter:
     return RateLimiter(settings().rate_limit_per_hour)
 
 
-def user_key() -> str:
-    """Who the rate limit counts: the client address when Streamlit knows it (a new tab
-    is the same user), else this browser session."""
-    if "user_key" not in st.session_state:
-        st.session_state.user_key = f"session:{secrets.token_hex(8)}"
-    ip = st.context.ip_address
-    return ip if isinstance(ip, str) and ip else st.session_state.user_key
+@st.cache_resource(show_spinner=False)
+def owner_secret() -> bytes:
+    """The key that signs owner cookies (the same one serve.py's middleware uses)."""
+    s = settings()
+    return access.server_secret(s.data_dir, s.secret)
+
+
+def _signed_in() -> tuple[str | None, str | None]:
+    """(owner, e-mail) of the ``st.login`` account, when the operator configured OIDC and
+    the visitor signed in; else (None, None)."""
+    try:
+        user = st.user
+        if user.get("is_logged_in"):
+            email = user.get("email")
+            who = email or user.get("sub")
+            return (f"oidc:{who}" if who else None), (str(email) if email else None)
+    except Exception:  # no auth configured (StreamlitAuthError and friends): no account
+        pass
+    return None, None
+
+
+def viewer() -> access.Viewer:
+    """Who this visitor is (:mod:`sonotag_core.access`): the signed-in account, else the
+    owner cookie that serve.py's middleware set, else this browser session alone (a
+    browser that refuses cookies, or AppTest)."""
+    s = settings()
+    account, email = _signed_in()
+    owner = account or access.owner_from_cookie(
+        st.context.cookies.get(access.COOKIE), owner_secret()
+    )
+    if owner is None:
+        if "anon_owner" not in st.session_state:
+            st.session_state.anon_owner = f"session:{secrets.token_hex(16)}"
+        owner = st.session_state.anon_owner
+    admins = {e.strip().lower() for e in s.admin_emails.split(",") if e.strip()}
+    admin = bool(st.session_state.get(ADMIN)) or bool(email and email.lower() in admins)
+    return access.Viewer(owner, admin=admin, shared=s.access == "shared")
+
+
+def shared_with_me(analysis_id: str | None) -> bool:
+    """Whether a stored analysis this visitor has open belongs to someone else (they
+    reached it through its share link): the page says it is read-only."""
+    if not analysis_id:
+        return False
+    try:
+        owner = store().analysis_owner(analysis_id)
+    except SonoTagError:
+        return False
+    return owner is not None and not access.can_change(viewer(), owner)
+
+
+def client_address() -> str | None:
+    """The visitor's address: Streamlit's peer, or X-Forwarded-For behind a proxy that
+    SONOTAG_TRUSTED_PROXIES trusts (None on loopback, where Streamlit knows none)."""
+    headers = st.context.headers
+    forwarded = headers.get_all("X-Forwarded-For") if hasattr(headers, "get_all") else []
+    nets = access.parse_networks(settings().trusted_proxies)
+    return access.client_address(st.context.ip_address, forwarded or [], nets)
+
+
+def user_keys() -> list[str]:
+    """Who the rate limit counts: the owner (a new tab or window of the same browser is
+    the same owner) and, when known, the client address (a cleared cookie is not a new
+    allowance). An analysis is refused when either has used up its hour."""
+    keys = [f"owner:{viewer().owner}"]
+    addr = client_address()
+    return [*keys, f"ip:{addr}"] if addr else keys
 
 
 class ProgressBar:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 import ui_state
-from sonotag_core import library
+from sonotag_core import access, library
 from sonotag_core.about import BIBTEX, CITATION, LICENCE_NOTE, versions
 from sonotag_core.errors import SonoTagError
 from sonotag_core.settings import SETTINGS_HELP
@@ -55,6 +55,24 @@ try:
 except SonoTagError as exc:
     ui_state.error(exc)
 
+st.header("Access")
+me = ui_state.viewer()
+if me.shared:
+    st.caption("SONOTAG_ACCESS=shared: every visitor sees, opens and may delete every analysis.")
+else:
+    st.caption("SONOTAG_ACCESS=private: you see your own analyses and those made from public "
+               "links; another visitor's opens only through its share link, read-only.")  # fmt: skip
+if S.admin_token and not me.admin:
+    given = st.text_input("Operator token", type="password", key="admin_token_input",
+                          help="SONOTAG_ADMIN_TOKEN: sees and may delete every analysis.")  # fmt: skip
+    if given:
+        if access.is_admin_token(given, S.admin_token):
+            st.session_state[ui_state.ADMIN] = True
+            st.rerun()
+        st.error("That is not the operator token.")
+elif me.admin:
+    st.success("Operator: you see and may delete every analysis on this server.")
+
 st.header("Versions")
 st.table(versions())
 
@@ -63,7 +81,7 @@ st.caption("Set with environment variables (SONOTAG_…); see the README.")
 st.table(
     [
         {"variable": f"SONOTAG_{name.upper()}", "value": str(value), "meaning": SETTINGS_HELP[name]}
-        for name, value in S.as_dict().items()
+        for name, value in S.as_dict(redact=True).items()
     ]
 )
 

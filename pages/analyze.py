@@ -87,7 +87,7 @@ for w in st.session_state.get(ui_state.WARNINGS, []):
 def library_picker() -> None:
     """Choose a stored analysis; choosing one loads its labels into the label box."""
     try:
-        rows = ui_state.store().list_analyses()
+        rows = library.visible_analyses(ui_state.store(), ui_state.viewer())
     except SonoTagError as exc:
         ui_state.error(exc)
         return
@@ -249,11 +249,11 @@ def run_analysis(save: bool) -> None:
                     raise SonoTagError("Choose a stored analysis first.")
                 done = library.open_analysis(store, model, st.session_state.in_analysis)
             else:
-                ui_state.rate_limiter().check(ui_state.user_key())
+                ui_state.rate_limiter().check(*ui_state.user_keys())
                 done = library.run(
                     model, resolve(bar, store, model), labels, hop_s=float(st.session_state.hop),
                     settings=S, store=store, cache=ui_state.embedding_cache(), save=save,
-                    progress=bar,
+                    progress=bar, viewer=ui_state.viewer(),
                 )  # fmt: skip
             st.session_state[ui_state.RESULT] = done
             bar.done(f"Done: {done.embeddings.n_windows} window(s) in {done.seconds:.1f} s")
@@ -302,6 +302,9 @@ if report is not None:
             st.session_state[ui_state.PICKED_T] = float(events.iloc[rows[0]]["onset_s"])
 
     st.subheader(ui_state.md_text(src.title))
+    if ui_state.shared_with_me(result.analysis_id):
+        st.caption("Shared with you through its link, read-only: only the person who made it "
+                   "can delete it. Analyze it again to keep a copy of your own.")  # fmt: skip
     m = st.columns(4)
     m[0].metric("Duration", f"{tl.duration_s:.1f} s")
     m[1].metric("Windows", result.embeddings.n_windows)

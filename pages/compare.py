@@ -17,7 +17,7 @@ MODES = ("Two analyses", "Two label sets on one audio")
 st.title("Compare")
 try:
     store = ui_state.store()
-    rows = store.list_analyses()
+    rows = library.visible_analyses(store, ui_state.viewer())
 except SonoTagError as exc:
     ui_state.error(exc)
     st.stop()

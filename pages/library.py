@@ -8,7 +8,7 @@ import pandas as pd
 import streamlit as st
 
 import ui_state
-from sonotag_core import library
+from sonotag_core import access, library
 from sonotag_core.errors import SonoTagError
 from sonotag_core.search import search_library
 from sonotag_core.sources import format_duration
@@ -19,6 +19,7 @@ S = ui_state.settings()
 ANALYZE = "pages/analyze.py"
 
 st.title("Library")
+me = ui_state.viewer()
 try:
     store = ui_state.store()
 except SonoTagError as exc:
@@ -39,7 +40,8 @@ if searched and query.strip():
             t0 = time.perf_counter()
             hits = search_library(store, ui_state.text_cache(), query.strip(), top_k=20,
                                   checkpoint_sha256=model.info.checkpoint_sha256,
-                                  max_label_chars=S.max_label_chars)  # fmt: skip
+                                  max_label_chars=S.max_label_chars,
+                                  visible_to=None if me.sees_all else me.owner)  # fmt: skip
         st.session_state.lib_hits = (query.strip(), hits, time.perf_counter() - t0)
     except SonoTagError as exc:
         ui_state.error(exc)
@@ -68,10 +70,12 @@ if found := st.session_state.get("lib_hits"):
 # ---------------------------------------------------------------- stored analyses
 
 st.subheader("Stored analyses")
-rows = store.list_analyses()
-usage = store.media_usage()
-st.caption(f"{len(rows)} stored; kept audio: {library.usage_text(usage)} (the least "
-           "recently played goes first).")  # fmt: skip
+rows = library.visible_analyses(store, me)
+if me.sees_all:  # the server's disk use is the operator's business, not a visitor's
+    st.caption(f"{len(rows)} stored; kept audio: {library.usage_text(store.media_usage())} "
+               "(the least recently played goes first).")  # fmt: skip
+else:
+    st.caption(f"{len(rows)} yours or from public links; others' uploads are not listed.")
 if not rows:
     st.info("Nothing stored yet: every analysis you run on the Analyze page lands here.")
     st.stop()
@@ -94,13 +98,16 @@ if chosen:
     a, b = st.columns(2)
     a.page_link(ANALYZE, label=f"Open “{ui_state.md_text(row.title)}”", icon=":material/open_in_new:",
                 query_params={"analysis": row.id})  # fmt: skip
-    with b.popover("Delete", icon=":material/delete:"):
-        st.write(f"Delete the analysis of “{ui_state.md_text(row.title)}”? Its audio and embeddings go too "
-                 "unless another analysis uses them.")  # fmt: skip
-        if st.button("Delete for good", type="primary", key=f"del_{row.id}"):
-            try:
-                store.delete_analysis(row.id)
-                st.toast(f"Deleted “{ui_state.md_text(row.title)}”.")
-                st.rerun()
-            except SonoTagError as exc:
-                ui_state.error(exc)
+    if not access.can_change(me, row.owner):
+        b.caption("Read-only: made from a public link by another visitor.")
+    else:
+        with b.popover("Delete", icon=":material/delete:"):
+            st.write(f"Delete the analysis of “{ui_state.md_text(row.title)}”? Its audio and embeddings go too "
+                     "unless another analysis uses them.")  # fmt: skip
+            if st.button("Delete for good", type="primary", key=f"del_{row.id}"):
+                try:
+                    library.delete(store, me, row.id)
+                    st.toast(f"Deleted “{ui_state.md_text(row.title)}”.")
+                    st.rerun()
+                except SonoTagError as exc:
+                    ui_state.error(exc)

@@ -4,6 +4,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh
-exec .venv/bin/python -m streamlit run streamlit_app.py \
+exec .venv/bin/python -m streamlit run serve.py \
   --server.port "${PORT:-8501}" --server.address "${SONOTAG_HOST:-localhost}" \
   --server.maxUploadSize "${SONOTAG_MAX_UPLOAD_MB:-500}" "$@"

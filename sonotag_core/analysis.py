@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import decode
+from .access import OPERATOR
 from .embedding_cache import EmbeddingCache, EmbeddingKey
 from .embeddings import EMBED_DIM, AudioEmbeddings, encode_windows
 from .errors import LimitError
@@ -227,6 +228,7 @@ def save_analysis(
     hop_s: float,
     settings: Mapping[str, Any],
     seconds: float,
+    owner: str = OPERATOR,
 ) -> tuple[str, SourceInfo]:
     """Store the analysis (one transaction), then keep the audio of an upload or a link.
 
@@ -245,6 +247,7 @@ def save_analysis(
         model_name=model.info.name,
         settings=settings,
         seconds=seconds,
+        owner=owner,
     )
     if source.kind not in KEPT_KINDS:
         return analysis_id, source

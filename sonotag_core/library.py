@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from .access import OPERATOR_VIEWER, Viewer, can_list, check_change
 from .analysis import embed_source, save_analysis
 from .embedding_cache import EmbeddingCache
 from .embeddings import AudioEmbeddings
@@ -112,15 +113,19 @@ def run(
     save: bool = True,
     run_settings: Mapping[str, Any] | None = None,
     progress: ProgressFn = no_progress,
+    viewer: Viewer = OPERATOR_VIEWER,
 ) -> Analysed:
-    """Embed ``source`` (reusing the cache or the store) and keep the run in the store.
+    """Embed ``source`` (reusing the cache or the store) and keep the run in the store,
+    owned by ``viewer`` (:mod:`.access`).
 
     With ``save=False`` a new record is written only if this audio had none for this hop
-    and model; otherwise the newest stored analysis stands for it.
+    and model that ``viewer`` may list; otherwise that stored analysis stands for it.
     """
     t0 = time.perf_counter()
     sha = model.info.checkpoint_sha256
-    existing = _safe(lambda: store.latest_analysis_id(source.content_id, hop_s, sha), store)
+    visible_to = None if viewer.sees_all else viewer.owner
+    existing = _safe(lambda: store.latest_analysis_id(source.content_id, hop_s, sha,
+                                                      visible_to=visible_to), store)  # fmt: skip
     try:
         emb = embed_source(model, source, hop_s=hop_s, settings=settings, cache=cache,
                            store=store, progress=progress)  # fmt: skip
@@ -135,7 +140,8 @@ def run(
         return Analysed(source, emb, hop_s, seconds, existing, labels)
     try:
         analysis_id, kept = save_analysis(store, source, emb, labels, model, hop_s=hop_s,
-                                          settings=dict(run_settings or {}), seconds=seconds)  # fmt: skip
+                                          settings=dict(run_settings or {}), seconds=seconds,
+                                          owner=viewer.owner)  # fmt: skip
     except StoreError as exc:
         log.warning("could not save the analysis", exc_info=True)
         return Analysed(source, emb, hop_s, seconds, existing, labels,
@@ -172,3 +178,19 @@ def _safe(fn, store: Store | None):
     except StoreError:
         log.warning("store read failed", exc_info=True)
         return None
+
+
+def visible_analyses(store: Store, viewer: Viewer, limit: int = 500) -> list[AnalysisSummary]:
+    """The Library as ``viewer`` sees it (their own analyses and those of public links, or
+    everything for the operator and on a shared server)."""
+    return [r for r in store.list_analyses(limit) if can_list(viewer, r.owner, r.kind)]
+
+
+def delete(store: Store, viewer: Viewer, analysis_id: str) -> bool:
+    """Delete one analysis if ``viewer`` may (:class:`~.access.AccessError` otherwise);
+    False when it is already gone."""
+    owner = store.analysis_owner(analysis_id)
+    if owner is None:
+        return False
+    check_change(viewer, owner, "delete")
+    return store.delete_analysis(analysis_id)

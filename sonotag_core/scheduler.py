@@ -77,16 +77,20 @@ class RateLimiter:
         self._starts: dict[str, deque[float]] = {}
         self._lock = threading.Lock()
 
-    def check(self, key: str) -> None:
-        """Count one analysis for ``key``, or raise LimitError saying when one frees up."""
+    def check(self, *keys: str) -> None:
+        """Count one analysis for each of ``keys`` (one user seen several ways: an owner,
+        an address), or raise LimitError saying when one frees up, counting nothing."""
         if self.limit <= 0:
             return
         now = self._clock()
         with self._lock:
-            starts = self._starts.setdefault(key, deque())
-            while starts and now - starts[0] >= self.window_s:
-                starts.popleft()
-            if len(starts) >= self.limit:
+            queues = [self._starts.setdefault(key, deque()) for key in keys]
+            for starts in queues:
+                while starts and now - starts[0] >= self.window_s:
+                    starts.popleft()
+            full = [starts for starts in queues if len(starts) >= self.limit]
+            if full:
+                starts = max(full, key=len)
                 wait_min = max(1, round((self.window_s - (now - starts[0])) / 60))
                 raise LimitError(
                     f"You have started {len(starts)} analyses in the last "
@@ -94,7 +98,8 @@ class RateLimiter:
                     f"(SONOTAG_RATE_LIMIT_PER_HOUR). The next one is possible in about "
                     f"{wait_min} min; relabeling and re-thresholding stay available."
                 )
-            starts.append(now)
+            for starts in queues:
+                starts.append(now)
             if len(self._starts) > 10_000:  # forget idle users, keep memory bounded
                 for k in [
                     k for k, v in self._starts.items() if not v or now - v[-1] >= self.window_s

@@ -75,9 +75,11 @@ def search_library(
     top_k: int = 20,
     min_gap_s: float = 5.0,
     max_label_chars: int = Settings.max_label_chars,
+    visible_to: str | None = None,
 ) -> list[SearchHit]:
     """The ``top_k`` moments of all audio stored for this model where ``label`` is most
-    probable, best first; within one audio, moments are at least ``min_gap_s`` apart."""
+    probable, best first; within one audio, moments are at least ``min_gap_s`` apart.
+    With ``visible_to`` (an owner id) only the audio that owner may list is searched."""
     text = _one_label(label, max_label_chars)
     if top_k < 1:
         raise LimitError(f"Ask for at least one result, not {top_k}.")
@@ -85,7 +87,8 @@ def search_library(
         raise LimitError(f"The gap between moments must be 0 s or more, not {min_gap_s}.")
     radius = max(math.ceil(min_gap_s / FRAME_S - 1e-9) - 1, 0)
     ranker = _Ranker(texts.encode((text,)))
-    audios = _rank(store.iter_embeddings(checkpoint_sha256), ranker, top_k, radius)
+    stored = store.iter_embeddings(checkpoint_sha256, visible_to=visible_to)
+    audios = _rank(stored, ranker, top_k, radius)
     return _confirm(store, texts, text, audios, checkpoint_sha256, ranker.delta, top_k, radius)
 
 

@@ -47,6 +47,11 @@ class Settings:
     media_cap_mb: float = 4096.0
     max_upload_mb: int = 500
     rate_limit_per_hour: int = 30
+    access: str = "shared"
+    admin_token: str = ""
+    admin_emails: str = ""
+    trusted_proxies: str = ""
+    secret: str = ""
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -90,6 +95,10 @@ class Settings:
             raise LimitError("SONOTAG_MAX_UPLOAD_MB must be at least 1.")
         if s.rate_limit_per_hour < 0:
             raise LimitError("SONOTAG_RATE_LIMIT_PER_HOUR must be 0 (no limit) or more.")
+        from .access import check_mode, parse_networks
+
+        check_mode(s.access)
+        parse_networks(s.trusted_proxies)
         return s
 
     @property
@@ -97,8 +106,12 @@ class Settings:
         """``media_cap_mb`` in bytes (1 MB = 2**20 bytes), as :class:`~.store.Store` takes it."""
         return int(self.media_cap_mb * 1024 * 1024)
 
-    def as_dict(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+    def as_dict(self, *, redact: bool = False) -> dict[str, Any]:
+        """Every setting; with ``redact`` the secret ones read "(set)" (for display)."""
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        if redact:
+            values.update({k: "(set)" for k in SECRET_SETTINGS if values[k]})
+        return values
 
 
 def available_cpus(cgroup_cpu_max: Path = Path("/sys/fs/cgroup/cpu.max")) -> int:
@@ -157,12 +170,27 @@ SETTINGS_HELP: dict[str, str] = {
     "data_dir": "Where SonoTag keeps downloads and results (default ~/.local/share/sonotag).",
     "max_upload_mb": "Largest upload, in MB (the dashboard's upload box; scripts/run.sh and the "
     "Docker image pass it to Streamlit as server.maxUploadSize).",
-    "rate_limit_per_hour": "Most analyses one user (client address) may start per hour in the "
-    "dashboard; 0 = no limit. Relabeling and opening stored analyses do not count.",
+    "rate_limit_per_hour": "Most analyses one visitor may start per hour in the dashboard, "
+    "counted by owner cookie and by client address (see SONOTAG_TRUSTED_PROXIES); 0 = no "
+    "limit. Relabeling and opening stored analyses do not count.",
     "media_cap_mb": "Most disk space (MB) for kept audio (uploads, downloads) under "
     "SONOTAG_DATA_DIR/media; least recently used files are evicted first (their analyses "
     "stay, playback goes).",
+    "access": "Who sees what in the dashboard: shared (everyone sees and may delete every "
+    "analysis: one user or a trusted team) or private (a visitor sees their own analyses and "
+    "those of public links, opens others' only through a share link, read-only). The Docker "
+    "image sets private.",
+    "admin_token": "With private access: an operator who enters this token on the About page "
+    "sees and may delete every analysis. Empty = no such operator.",
+    "admin_emails": "With private access and st.login (OIDC) configured: comma-separated "
+    "e-mail addresses of signed-in accounts that act as the operator.",
+    "trusted_proxies": "Comma-separated proxy addresses or CIDR ranges (e.g. Railway's) whose "
+    "X-Forwarded-For header names the visitor's address for the rate limit; empty = trust none.",
+    "secret": "Key that signs visitors' owner cookies; empty = a random key kept in "
+    "SONOTAG_DATA_DIR/secret.key (made on first start).",
 }
+
+SECRET_SETTINGS = ("admin_token", "secret")  # shown as "(set)", never their value
 
 
 def settings_table_markdown() -> str:

@@ -39,6 +39,7 @@ from typing import Any
 
 import numpy as np
 
+from .access import OPERATOR, PUBLIC_KINDS
 from .embeddings import EMBED_DIM, AudioEmbeddings
 from .errors import SonoTagError
 from .labels import LabelSet
@@ -102,7 +103,16 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX embeddings_model ON embeddings(checkpoint_sha256);
     CREATE INDEX analyses_embedding ON analyses(embedding_id, created);
     """,
+    # 3: every analysis has an owner (sonotag_core.access); rows from before belong to the
+    # operator, so nothing stored is lost or shown to visitors who did not make it.
+    """
+    ALTER TABLE analyses ADD COLUMN owner TEXT NOT NULL DEFAULT 'operator';
+    CREATE INDEX analyses_owner ON analyses(owner, created);
+    """,
 )
+
+
+_PUBLIC_KINDS_SQL = ",".join(f"'{kind}'" for kind in sorted(PUBLIC_KINDS))  # constants only
 
 
 class StoreError(SonoTagError):
@@ -123,6 +133,7 @@ class StoredAnalysis:
     hop_s: float
     seconds: float
     created: float
+    owner: str = OPERATOR
 
 
 @dataclass(frozen=True)
@@ -138,6 +149,7 @@ class AnalysisSummary:
     model_name: str
     created: float
     negatives: frozenset[str] = frozenset()
+    owner: str = OPERATOR
 
     @property
     def labels_text(self) -> str:
@@ -276,9 +288,13 @@ class Store:
             )
         return None if row is None else _embeddings(row, hop_s)
 
-    def iter_embeddings(self, checkpoint_sha256: str) -> Iterator[StoredEmbeddings]:
+    def iter_embeddings(
+        self, checkpoint_sha256: str, *, visible_to: str | None = None
+    ) -> Iterator[StoredEmbeddings]:
         """Every stored audio embedded with this model, one row at a time (memory holds one
-        audio's float16 features, 11.8 MB per hour), each with its newest analysis.
+        audio's float16 features, 11.8 MB per hour), each with its newest analysis. With
+        ``visible_to`` (an owner id), only audio that owner analysed or that came from a
+        public link, each with the newest analysis that owner may list.
 
         The iteration reads one snapshot of the database; writes from other connections
         go on meanwhile and are not seen by it.
@@ -288,10 +304,11 @@ class Store:
             "e.features, a.id, a.labels, a.negatives FROM embeddings e "
             "JOIN sources s ON s.content_id = e.content_id "
             "JOIN analyses a ON a.id = (SELECT id FROM analyses WHERE embedding_id = e.id "
+            f"AND (? IS NULL OR owner = ? OR s.kind IN ({_PUBLIC_KINDS_SQL})) "
             "ORDER BY created DESC LIMIT 1) WHERE e.checkpoint_sha256 = ? ORDER BY e.id"
         )
         with self._guard("read stored embeddings"):
-            cursor = self._conn().execute(sql, (checkpoint_sha256,))
+            cursor = self._conn().execute(sql, (visible_to, visible_to, checkpoint_sha256))
             try:
                 for (cid, title, hop_s, n_samples, n_windows, starts, feats, aid, labels,
                      negatives) in cursor:  # fmt: skip
@@ -316,10 +333,12 @@ class Store:
         model_name: str,
         settings: Mapping[str, Any] | None = None,
         seconds: float = 0.0,
+        owner: str = OPERATOR,
     ) -> str:
         """Store source + embeddings (unless already there) + analysis in one transaction;
-        returns the new analysis id (16 hex characters, unguessable)."""
-        analysis_id = secrets.token_hex(8)
+        returns the new analysis id (32 hex characters: 128 random bits, so a share link
+        cannot be guessed)."""
+        analysis_id = secrets.token_hex(16)
         now = time.time()
         try:
             with self._tx() as db:
@@ -347,10 +366,11 @@ class Store:
                 else:
                     embedding_id = row[0]
                 db.execute(
-                    "INSERT INTO analyses VALUES (?,?,?,?,?,?,?,?)",
+                    "INSERT INTO analyses (id, embedding_id, labels, negatives, settings, "
+                    "model_name, seconds, created, owner) VALUES (?,?,?,?,?,?,?,?,?)",
                     (analysis_id, embedding_id, json.dumps(list(labels.labels)),
                      json.dumps(sorted(labels.negatives)), json.dumps(dict(settings or {}), default=str),
-                     model_name, float(seconds), now),
+                     model_name, float(seconds), now, owner),
                 )  # fmt: skip
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(self._message("save the analysis", exc)) from exc
@@ -366,7 +386,7 @@ class Store:
                     "SELECT a.id, a.labels, a.negatives, a.settings, a.model_name, a.seconds, "
                     "a.created, e.hop_s, e.checkpoint_sha256, e.n_samples, e.n_windows, e.starts, "
                     "e.features, s.content_id, s.kind, s.title, s.url, s.file_name, s.duration_s, "
-                    "s.uploader, s.media_path FROM analyses a JOIN embeddings e ON "
+                    "s.uploader, s.media_path, a.owner FROM analyses a JOIN embeddings e ON "
                     "a.embedding_id = e.id JOIN sources s ON e.content_id = s.content_id "
                     "WHERE a.id = ?",
                     (analysis_id,),
@@ -377,27 +397,35 @@ class Store:
             return None
         (aid, labels, negatives, settings, model_name, seconds, created, hop_s, sha,
          n_samples, n_windows, starts, feats, cid, kind, title, url, file_name, duration,
-         uploader, media_path) = row  # fmt: skip
+         uploader, media_path, owner) = row  # fmt: skip
         source = SourceInfo(kind, self._playable(cid, media_path), title, cid, file_name,
                             duration, uploader, url)  # fmt: skip
         return StoredAnalysis(
             aid, source, _embeddings((n_samples, n_windows, starts, feats), hop_s),
             LabelSet(tuple(json.loads(labels)), frozenset(json.loads(negatives))),
-            json.loads(settings), model_name, sha, hop_s, seconds, created,
+            json.loads(settings), model_name, sha, hop_s, seconds, created, owner,
         )  # fmt: skip
 
     def latest_analysis_id(
-        self, content_id: str, hop_s: float, checkpoint_sha256: str
+        self,
+        content_id: str,
+        hop_s: float,
+        checkpoint_sha256: str,
+        *,
+        visible_to: str | None = None,
     ) -> str | None:
-        """The newest analysis of this audio with this hop and model, or None."""
+        """The newest analysis of this audio with this hop and model (that the owner
+        ``visible_to`` may list, when given), or None."""
         with self._guard("read the library"):
             row = (
                 self._conn()
                 .execute(
                     "SELECT a.id FROM analyses a JOIN embeddings e ON a.embedding_id = e.id "
+                    "JOIN sources s ON s.content_id = e.content_id "
                     "WHERE e.content_id = ? AND e.hop_s = ? AND e.checkpoint_sha256 = ? "
+                    f"AND (? IS NULL OR a.owner = ? OR s.kind IN ({_PUBLIC_KINDS_SQL})) "
                     "ORDER BY a.created DESC LIMIT 1",
-                    (content_id, float(hop_s), checkpoint_sha256),
+                    (content_id, float(hop_s), checkpoint_sha256, visible_to, visible_to),
                 )
                 .fetchone()
             )
@@ -426,6 +454,16 @@ class Store:
                                   stored_url)  # fmt: skip
         return None
 
+    def analysis_owner(self, analysis_id: str) -> str | None:
+        """Who owns one stored analysis (None: no such analysis), without its embeddings."""
+        with self._guard("read the library"):
+            row = (
+                self._conn()
+                .execute("SELECT owner FROM analyses WHERE id = ?", (analysis_id,))
+                .fetchone()
+            )
+        return None if row is None else str(row[0])
+
     def get_labels(self, analysis_id: str) -> LabelSet | None:
         """The labels of one stored analysis, without reading its embeddings."""
         with self._guard("read the library"):
@@ -448,14 +486,14 @@ class Store:
                 self._conn()
                 .execute(
                     "SELECT a.id, s.title, s.kind, s.url, s.duration_s, a.labels, a.model_name, "
-                    "a.created, a.negatives FROM analyses a JOIN embeddings e ON a.embedding_id = e.id "
+                    "a.created, a.negatives, a.owner FROM analyses a JOIN embeddings e ON a.embedding_id = e.id "
                     "JOIN sources s ON e.content_id = s.content_id ORDER BY a.created DESC LIMIT ?",
                     (limit,),
                 )
                 .fetchall()
             )
         return [AnalysisSummary(r[0], r[1], r[2], r[3], r[4], tuple(json.loads(r[5])), r[6], r[7],
-                                frozenset(json.loads(r[8]))) for r in rows]  # fmt: skip
+                                frozenset(json.loads(r[8])), r[9]) for r in rows]  # fmt: skip
 
     def delete_analysis(self, analysis_id: str) -> bool:
         """Delete one analysis; embeddings, sources and kept audio that no analysis uses

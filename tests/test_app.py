@@ -370,3 +370,52 @@ def test_rate_limit_message(app_env, monkeypatch):
     assert at.session_state.result is not None  # the earlier result stays on the page
     at.text_area(key="labels_text").set_value("siren").run()  # relabeling is not limited
     assert not texts(at, "error") and at.session_state.result is not None
+
+
+def test_private_access_each_session_sees_its_own_and_opens_others_read_only(
+    app_env, monkeypatch, encoder_calls
+):
+    """SONOTAG_ACCESS=private without a cookie (AppTest sends none): each session is its
+    own visitor. Session 1's analysis of an example is not in session 2's Library or
+    Compare, opens for session 2 through its link with a read-only note, and cannot be
+    deleted by it."""
+    import ui_state
+    from sonotag_core import library
+    from sonotag_core.access import AccessError
+
+    monkeypatch.setenv("SONOTAG_ACCESS", "private")
+    ui_state.settings.clear()
+    first = new_app(ex="alarm-clock", l=["alarm clock beeping"])
+    first.run()
+    [analyze] = [b for b in first.button if b.label == "Analyze"]
+    analyze.click().run()
+    assert not first.exception, first.exception
+    mine = first.session_state.result.analysis_id
+    assert mine and len(mine) == 32
+    owner = ui_state.store().analysis_owner(mine)
+    assert owner.startswith("session:")
+
+    other = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    other.run()
+    other.switch_page("pages/library.py").run()
+    assert not other.exception, other.exception
+    assert not other.dataframe  # nothing of session 1's
+    assert any("Nothing stored yet" in t for t in texts(other, "info"))
+    other.switch_page("pages/compare.py").run()
+    assert any("The Library is empty" in t for t in texts(other, "info"))
+
+    shared = new_app(analysis=mine)
+    shared.run()
+    assert not shared.exception, shared.exception
+    assert shared.session_state.result.analysis_id == mine
+    assert any("read-only" in t for t in texts(shared, "caption"))
+    with pytest.raises(AccessError):
+        library.delete(ui_state.store(), library_viewer(shared), mine)
+    assert ui_state.store().analysis_owner(mine) == owner  # still there, still theirs
+
+
+def library_viewer(at: AppTest):
+    """The viewer of an AppTest session, as the pages build it."""
+    from sonotag_core.access import Viewer
+
+    return Viewer(at.session_state.anon_owner)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -21,6 +22,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from audiogen import make_audio
 
 CHROMIUM = "/usr/bin/chromium"
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,15 +44,15 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def streamlit_server(settings, data: Path):
-    """``streamlit run`` of the app on a free loopback port, as users start it; yields the
-    base URL once the health check answers."""
+def streamlit_server(settings, data: Path, **env_extra: str):
+    """``streamlit run serve.py`` on a free loopback port, as users start it (``env_extra``:
+    more SONOTAG_* settings); yields the base URL once the health check answers."""
     port = free_port()
     env = dict(os.environ, SONOTAG_MODEL_DIR=settings.model_dir, SONOTAG_DATA_DIR=str(data),
-               SONOTAG_THREADS="2", HF_HUB_OFFLINE="1")  # fmt: skip
+               SONOTAG_THREADS="2", HF_HUB_OFFLINE="1", **env_extra)  # fmt: skip
     log = open(data / "streamlit.log", "w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "streamlit_app.py",
+        [sys.executable, "-m", "streamlit", "run", "serve.py",
          "--server.address", "127.0.0.1", "--server.port", str(port), "--server.headless", "true",
          "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
@@ -344,3 +346,96 @@ def test_markdown_from_a_link_or_the_label_box_fetches_nothing(server, browser):
         )
         ctx.close()
         assert hits == [], hits
+
+
+# ---------------------------------------------------------------- two visitors (issue 15)
+
+
+@pytest.fixture(scope="module")
+def private_server(settings, tmp_path_factory):
+    """A deployment as the Docker image runs it: SONOTAG_ACCESS=private, and a rate limit
+    of 2 analyses an hour so a test can reach it."""
+    data = tmp_path_factory.mktemp("private-data")
+    with streamlit_server(settings, data, SONOTAG_ACCESS="private",
+                          SONOTAG_RATE_LIMIT_PER_HOUR="2") as base:  # fmt: skip
+        yield base
+
+
+def analysis_id_of(page) -> str:
+    sync_api.expect(page).to_have_url(re.compile(r"[?&]analysis=[0-9a-f]{32}"), timeout=60_000)
+    return parse_qs(urlsplit(page.url).query)["analysis"][0]
+
+
+def test_a_visitor_cannot_list_open_as_owner_or_delete_anothers_upload(
+    private_server, browser, tmp_path
+):
+    expect = sync_api.expect
+    clip = make_audio(tmp_path / "visitor A private take.wav", 12.0, kind="mix")
+    a_ctx = browser.new_context(viewport={"width": 1440, "height": 1000})
+    a = a_ctx.new_page()
+    a.goto(f"{private_server}/?l=a+tone")
+    wait_idle(a)
+    a.get_by_role("radio", name="Upload").or_(a.get_by_role("button", name="Upload")).first.click()
+    a.locator("input[type=file]").set_input_files(str(clip))
+    expect(a.get_by_text("is on the server, ready to analyse")).to_be_visible(timeout=60_000)
+    wait_idle(a)
+    a.get_by_role("button", name="Analyze", exact=True).click()
+    expect(a.locator("[data-testid='stVegaLiteChart']").first).to_be_visible(timeout=120_000)
+    analysis_id_of(a)  # an upload is shared by its stored analysis: a 128-bit id
+    share_link = a.url
+    a.goto(f"{private_server}/library")
+    wait_idle(a)
+    expect(a.get_by_text("visitor A private take")).to_have_count(1)  # A's
+
+    b_ctx = browser.new_context(viewport={"width": 390, "height": 900})  # another browser
+    b = b_ctx.new_page()
+    b.goto(f"{private_server}/library")
+    wait_idle(b)
+    expect(b.get_by_text("Nothing stored yet")).to_be_visible()  # B's Library: not A's
+    expect(b.get_by_text("visitor A private take")).to_have_count(0)
+    b.screenshot(path=str(ARTIFACTS / "9-visitor-b-library-390.png"), full_page=True)
+    # B's search finds nothing of A's audio
+    b.get_by_role("textbox", name="A sound, in words").fill("a tone")
+    b.get_by_role("button", name="Search").click()
+    wait_idle(b)
+    expect(b.get_by_text("No stored audio to search yet")).to_be_visible(timeout=60_000)
+    # through A's share link, B reads the results
+    b.goto(share_link)
+    expect(b.locator("[data-testid='stVegaLiteChart']").first).to_be_visible(timeout=120_000)
+    wait_idle(b)
+    expect(b.get_by_role("heading", name="visitor A private take")).to_be_visible()
+    expect(b.get_by_text("Shared with you through its link, read-only")).to_be_visible()
+    b.screenshot(path=str(ARTIFACTS / "9-visitor-b-share-link-390.png"), full_page=True)
+    # ... but it is not B's: back in B's Library there is still nothing to delete
+    b.goto(f"{private_server}/library")
+    wait_idle(b)
+    expect(b.get_by_text("Nothing stored yet")).to_be_visible()
+    expect(b.get_by_role("button", name="Delete")).to_have_count(0)
+    # A's analysis is untouched and still A's
+    a.goto(f"{private_server}/library")
+    wait_idle(a)
+    expect(a.get_by_text("visitor A private take")).to_have_count(1)
+    a_ctx.close()
+    b_ctx.close()
+
+
+def test_the_rate_limit_holds_across_new_tabs(private_server, browser):
+    """Three tabs of one browser are one visitor: with a limit of 2 an hour the third
+    analysis is refused (before, each tab was a fresh session with a fresh allowance)."""
+    expect = sync_api.expect
+    ctx = browser.new_context(viewport={"width": 1200, "height": 900})
+    link = f"{private_server}/?ex=siren-street&l=siren"
+    for tab in range(3):
+        page = ctx.new_page()
+        page.goto(link)  # a share link of an example: opening it runs the analysis
+        wait_idle(page)
+        refused = page.get_by_text("the most this server allows")
+        if tab < 2:
+            expect(page.locator("[data-testid='stVegaLiteChart']").first).to_be_visible(
+                timeout=120_000
+            )
+            expect(refused).to_have_count(0)
+        else:
+            expect(refused).to_be_visible(timeout=60_000)
+            page.screenshot(path=str(ARTIFACTS / "10-rate-limit-third-tab.png"))
+    ctx.close()

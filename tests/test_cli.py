@@ -175,13 +175,13 @@ def test_analyze_reuses_stored_embeddings_and_saves_each_run(tmp_path, library_c
     out = tmp_path / "first.csv"
     assert library_cli("analyze", str(clip), "--labels", "a tone; siren", "-o", str(out)) == 0
     err = capsys.readouterr().err
-    first_id = re.search(r"analysis ([0-9a-f]{16})", err).group(1)
+    first_id = re.search(r"analysis ([0-9a-f]{32})", err).group(1)
     assert "reused" not in err and sum(library_cli.encoded) == 2
     # same audio, hop and model: no audio encoding at all, a new analysis with new labels
     assert library_cli("analyze", str(clip), "--labels", "rain", "--format", "json") == 0
     captured = capsys.readouterr()
     assert "reused stored embeddings" in captured.err and sum(library_cli.encoded) == 2
-    second_id = re.search(r"analysis ([0-9a-f]{16})", captured.err).group(1)
+    second_id = re.search(r"analysis ([0-9a-f]{32})", captured.err).group(1)
     assert second_id != first_id and json.loads(captured.out)["labels"] == ["rain"]
     # --no-store: neither reused nor saved
     assert library_cli("analyze", str(clip), "--labels", "rain", "--no-store") == 0

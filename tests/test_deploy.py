@@ -274,6 +274,7 @@ def test_runtime_stage() -> None:
     assert user == "1000:1000"
     env = env_of(runtime)
     assert env["SONOTAG_DATA_DIR"] == "/data"
+    assert env["SONOTAG_ACCESS"] == "private"  # a deployment: visitors see their own work
     assert env["SONOTAG_MODEL_DIR"].startswith("/data/")
     assert env["PORT"] == "8501" and runtime.one("EXPOSE") == "8501"
     assert not runtime.all("VOLUME")  # Railway refuses VOLUME; volumes are mounted on /data
@@ -281,7 +282,7 @@ def test_runtime_stage() -> None:
     cmd = exec_form(runtime.one("CMD"))
     assert cmd[:2] == ["sh", "-c"] and len(cmd) == 3
     line = shlex.split(cmd[2])
-    assert line[:4] == ["exec", "streamlit", "run", "streamlit_app.py"]
+    assert line[:4] == ["exec", "streamlit", "run", "serve.py"]  # the app behind its middleware
     opts = dict(zip(line[4::2], line[5::2], strict=True))
     assert opts == {
         "--server.port": "$PORT",

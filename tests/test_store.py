@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 from audiogen import make_audio
 
+from sonotag_core.access import OPERATOR
 from sonotag_core.analysis import embed_file, score
 from sonotag_core.embeddings import AudioEmbeddings
 from sonotag_core.labels import LabelSet
@@ -389,9 +390,12 @@ def test_migrates_a_schema_1_database(tmp_path):
     db.commit()
     db.close()
     store = Store(tmp_path)
-    assert store.schema_version == len(MIGRATIONS) == 2
+    assert store.schema_version == len(MIGRATIONS) == 3
     old = store.get_analysis("0123456789abcdef")
     assert old.labels == LabelSet(("siren",)) and old.source.title == "Old clip"
+    assert old.owner == OPERATOR  # rows from before owners belong to the operator
+    assert [r.owner for r in store.list_analyses()] == [OPERATOR]
+    assert list(store.iter_embeddings(SHA, visible_to="visitor:x")) == []  # an upload
     assert old.source.path == Path("")  # its file is gone: no playback, results still there
     np.testing.assert_allclose(old.embeddings.features, emb.features, atol=5e-4)
     assert store.media_usage() == MediaUsage(0, 0, None)
