@@ -21,6 +21,7 @@ S = ui_state.settings()
 MODES = ("Example", "Link", "Upload", "Library")
 VIEWS = {"timeline": "Timelines", "heatmap": "Heatmap", "events": "Events", "scores": "Scores"}
 HOPS = {10.0: "10 s (fast)", 5.0: "5 s (50 % overlap, 2x slower)"}
+LT_OVERRIDES = "lt_overrides"  # label -> the threshold the user set for it
 # widgets a share link sets (per-label thresholds "lt::<label>" too)
 LINKED_KEYS = "in_mode in_link in_example in_analysis labels_text thr hop med min_ev gap view"
 
@@ -60,6 +61,7 @@ def load_link_state(params: dict[str, list[str]]) -> None:
         ss.labels_text = stored_labels_text(state.analysis) or ss.labels_text
     ss.thr, ss.hop, ss.med = state.threshold, state.hop_s, state.median_frames
     ss.min_ev, ss.gap, ss.view = state.min_event_s, state.fill_gap_s, state.view
+    ss[LT_OVERRIDES] = dict(state.label_thresholds)  # the link's; the rest follow thr
     for label, value in state.label_thresholds.items():
         ss[f"lt::{label}"] = value
     ss[ui_state.PICKED_T] = state.t
@@ -167,6 +169,17 @@ except LimitError as exc:
     labels = None
     ui_state.error(exc)
 
+def set_override(label: str) -> None:
+    """The user moved this label's own slider: it keeps that value from now on (moving it
+    back onto the global threshold makes it follow the global one again)."""
+    value = float(st.session_state[f"lt::{label}"])
+    overrides = st.session_state.setdefault(LT_OVERRIDES, {})
+    if abs(value - st.session_state.thr) < 1e-9:
+        overrides.pop(label, None)
+    else:
+        overrides[label] = value
+
+
 with st.sidebar:
     st.header("Settings")
     st.radio("Window hop", list(HOPS), key="hop", format_func=HOPS.get,
@@ -177,23 +190,23 @@ with st.sidebar:
     st.slider("Minimum event length (s)", 0.0, share.MIN_EVENT_S_MAX, key="min_ev", step=0.1)
     st.slider("Fill gaps shorter than (s)", 0.0, share.FILL_GAP_S_MAX, key="gap", step=0.05)
     if labels is not None and labels.positives:
+        overrides = st.session_state.setdefault(LT_OVERRIDES, {})
         with st.expander("Per-label thresholds"):
+            st.caption("A label follows the event threshold until you move its own slider.")
             for label in labels.positives:
                 key = f"lt::{label}"
-                if key not in st.session_state:
+                if label not in overrides:  # follows the global threshold, wherever it is
                     st.session_state[key] = st.session_state.thr
-                st.slider(ui_state.md_text(label), 0.01, 0.99, key=key, step=0.01)
+                st.slider(ui_state.md_text(label), 0.01, 0.99, key=key, step=0.01,
+                          on_change=set_override, args=(label,))  # fmt: skip
 
 
 def label_thresholds() -> dict[str, float]:
+    """The thresholds the user set per label; every other label uses the global one."""
     if labels is None:
         return {}
-    out = {}
-    for label in labels.positives:
-        value = st.session_state.get(f"lt::{label}")
-        if value is not None and abs(value - st.session_state.thr) > 1e-9:
-            out[label] = float(value)
-    return out
+    overrides = st.session_state.get(LT_OVERRIDES, {})
+    return {label: float(overrides[label]) for label in labels.positives if label in overrides}
 
 
 # ---------------------------------------------------------------- run
@@ -237,6 +250,15 @@ def open_store():
         return None
 
 
+def event_params() -> EventParams:
+    """The event settings the sidebar shows now (kept with a saved analysis, too)."""
+    return EventParams.from_settings(
+        S, threshold=st.session_state.thr, label_thresholds=label_thresholds(),
+        median_frames=st.session_state.med, fill_gap_s=st.session_state.gap,
+        min_event_s=st.session_state.min_ev,
+    )  # fmt: skip
+
+
 def run_analysis(save: bool) -> None:
     with st.status("Analysing…", expanded=True) as status:
         bar = ui_state.ProgressBar()
@@ -250,10 +272,12 @@ def run_analysis(save: bool) -> None:
                 done = library.open_analysis(store, model, st.session_state.in_analysis)
             else:
                 ui_state.rate_limiter().check(*ui_state.user_keys())
+                hop_s = float(st.session_state.hop)
                 done = library.run(
-                    model, resolve(bar, store, model), labels, hop_s=float(st.session_state.hop),
+                    model, resolve(bar, store, model), labels, hop_s=hop_s,
                     settings=S, store=store, cache=ui_state.embedding_cache(), save=save,
                     progress=bar, viewer=ui_state.viewer(),
+                    run_settings={"hop_s": hop_s, **event_params().as_settings()},
                 )  # fmt: skip
             st.session_state[ui_state.RESULT] = done
             bar.done(f"Done: {done.embeddings.n_windows} window(s) in {done.seconds:.1f} s")
@@ -276,11 +300,7 @@ result: library.Analysed | None = st.session_state.get(ui_state.RESULT)
 report = None
 if result is not None and labels is not None:
     try:
-        params = EventParams.from_settings(
-            S, threshold=st.session_state.thr, label_thresholds=label_thresholds(),
-            median_frames=st.session_state.med, fill_gap_s=st.session_state.gap,
-            min_event_s=st.session_state.min_ev,
-        )  # fmt: skip
+        params = event_params()
         report = report_for(
             ui_state.model(), ui_state.text_cache(), result.source, result.embeddings,
             labels, params, hop_s=result.hop_s,

@@ -90,9 +90,12 @@ table = pd.DataFrame(
         "analysed": [time.strftime("%Y-%m-%d %H:%M", time.localtime(r.created)) for r in rows],
     }
 )
+# a deletion starts a new table (new key): the old selection pointed at a row number, which
+# would now name the next analysis (or none: the last row's number, an IndexError)
+generation = st.session_state.setdefault("lib_table_generation", 0)
 picked = st.dataframe(table, hide_index=True, on_select="rerun", selection_mode="single-row",
-                      key="lib_table", width="stretch")  # fmt: skip
-chosen = picked.selection.rows if picked else []
+                      key=f"lib_table_{generation}", width="stretch")  # fmt: skip
+chosen = [i for i in (picked.selection.rows if picked else []) if 0 <= i < len(rows)]
 if chosen:
     row = rows[chosen[0]]
     a, b = st.columns(2)
@@ -107,6 +110,7 @@ if chosen:
             if st.button("Delete for good", type="primary", key=f"del_{row.id}"):
                 try:
                     library.delete(store, me, row.id)
+                    st.session_state.lib_table_generation = generation + 1
                     st.toast(f"Deleted “{ui_state.md_text(row.title)}”.")
                     st.rerun()
                 except SonoTagError as exc:

@@ -150,11 +150,7 @@ def build_report(
     """Events from the timeline plus provenance: what every export writes."""
     used = {
         "hop_s": analysis.hop_s,
-        "threshold": params.threshold,
-        "label_thresholds": dict(params.label_thresholds),
-        "median_frames": params.median_frames,
-        "fill_gap_s": params.fill_gap_s,
-        "min_event_s": params.min_event_s,
+        **params.as_settings(),
         "device": model.device,
         **(settings or {}),
     }

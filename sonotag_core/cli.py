@@ -334,7 +334,7 @@ def _try_store(fn, problems: list[str]):
 def _save(store, analysis, model, params, seconds: float) -> str:
     from .analysis import save_analysis
 
-    settings = {"hop_s": analysis.hop_s, **_event_settings(params)}
+    settings = {"hop_s": analysis.hop_s, **params.as_settings()}
     analysis_id, _ = save_analysis(store, analysis.source, analysis.embeddings, analysis.labels,
                                    model, hop_s=analysis.hop_s, settings=settings,
                                    seconds=seconds)  # fmt: skip
@@ -342,11 +342,6 @@ def _save(store, analysis, model, params, seconds: float) -> str:
 
 
 EVENT_KEYS = ("threshold", "label_thresholds", "median_frames", "fill_gap_s", "min_event_s")
-
-
-def _event_settings(params) -> dict:
-    return {k: (dict(v) if k == "label_thresholds" else v)
-            for k, v in ((k, getattr(params, k)) for k in EVENT_KEYS)}  # fmt: skip
 
 
 def _write(report, fmt: str, output: Path | None, title: str) -> str:

@@ -91,6 +91,17 @@ class EventParams:
         values.update(overrides)
         return cls(**values)
 
+    def as_settings(self) -> dict[str, Any]:
+        """These parameters as the ``settings`` a stored analysis and every export keep
+        (plain values: ``EventParams(**p.as_settings())`` gives them back)."""
+        return {
+            "threshold": self.threshold,
+            "label_thresholds": dict(self.label_thresholds),
+            "median_frames": self.median_frames,
+            "fill_gap_s": self.fill_gap_s,
+            "min_event_s": self.min_event_s,
+        }
+
     def threshold_for(self, label: str) -> float:
         """The label's own threshold if it has one, else the global one."""
         return float(self.label_thresholds.get(label, self.threshold))

@@ -419,3 +419,24 @@ def library_viewer(at: AppTest):
     from sonotag_core.access import Viewer
 
     return Viewer(at.session_state.anon_owner)
+
+
+def test_a_dashboard_analysis_keeps_the_users_event_settings(app_env, tmp_path, capsys):
+    """Issue 9 A5 / issue 10: the dashboard stored its analyses with empty settings, so
+    ``sonotag library export`` of one fell back to the defaults. The thresholds and the
+    smoothing the user chose travel with the stored analysis now."""
+    from sonotag_core.cli import main
+
+    at = new_app(ex="siren-street", l=["siren", "car horn"], thr="0.3", med="3", gap="0.6",
+                 lt=["car horn:0.8"])  # fmt: skip
+    at.run()
+    [analyze] = [b for b in at.button if b.label == "Analyze"]
+    analyze.click().run()
+    assert not at.exception, at.exception
+    analysis_id = at.session_state.result.analysis_id
+    out = tmp_path / "stored.json"
+    assert main(["library", "export", analysis_id, "--format", "json", "-o", str(out)]) == 0
+    settings = json.loads(out.read_text())["settings"]
+    assert settings["threshold"] == pytest.approx(0.3)
+    assert settings["median_frames"] == 3 and settings["fill_gap_s"] == pytest.approx(0.6)
+    assert settings["label_thresholds"] == {"car horn": pytest.approx(0.8)}

@@ -439,3 +439,89 @@ def test_the_rate_limit_holds_across_new_tabs(private_server, browser):
             expect(refused).to_be_visible(timeout=60_000)
             page.screenshot(path=str(ARTIFACTS / "10-rate-limit-third-tab.png"))
     ctx.close()
+
+
+def events_shown(page) -> int:
+    metric = page.locator("[data-testid='stMetric']", has_text="Events")
+    return int(metric.locator("[data-testid='stMetricValue']").inner_text().strip())
+
+
+def slide(page, name: str, key: str) -> None:
+    """Move the slider labelled ``name`` with the keyboard (Home: minimum, End: maximum)."""
+    thumb = page.locator("[data-testid='stSlider']", has_text=name).get_by_role("slider").first
+    thumb.focus()
+    thumb.press(key)
+    wait_idle(page)
+
+
+def test_the_event_threshold_slider_changes_the_events(server, browser):
+    """Issue 9 A1: per-label thresholds were fixed at the first render's global value, so
+    the main slider changed nothing. Now every label follows it until its own slider is
+    moved, and the link holds only the thresholds that differ."""
+    expect = sync_api.expect
+    ctx = browser.new_context(viewport={"width": 1440, "height": 1000})
+    page = ctx.new_page()
+    page.goto(f"{server}/?ex=siren-street&l=siren&l=car+horn")
+    expect(page.locator("[data-testid='stVegaLiteChart']").first).to_be_visible(timeout=180_000)
+    wait_idle(page)
+    slide(page, "Event threshold", "Home")  # 0.01: every frame is above it
+    low = events_shown(page)
+    expect(page).to_have_url(re.compile(r"thr=0\.01"))
+    assert "lt=" not in page.url and low >= 2  # one event (at least) per label
+    slide(page, "Event threshold", "End")  # 0.99: nothing is
+    assert events_shown(page) == 0
+    slide(page, "Event threshold", "Home")
+    assert events_shown(page) == low
+    # a label's own slider overrides the global one, and only that label
+    page.get_by_text("Per-label thresholds").click()
+    wait_idle(page)
+    slide(page, "car horn", "End")
+    expect(page).to_have_url(re.compile(r"lt=car(\+|%20)horn(:|%3A)0\.99"))
+    with_override = events_shown(page)
+    assert 1 <= with_override < low  # car horn has none now, siren still has its own
+    page.screenshot(path=str(ARTIFACTS / "11-threshold-slider.png"), full_page=True)
+    ctx.close()
+
+
+def test_deleting_library_rows_down_to_the_last(settings, browser, tmp_path):
+    """Issue 9 A2: deleting the last row showed a traceback (the table kept selecting a
+    row number that no longer existed), and deleting a middle row left the selection and
+    the confirmation on the next analysis. Each deletion now clears the selection and acts
+    on the analysis it names only."""
+    expect = sync_api.expect
+    data = tmp_path / "data"
+    data.mkdir()
+    with streamlit_server(settings, data) as base:
+        ctx = browser.new_context(viewport={"width": 1440, "height": 1000})
+        page = ctx.new_page()
+        examples = (("siren-street", "siren"), ("alarm-clock", "alarm"), ("siren-street", "horn"))
+        for ex, label in examples:
+            page.goto(f"{base}/?ex={ex}&l={label}")
+            expect(page.locator("[data-testid='stVegaLiteChart']").first).to_be_visible(
+                timeout=180_000
+            )
+            wait_idle(page)
+            page.get_by_role("button", name="Analyze", exact=True).click()  # stored anew
+            wait_idle(page)
+        page.goto(f"{base}/library")
+        wait_idle(page)
+        grid = page.locator("[data-testid='stDataFrame']").first
+        stored = int(page.get_by_text(re.compile(r"^\d+ stored")).inner_text().split()[0])
+        for row in [1] + [stored - 2 - i for i in range(stored - 1)]:  # a middle one, then the last
+            # the row-selection column of that data row (a 35-px header, then 35-px rows)
+            grid.click(position={"x": 14, "y": 35 * (row + 1) + 17})
+            wait_idle(page)
+            page.get_by_role("button", name="Delete").click()
+            page.get_by_role("button", name="Delete for good").click()
+            stored -= 1
+            if stored:
+                expect(page.get_by_text(f"{stored} stored")).to_be_visible(timeout=60_000)
+            else:
+                expect(page.get_by_text("Nothing stored yet")).to_be_visible(timeout=60_000)
+            wait_idle(page)
+            expect(page.locator("[data-testid='stException']")).to_have_count(0)
+            # nothing is selected any more: no confirmation, no "Open" for the next one
+            expect(page.get_by_role("button", name="Delete for good")).to_have_count(0)
+            expect(page.get_by_role("button", name="Delete")).to_have_count(0)
+        page.screenshot(path=str(ARTIFACTS / "12-library-emptied.png"))
+        ctx.close()
