@@ -151,6 +151,15 @@ def md_text(text: str) -> str:
     return _MD_SPECIAL.sub(r"\\\1", _AUTOLINK.sub(_WORD_JOINER, str(text)))
 
 
+def audio_mime(path: str | Path) -> str:
+    """The MIME type the player is told: ``st.audio`` says audio/wav for any file path,
+    and some browsers then refuse an mp3 or m4a."""
+    import mimetypes
+
+    guessed, _ = mimetypes.guess_type(str(path))
+    return guessed if guessed and guessed.startswith(("audio/", "video/")) else "audio/wav"
+
+
 def error(message: object) -> None:
     """``st.error`` for a message that may repeat a user's or a link's text (a label, a
     file name): shown literally, so ``![p](http://…)`` never becomes an image to fetch."""

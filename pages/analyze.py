@@ -343,7 +343,8 @@ if report is not None:
     if result.warning:
         ui_state.warning(result.warning)
     if src.path.is_file():
-        st.audio(str(src.path), start_time=start, autoplay=picked is not None)
+        st.audio(str(src.path), format=ui_state.audio_mime(src.path), start_time=start,
+                 autoplay=picked is not None)  # fmt: skip
         st.caption(f"Playing from {start} s — click a chart or an event row to jump."
                    if picked is not None else "Click a chart or an event row to play from there.")  # fmt: skip
 

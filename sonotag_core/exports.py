@@ -248,7 +248,8 @@ def report_to_json_obj(report: Report) -> dict[str, Any]:
         ],
         "model": dataclasses.asdict(report.model),
         "settings": report.settings,
-        "source": report.source,
+        # the user's file name or link, never where this server keeps the audio
+        "source": {k: v for k, v in report.source.items() if k != "path"},
         "sonotag_version": __version__,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "extra": report.extra,

@@ -204,6 +204,9 @@ def test_upload_runs(app_env, tmp_path, encoder_calls):
     clip = make_audio(tmp_path / "my clip.mp3", 12.0, kind="mix")
     at = upload_and_run("my clip.mp3", clip.read_bytes(), "audio/mpeg")
     assert at.session_state.result.source.title == "my clip"
+    # served as what it is (st.audio alone calls every file audio/wav): issue 9 A8
+    [player] = at.get("audio")
+    assert player.proto.url.endswith(".mp3"), player.proto.url
     captions = " ".join(texts(at, "caption"))
     assert "“my clip.mp3” is on the server, ready to analyse" in captions
     assert sum(encoder_calls) == 2
