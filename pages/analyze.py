@@ -276,7 +276,7 @@ def run_analysis(save: bool) -> None:
                 done = library.run(
                     model, resolve(bar, store, model), labels, hop_s=hop_s,
                     settings=S, store=store, cache=ui_state.embedding_cache(), save=save,
-                    progress=bar, viewer=ui_state.viewer(),
+                    progress=bar, viewer=ui_state.viewer(), update_existing=True,
                     run_settings={"hop_s": hop_s, **event_params().as_settings()},
                 )  # fmt: skip
             st.session_state[ui_state.RESULT] = done

@@ -225,6 +225,7 @@ def save_analysis(
     settings: Mapping[str, Any],
     seconds: float,
     owner: str = OPERATOR,
+    update_of: str | None = None,
 ) -> tuple[str, SourceInfo]:
     """Store the analysis (one transaction), then keep the audio of an upload or a link.
 
@@ -234,17 +235,22 @@ def save_analysis(
     full disk) leaves the working copy where it was; if only keeping the audio fails, the
     analysis stands, with the original path, and the failure is logged.
     """
-    analysis_id = store.save_analysis(
-        source,
-        embeddings,
-        labels,
-        hop_s=hop_s,
-        checkpoint_sha256=model.info.checkpoint_sha256,
-        model_name=model.info.name,
-        settings=settings,
-        seconds=seconds,
-        owner=owner,
-    )
+    if update_of is not None and store.update_analysis(
+        update_of, labels, settings=settings, seconds=seconds
+    ):
+        analysis_id = update_of  # ``update_of``: that stored analysis gets this run instead
+    else:
+        analysis_id = store.save_analysis(
+            source,
+            embeddings,
+            labels,
+            hop_s=hop_s,
+            checkpoint_sha256=model.info.checkpoint_sha256,
+            model_name=model.info.name,
+            settings=settings,
+            seconds=seconds,
+            owner=owner,
+        )
     if source.kind not in KEPT_KINDS:
         return analysis_id, source
     try:

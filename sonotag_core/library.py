@@ -114,12 +114,16 @@ def run(
     run_settings: Mapping[str, Any] | None = None,
     progress: ProgressFn = no_progress,
     viewer: Viewer = OPERATOR_VIEWER,
+    update_existing: bool = False,
 ) -> Analysed:
     """Embed ``source`` (reusing the cache or the store) and keep the run in the store,
     owned by ``viewer`` (:mod:`.access`).
 
     With ``save=False`` a new record is written only if this audio had none for this hop
     and model that ``viewer`` may list; otherwise that stored analysis stands for it.
+    With ``update_existing`` the stored analysis of this audio, hop and model that the
+    viewer may change takes the new labels and settings instead of a second copy (the
+    dashboard: pressing Analyze again never adds a duplicate).
     """
     t0 = time.perf_counter()
     sha = model.info.checkpoint_sha256
@@ -138,10 +142,15 @@ def run(
         return Analysed(source, emb, hop_s, seconds, labels=labels)
     if existing is not None and not save:
         return Analysed(source, emb, hop_s, seconds, existing, labels)
+    mine = None
+    if update_existing:
+        owned_by = None if viewer.sees_all else viewer.owner
+        mine = _safe(lambda: store.latest_analysis_id(source.content_id, hop_s, sha,
+                                                      owned_by=owned_by), store)  # fmt: skip
     try:
         analysis_id, kept = save_analysis(store, source, emb, labels, model, hop_s=hop_s,
                                           settings=dict(run_settings or {}), seconds=seconds,
-                                          owner=viewer.owner)  # fmt: skip
+                                          owner=viewer.owner, update_of=mine)  # fmt: skip
     except StoreError as exc:
         log.warning("could not save the analysis", exc_info=True)
         return Analysed(source, emb, hop_s, seconds, existing, labels,

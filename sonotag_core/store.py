@@ -376,6 +376,30 @@ class Store:
             raise StoreError(self._message("save the analysis", exc)) from exc
         return analysis_id
 
+    def update_analysis(
+        self,
+        analysis_id: str,
+        labels: LabelSet,
+        *,
+        settings: Mapping[str, Any] | None = None,
+        seconds: float = 0.0,
+    ) -> bool:
+        """Give a stored analysis new labels and settings (same audio, hop and model: the
+        dashboard's Analyze on audio it already holds), newest in the Library again.
+        False when there is no such analysis."""
+        try:
+            with self._tx() as db:
+                n = db.execute(
+                    "UPDATE analyses SET labels=?, negatives=?, settings=?, seconds=?, created=? "
+                    "WHERE id=?",
+                    (json.dumps(list(labels.labels)), json.dumps(sorted(labels.negatives)),
+                     json.dumps(dict(settings or {}), default=str), float(seconds), time.time(),
+                     analysis_id),
+                ).rowcount  # fmt: skip
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreError(self._message("update the analysis", exc)) from exc
+        return n == 1
+
     def get_analysis(self, analysis_id: str) -> StoredAnalysis | None:
         """One stored analysis; its source's ``path`` is the kept audio, else the original
         file if it still exists, else ``Path("")`` (no playback)."""
@@ -413,9 +437,10 @@ class Store:
         checkpoint_sha256: str,
         *,
         visible_to: str | None = None,
+        owned_by: str | None = None,
     ) -> str | None:
         """The newest analysis of this audio with this hop and model (that the owner
-        ``visible_to`` may list, when given), or None."""
+        ``visible_to`` may list, or that ``owned_by`` owns, when given), or None."""
         with self._guard("read the library"):
             row = (
                 self._conn()
@@ -424,8 +449,16 @@ class Store:
                     "JOIN sources s ON s.content_id = e.content_id "
                     "WHERE e.content_id = ? AND e.hop_s = ? AND e.checkpoint_sha256 = ? "
                     f"AND (? IS NULL OR a.owner = ? OR s.kind IN ({_PUBLIC_KINDS_SQL})) "
-                    "ORDER BY a.created DESC LIMIT 1",
-                    (content_id, float(hop_s), checkpoint_sha256, visible_to, visible_to),
+                    "AND (? IS NULL OR a.owner = ?) ORDER BY a.created DESC LIMIT 1",
+                    (
+                        content_id,
+                        float(hop_s),
+                        checkpoint_sha256,
+                        visible_to,
+                        visible_to,
+                        owned_by,
+                        owned_by,
+                    ),  # fmt: skip
                 )
                 .fetchone()
             )

@@ -17,6 +17,7 @@ from audiogen import make_audio
 from streamlit.testing.v1 import AppTest
 
 from sonotag_core import exports
+from sonotag_core.labels import LabelSet
 
 APP = str(Path(__file__).resolve().parent.parent / "streamlit_app.py")
 TIMEOUT = 120
@@ -313,8 +314,32 @@ def test_shared_example_link_adds_one_library_entry(app_env, encoder_calls):
         at.run()
         assert not at.exception
     assert len(stored_ids(app_env)) == 1 and sum(encoder_calls) == 2
-    at.button[0].click().run()  # pressing Analyze is asking to keep it
-    assert len(stored_ids(app_env)) == 2 and sum(encoder_calls) == 2
+    for _ in range(3):  # pressing Analyze keeps it: the one stored copy, never a second
+        at.button[0].click().run()
+        assert not at.exception, at.exception
+    assert len(stored_ids(app_env)) == 1 and sum(encoder_calls) == 2
+
+
+def test_analyze_again_updates_the_stored_analysis_instead_of_copying_it(app_env, encoder_calls):
+    """Issue 9 A3: re-running one example filled the Library with identical rows. The same
+    audio + hop + model is one stored analysis; new labels and settings update it."""
+    from sonotag_core.store import Store
+
+    at = new_app(ex="alarm-clock", l=["beeping"])
+    at.run()
+    [first] = stored_ids(app_env)
+    for labels in ("beeping", "alarm clock; -music", "alarm clock; -music"):
+        at.text_area(key="labels_text").set_value(labels).run()
+        [analyze] = [b for b in at.button if b.label == "Analyze"]
+        analyze.click().run()
+        assert not at.exception, at.exception
+        assert stored_ids(app_env) == [first] and at.session_state.result.analysis_id == first
+    stored = Store(app_env / "data").get_analysis(first)
+    assert stored.labels == LabelSet(("alarm clock", "music"), frozenset({"music"}))
+    at.radio(key="hop").set_value(5.0).run()  # another hop is another stored analysis
+    [analyze] = [b for b in at.button if b.label == "Analyze"]
+    analyze.click().run()
+    assert len(stored_ids(app_env)) == 2 and sum(encoder_calls) > 2  # encoded at hop 5
 
 
 def test_library_page_lists_and_searches(app_env, encoder_calls):
