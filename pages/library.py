@@ -41,7 +41,7 @@ if searched and query.strip():
             hits = search_library(store, ui_state.text_cache(), query.strip(), top_k=20,
                                   checkpoint_sha256=model.info.checkpoint_sha256,
                                   max_label_chars=S.max_label_chars,
-                                  visible_to=None if me.sees_all else me.owner)  # fmt: skip
+                                  visible_to=me.scope)  # fmt: skip
         st.session_state.lib_hits = (query.strip(), hits, time.perf_counter() - t0)
     except SonoTagError as exc:
         ui_state.error(exc)

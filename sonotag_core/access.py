@@ -54,6 +54,11 @@ class Viewer:
     def sees_all(self) -> bool:
         return self.admin or self.shared or self.owner == OPERATOR
 
+    @property
+    def scope(self) -> str | None:
+        """What the store filters by: None (everything) or this viewer's owner id."""
+        return None if self.sees_all else self.owner
+
 
 OPERATOR_VIEWER = Viewer(OPERATOR, admin=True)
 

@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from . import __version__, workdirs
-from .errors import ConfigError, ExportError, SonoTagError
+from .errors import ConfigError, SonoTagError
 from .progress import Progress, ProgressFn
 from .settings import Settings, settings_table_markdown
 from .untrusted import one_line, quoted, shown
@@ -278,18 +278,14 @@ def _is_stdout(output: Path | None) -> bool:
 
 def _check_output(fmt: str, output: Path | None) -> None:
     """The export's destination, checked before any work (see exports.check_target)."""
-    from .exports import check_target
+    from .exports import check_directory, check_target
 
     if fmt == "all":
         if _is_stdout(output):
             raise ConfigError(
                 "--format all writes one file per format: give a directory with -o DIR."
             )
-        if output.exists() and not output.is_dir():
-            raise ExportError(
-                f"{quoted(output)} is a file; --format all writes one file per format into a "
-                "directory. Choose a directory."
-            )
+        check_directory(output)
     elif not _is_stdout(output):
         check_target(output)
 
@@ -349,7 +345,7 @@ def _write(report, fmt: str, output: Path | None, title: str) -> str:
     from . import exports
 
     if fmt == "all":
-        _check_output(fmt, output)
+        _check_output(fmt, output)  # -o missing: the one message that says what to give
         return ", ".join(str(p) for p in exports.export_all(report, output, _stem(title)))
     if not _is_stdout(output):
         return str(exports.write_export(report, fmt, output))

@@ -376,7 +376,24 @@ def _cannot(path: Path, exc: OSError) -> ExportError:
 def check_target(path: Path) -> Target:
     """Check an export path before any work is done, so a typo in ``-o`` fails at once
     with a message naming it: no such directory, a folder in the way, a block device
-    or a socket (refused), a device or FIFO (written in place)."""
+    or a socket (refused), a device or FIFO (written in place), a place that takes no
+    new file (a read-only mount, /proc: tried with a probe file)."""
+    return _writable(_target(path))
+
+
+def check_directory(directory: Path) -> None:
+    """``--format all``'s destination: a directory, or a name one can be made at."""
+    directory = Path(directory)
+    if directory.exists() and not directory.is_dir():
+        raise ExportError(
+            f"{quoted(directory)} is a file; --format all writes one file per format into a "
+            "directory. Choose a directory."
+        )
+
+
+def _target(path: Path) -> Target:
+    """Where an export to ``path`` goes and how (see :func:`check_target`), from ``stat``
+    alone."""
     path = Path(path)
     shown_path = quoted(path)
     try:
@@ -395,7 +412,7 @@ def check_target(path: Path) -> Target:
             raise ExportError(f"{quoted(path.parent)} is not a directory. Choose another path.")
         if str(path.absolute()).startswith(_IN_PLACE_ROOTS):  # /proc makes no new files
             raise _cannot(path, FileNotFoundError(errno.ENOENT, "no such file"))
-        return _writable(Target(path, Path(os.path.realpath(path)), in_place=False))
+        return Target(path, Path(os.path.realpath(path)), in_place=False)
     if stat.S_ISDIR(st.st_mode):
         raise ExportError(
             f"{shown_path} is a directory: give a file name inside it, or use --format all "
@@ -405,7 +422,7 @@ def check_target(path: Path) -> Target:
         kind = "a block device" if stat.S_ISBLK(st.st_mode) else "a socket"
         raise ExportError(f"{shown_path} is {kind}; refused. Choose a file name.")
     in_place = not stat.S_ISREG(st.st_mode) or str(path.absolute()).startswith(_IN_PLACE_ROOTS)
-    return _writable(Target(path, path if in_place else Path(os.path.realpath(path)), in_place))
+    return Target(path, path if in_place else Path(os.path.realpath(path)), in_place)
 
 
 def _writable(target: Target) -> Target:
@@ -428,7 +445,7 @@ def write_export(report: Report, fmt: str, path: Path) -> Path:
     existing file untouched and no temp file behind; a device or FIFO is written in place.
     Every failure is an :class:`ExportError` naming the path."""
     spec = get_format(fmt)
-    target = check_target(path)
+    target = _target(path)  # a failed write names the path anyway: no probe file first
     try:
         if target.in_place:
             with open(target.path, "w", encoding="utf-8", newline="") as out:
@@ -470,11 +487,7 @@ def export_all(report: Report, directory: Path, stem: str) -> list[Path]:
     if not stem or stem in (".", "..") or re.search(r"[\\/\x00]", stem):
         raise ExportError(f"Export name must be a plain file name, not {quoted(stem)}.")
     directory = Path(directory)
-    if directory.exists() and not directory.is_dir():
-        raise ExportError(
-            f"{quoted(directory)} is a file; --format all writes one file per format into a "
-            "directory. Choose a directory."
-        )
+    check_directory(directory)
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

@@ -127,9 +127,8 @@ def run(
     """
     t0 = time.perf_counter()
     sha = model.info.checkpoint_sha256
-    visible_to = None if viewer.sees_all else viewer.owner
     existing = _safe(lambda: store.latest_analysis_id(source.content_id, hop_s, sha,
-                                                      visible_to=visible_to), store)  # fmt: skip
+                                                      visible_to=viewer.scope), store)  # fmt: skip
     try:
         emb = embed_source(model, source, hop_s=hop_s, settings=settings, cache=cache,
                            store=store, progress=progress)  # fmt: skip
@@ -144,9 +143,8 @@ def run(
         return Analysed(source, emb, hop_s, seconds, existing, labels)
     mine = None
     if update_existing:
-        owned_by = None if viewer.sees_all else viewer.owner
         mine = _safe(lambda: store.latest_analysis_id(source.content_id, hop_s, sha,
-                                                      owned_by=owned_by), store)  # fmt: skip
+                                                      owned_by=viewer.scope), store)  # fmt: skip
     try:
         analysis_id, kept = save_analysis(store, source, emb, labels, model, hop_s=hop_s,
                                           settings=dict(run_settings or {}), seconds=seconds,

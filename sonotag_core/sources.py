@@ -124,16 +124,15 @@ def from_upload(data: bytes, name: str, workdir: Path) -> SourceInfo:
     created = not path.exists()
     if created:
         _write_upload(data, path)
+    shown_name = clean_title(Path(str(name)).name)
     try:
-        info = decode.probe(path, name=clean_title(Path(str(name)).name) or "upload")
+        info = decode.probe(path, name=shown_name or "upload")
     except SonoTagError:
         if created:  # not audio: nothing else would ever delete it
             path.unlink(missing_ok=True)
         raise
     title = clean_title(Path(str(name)).stem) or "upload"
-    return SourceInfo(
-        "upload", path, title, digest, clean_title(Path(str(name)).name), info.duration_s
-    )
+    return SourceInfo("upload", path, title, digest, shown_name, info.duration_s)
 
 
 def _write_upload(data: bytes, path: Path) -> None:

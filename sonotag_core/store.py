@@ -115,6 +115,11 @@ MIGRATIONS: tuple[str, ...] = (
 _PUBLIC_KINDS_SQL = ",".join(f"'{kind}'" for kind in sorted(PUBLIC_KINDS))  # constants only
 
 
+def _visible_sql(owner_column: str) -> str:
+    """access.can_list as SQL (two ``?``: the owner id twice; NULL = every analysis)."""
+    return f"(? IS NULL OR {owner_column} = ? OR s.kind IN ({_PUBLIC_KINDS_SQL}))"
+
+
 class StoreError(SonoTagError):
     """The result store could not be read or written (disk full, damaged database)."""
 
@@ -304,7 +309,7 @@ class Store:
             "e.features, a.id, a.labels, a.negatives FROM embeddings e "
             "JOIN sources s ON s.content_id = e.content_id "
             "JOIN analyses a ON a.id = (SELECT id FROM analyses WHERE embedding_id = e.id "
-            f"AND (? IS NULL OR owner = ? OR s.kind IN ({_PUBLIC_KINDS_SQL})) "
+            f"AND {_visible_sql('owner')} "
             "ORDER BY created DESC LIMIT 1) WHERE e.checkpoint_sha256 = ? ORDER BY e.id"
         )
         with self._guard("read stored embeddings"):
@@ -448,7 +453,7 @@ class Store:
                     "SELECT a.id FROM analyses a JOIN embeddings e ON a.embedding_id = e.id "
                     "JOIN sources s ON s.content_id = e.content_id "
                     "WHERE e.content_id = ? AND e.hop_s = ? AND e.checkpoint_sha256 = ? "
-                    f"AND (? IS NULL OR a.owner = ? OR s.kind IN ({_PUBLIC_KINDS_SQL})) "
+                    f"AND {_visible_sql('a.owner')} "
                     "AND (? IS NULL OR a.owner = ?) ORDER BY a.created DESC LIMIT 1",
                     (
                         content_id,
