@@ -44,7 +44,8 @@ RUN groupadd --gid 1000 sonotag \
     && chown sonotag:sonotag /data
 COPY --from=builder /opt/venv /opt/venv
 WORKDIR /app
-COPY serve.py streamlit_app.py ui_state.py ./
+COPY serve.py streamlit_app.py ui_state.py ui_workbench.py ./
+COPY frontend frontend
 COPY pages pages
 COPY .streamlit .streamlit
 COPY --chmod=755 scripts/docker-entrypoint.sh /usr/local/bin/sonotag-entrypoint

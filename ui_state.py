@@ -21,7 +21,7 @@ from sonotag_core import access
 from sonotag_core.embedding_cache import EmbeddingCache
 from sonotag_core.errors import SonoTagError
 from sonotag_core.model import LoadedModel, load_model
-from sonotag_core.progress import Progress, ProgressFn, no_progress
+from sonotag_core.progress import Clock, Progress, ProgressFn, no_progress
 from sonotag_core.scheduler import RateLimiter
 from sonotag_core.scoring import TextCache
 from sonotag_core.settings import Settings
@@ -79,6 +79,9 @@ def model(progress: ProgressFn = no_progress) -> LoadedModel:
     gone. A failed load (ModelError) is not kept: the next run tries again, e.g. after
     the weights were fetched. Other sessions wait on the lock meanwhile."""
     global _loaded
+    if _loaded is not None:  # the usual case: no "loading" text flashes on every run
+        return _loaded
+    progress(Progress("model", 0, None, "steps", "Loading the OpenFLAM model (first run only)…"))
     with _model_lock:
         if _loaded is None:
             _loaded = load_model(settings(), progress)
@@ -149,15 +152,6 @@ def md_text(text: str) -> str:
     LaTeX and italics, "![p](http://…)" into an image every visitor's browser fetches,
     and a bare address into a link."""
     return _MD_SPECIAL.sub(r"\\\1", _AUTOLINK.sub(_WORD_JOINER, str(text)))
-
-
-def audio_mime(path: str | Path) -> str:
-    """The MIME type the player is told: ``st.audio`` says audio/wav for any file path,
-    and some browsers then refuse an mp3 or m4a."""
-    import mimetypes
-
-    guessed, _ = mimetypes.guess_type(str(path))
-    return guessed if guessed and guessed.startswith(("audio/", "video/")) else "audio/wav"
 
 
 def error(message: object) -> None:
@@ -266,21 +260,24 @@ def user_keys() -> list[str]:
 class ProgressBar:
     """Core :class:`Progress` updates -> one ``st.progress`` bar with stage text.
 
-    Updates are throttled (a 3-hour file sends thousands) so the websocket is not flooded.
+    Byte counts (downloads) are throttled so the websocket is not flooded. The encoder's
+    one update per batch never is: Streamlit stops a script (a Cancel click, a closed tab)
+    only inside a Streamlit call, so that update is where a cancel lands.
     """
 
-    STAGES = {"download": "Downloading", "queue": "Queued", "decode": "Decoding", "encode": "Listening",
+    STAGES = {"download": "Downloading", "queue": "Queued", "decode": "Decoding", "encode": "Encoding",
               "labels": "Reading labels", "model": "Loading model"}  # fmt: skip
 
-    def __init__(self, min_interval_s: float = 0.2) -> None:
+    def __init__(self, min_interval_s: float = 0.2, clock: Clock = time.monotonic) -> None:
         self.bar = st.progress(0.0, text="Starting…")
         self.min_interval_s = min_interval_s
-        self._last = 0.0
+        self._clock = clock
+        self._last = float("-inf")
 
     def __call__(self, p: Progress) -> None:
-        now = time.monotonic()
+        now = self._clock()
         final = p.total is not None and p.done >= p.total
-        if now - self._last < self.min_interval_s and not final:
+        if p.stage != "encode" and not final and now - self._last < self.min_interval_s:
             return
         self._last = now
         self.bar.progress(p.fraction or 0.0, text=md_text(self.describe(p)))
@@ -299,3 +296,35 @@ class ProgressBar:
         """Remove the bar: after a failure its last stage ("Locating the checkpoint")
         would read as if the work were still going on."""
         self.bar.empty()
+
+
+def audio_url(path: str | Path) -> str | None:
+    """A signed address of a kept audio file for the player (served by serve.py with
+    Range support, so the browser can seek to any instant); None if it cannot be made."""
+    from sonotag_core import media_links
+
+    s = settings()
+    try:
+        return media_links.sign_media_url(
+            Path(path), secret=owner_secret(), roots=media_links.media_roots(s.data_dir)
+        )
+    except SonoTagError:
+        return None
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _overview(path: str, content_id: str, data_dir: str) -> dict:
+    from sonotag_core import overview
+
+    folder = overview.overview_dir(data_dir)
+    return overview.cached_overview(Path(path), folder, key=content_id).to_payload()
+
+
+def overview(source: SourceInfo) -> dict | None:
+    """The waveform and spectrogram the player draws, computed once per audio (kept on
+    disk beside the Library), or None when the audio cannot be read any more."""
+    try:
+        with st.spinner("Drawing the waveform and spectrogram…"):
+            return _overview(str(source.path), source.content_id, settings().data_dir)
+    except SonoTagError:
+        return None

@@ -6,7 +6,7 @@ import streamlit as st
 
 import ui_state
 from sonotag_core import access, library
-from sonotag_core.about import BIBTEX, CITATION, LICENCE_NOTE, versions
+from sonotag_core.about import BIBTEX, CITATION, LICENCE_NOTE, model_notices, versions
 from sonotag_core.errors import SonoTagError
 from sonotag_core.settings import SETTINGS_HELP
 
@@ -21,24 +21,30 @@ st.markdown(
 
 st.header("Model")
 model = ui_state.model_if_loaded()
-if model is None:
-    st.info("The model is not loaded yet: it loads on the first analysis (or press the button).")
-    if st.button("Load the model now"):
-        try:
+notices = st.container()  # filled below, once a press of the button has had its outcome
+load_error = None
+button = st.empty()
+if model is None and button.button("Load the model now"):
+    try:
+        with st.spinner("Loading the OpenFLAM model…"):
             model = ui_state.model()
-        except SonoTagError as exc:
-            ui_state.error(exc)
+        button.empty()  # loaded: the button has nothing left to do
+    except SonoTagError as exc:
+        load_error = str(exc)
+with notices:
+    for kind, text in model_notices(model is not None, load_error):
+        if kind == "error":
+            ui_state.error(text)
+        else:
+            getattr(st, kind)(ui_state.md_text(text))
 if model is not None:
-    st.success("OpenFLAM v1-base is loaded and shared by every session of this server.")
-    st.table(
-        {
-            "device": model.device,
-            "threads": str(model.threads),
-            "checkpoint": str(model.checkpoint_path),
-            "checkpoint sha256": model.info.checkpoint_sha256,
-            "openflam": model.info.openflam_version,
-        }
-    )
+    st.table({"device": model.device, "threads": str(model.threads),
+              "openflam": model.info.openflam_version})  # fmt: skip
+    # whole and copyable: a table cell cuts a long path or a 64-digit hash off
+    st.caption("Checkpoint")
+    st.code(str(model.checkpoint_path), language=None, wrap_lines=True)
+    st.caption("Checkpoint SHA-256")
+    st.code(model.info.checkpoint_sha256, language=None, wrap_lines=True)
 
 st.header("Storage")
 try:
@@ -46,12 +52,13 @@ try:
     usage = store.media_usage()
     st.table(
         {
-            "database": str(store.path),
             "stored analyses": str(store.count_analyses()),
             "kept audio (SONOTAG_MEDIA_CAP_MB)": f"{library.usage_text(usage)}; the least "
             "recently played goes first",
         }
     )
+    st.caption("Database")
+    st.code(str(store.path), language=None, wrap_lines=True)
 except SonoTagError as exc:
     ui_state.error(exc)
 

@@ -3,22 +3,25 @@
 from __future__ import annotations
 
 import dataclasses
+import time
 from pathlib import Path
 
 import streamlit as st
 
 import ui_state
-from sonotag_core import charts, exports, library, share, sources
+import ui_workbench
+from sonotag_core import library, share, sources
 from sonotag_core.analysis import report_for
 from sonotag_core.errors import LimitError, SonoTagError
 from sonotag_core.events import EventParams
 from sonotag_core.examples import EXAMPLES, example_path
 from sonotag_core.labels import LabelSet, parse_labels
-from sonotag_core.presets import PRESETS, preset_text
+from sonotag_core.presets import PRESETS, merge_labels
+from sonotag_core.progress import RunHandle
 
 ui_state.leave_legacy_page_mode()
 S = ui_state.settings()
-MODES = ("Example", "Link", "Upload", "Library")
+MODES = ("Example", "Link", "Upload", "Record", "Library")
 VIEWS = {"timeline": "Timelines", "heatmap": "Heatmap", "events": "Events", "scores": "Scores"}
 HOPS = {10.0: "10 s (fast)", 5.0: "5 s (50 % overlap, 2x slower)"}
 LT_OVERRIDES = "lt_overrides"  # label -> the threshold the user set for it
@@ -80,8 +83,12 @@ ui_state.keep_widget_values(
 
 st.title("SonoTag")
 st.caption("Find when any sound happens in any audio, from words alone.")
-for w in st.session_state.get(ui_state.WARNINGS, []):
-    ui_state.warning(w)
+# Messages that come and go sit in containers that are always there: an element's place on
+# the page is its identity, and the player must keep its place (and its playback) when a
+# message or the progress box appears or goes above it.
+with st.container():
+    if link_problems := share.combined_warning(st.session_state.get(ui_state.WARNINGS, [])):
+        ui_state.warning(link_problems)  # one banner, however many parameters were wrong
 
 # ---------------------------------------------------------------- inputs
 
@@ -132,6 +139,10 @@ with left:
         else:
             st.caption("An analysed upload is kept in the Library of this server; its share "
                        "link opens it there.")  # fmt: skip
+    elif mode == "Record":
+        upload = st.audio_input("Record from the microphone", sample_rate=48_000, key="mic")
+        st.caption("Recorded at 48 kHz and analysed like an upload; once analysed it is kept "
+                   "in the Library.")  # fmt: skip
     elif mode == "Library":
         library_picker()
     else:
@@ -140,17 +151,25 @@ with left:
             format_func=lambda k: f"{EXAMPLES[k].title} ({EXAMPLES[k].seconds:.0f} s)",
         )  # fmt: skip
         ex = EXAMPLES[st.session_state.in_example]
-        st.caption(f"{ex.description} Suggested labels: {'; '.join(ex.labels)}")
+        st.caption(f"{ex.description} Suggested labels: {ui_state.md_text('; '.join(ex.labels))}")
+
+        def use_suggested() -> None:
+            st.session_state.labels_text = merge_labels(
+                "", EXAMPLES[st.session_state.in_example].labels
+            )
+
+        st.button("Use the suggested labels", on_click=use_suggested, key="use_suggested",
+                  help="Replaces the labels in the box with this example's.")  # fmt: skip
 
 with right:
 
     def add_preset() -> None:
         name = st.session_state.preset
         if name:
-            current = st.session_state.get("labels_text", "").strip()
-            st.session_state.labels_text = (current + "\n" if current else "") + preset_text(
-                name
-            ).replace("; ", "\n")
+            # labels already in the box are not added twice
+            st.session_state.labels_text = merge_labels(
+                st.session_state.get("labels_text", ""), PRESETS[name]
+            )
             st.session_state.preset = None
 
     st.text_area(
@@ -161,13 +180,16 @@ with right:
     st.selectbox("Add a preset", list(PRESETS), index=None, key="preset", on_change=add_preset,
                  placeholder="Add labels from a preset…")  # fmt: skip
 
+label_problem = st.container()
 try:
     labels = parse_labels(
         st.session_state.labels_text, max_labels=S.max_labels, max_chars=S.max_label_chars
     )
 except LimitError as exc:
     labels = None
-    ui_state.error(exc)
+    with label_problem:
+        ui_state.error(exc)
+
 
 def set_override(label: str) -> None:
     """The user moved this label's own slider: it keeps that value from now on (moving it
@@ -219,6 +241,11 @@ def resolve(progress: ui_state.ProgressBar, store, model) -> sources.SourceInfo:
     if mode == "Example":
         ex_id = st.session_state.in_example
         return sources.from_path(example_path(ex_id, data_dir), title=EXAMPLES[ex_id].title)
+    if mode == "Record":
+        if upload is None:
+            raise SonoTagError("Record something first: press the microphone, then stop.")
+        name = time.strftime("Recording %Y-%m-%d %H.%M.%S.wav")
+        return sources.from_upload(upload.getvalue(), name, data_dir / sources.UPLOADS_DIR)
     if mode == "Upload":
         if upload is None:
             raise SonoTagError(
@@ -259,135 +286,114 @@ def event_params() -> EventParams:
     )  # fmt: skip
 
 
+CANCEL, RUN, CANCELLED = "cancel_run", "run_state", "run_cancelled"  # session keys
+CANCEL_WAIT_S = 120.0  # how long the rerun waits for the cancelled run to stop
+
+
+def cancel_run() -> None:
+    """The Cancel button's callback: the click stops the running script at its next
+    progress update (one batch at most) and starts this rerun, which says what became
+    of it (:func:`show_cancelled`)."""
+    st.session_state[CANCELLED] = True
+
+
+def show_cancelled() -> None:
+    """The rerun after a Cancel click. The stopped run unwinds in its own thread (removing
+    its files as it goes), so wait for it: the message then says what really happened."""
+    run: RunHandle | None = st.session_state.get(RUN)
+    if run is None:
+        return
+    with st.spinner("Stopping the analysis…"):
+        stopped = run.wait(CANCEL_WAIT_S)
+    if run.result is not None:  # it had finished and been kept before the click arrived
+        st.session_state[ui_state.RESULT] = run.result
+        st.info("The analysis had already finished when Cancel was pressed.")
+    elif stopped:
+        st.info("Cancelled — nothing was saved.", icon=":material/cancel:")
+    else:
+        st.warning("Cancelling: the analysis stops at its next step and saves nothing.")
+
+
 def run_analysis(save: bool) -> None:
-    with st.status("Analysing…", expanded=True) as status:
-        bar = ui_state.ProgressBar()
-        try:
-            bar.bar.progress(0.0, text="Loading the OpenFLAM model (first run only)…")
-            model = ui_state.model(bar)
-            store = open_store()
-            if mode == "Library":
-                if store is None or not st.session_state.get("in_analysis"):
-                    raise SonoTagError("Choose a stored analysis first.")
-                done = library.open_analysis(store, model, st.session_state.in_analysis)
-            else:
-                ui_state.rate_limiter().check(*ui_state.user_keys())
+    run = RunHandle()
+    st.session_state[RUN] = run
+    try:
+        with st.status("Analysing…", expanded=True) as status:
+            cancel = st.empty()
+            cancel.button("Cancel", key=CANCEL, on_click=cancel_run,
+                          help="Stop this analysis: nothing is saved.")  # fmt: skip
+            bar = ui_state.ProgressBar()
+            try:
+                model = ui_state.model(bar)  # "Loading the OpenFLAM model" only if it loads
+                store = open_store()
                 hop_s = float(st.session_state.hop)
-                done = library.run(
-                    model, resolve(bar, store, model), labels, hop_s=hop_s,
-                    settings=S, store=store, cache=ui_state.embedding_cache(), save=save,
-                    progress=bar, viewer=ui_state.viewer(), update_existing=True,
-                    run_settings={"hop_s": hop_s, **event_params().as_settings()},
-                )  # fmt: skip
-            st.session_state[ui_state.RESULT] = done
-            bar.done(f"Done: {done.embeddings.n_windows} window(s) in {done.seconds:.1f} s")
-            status.update(label=f"Analysed “{ui_state.md_text(done.source.title)}”", state="complete",
-                          expanded=False)  # fmt: skip
-        except SonoTagError as exc:
-            bar.clear()
-            status.update(label="Could not analyse this audio", state="error", expanded=True)
-            ui_state.error(exc)
+                source = None
+                if mode == "Library":
+                    if store is None or not st.session_state.get("in_analysis"):
+                        raise SonoTagError("Choose a stored analysis first.")
+                    done = library.open_analysis(store, model, st.session_state.in_analysis)
+                    if save and abs(done.hop_s - hop_s) > 1e-9:  # Analyze at another hop
+                        if not done.source.path.is_file():
+                            raise SonoTagError(
+                                f"This analysis was encoded with a {done.hop_s:g}-s hop and its "
+                                "audio is no longer kept on this server, so it cannot be encoded "
+                                "at another hop. Analyse the file or link again."
+                            )
+                        source = done.source  # the kept audio, encoded at the new hop
+                else:
+                    source = resolve(bar, store, model)
+                if source is not None:
+                    ui_state.rate_limiter().check(*ui_state.user_keys())
+                    done = library.run(
+                        model, source, labels, hop_s=hop_s,
+                        settings=S, store=store, cache=ui_state.embedding_cache(), save=save,
+                        progress=bar, viewer=ui_state.viewer(), update_existing=True,
+                        run_settings={"hop_s": hop_s, **event_params().as_settings()},
+                    )  # fmt: skip
+                run.result = done  # no Streamlit call in between: a cancel cannot land here
+                st.session_state[ui_state.RESULT] = done
+                cancel.empty()
+                bar.done(f"Done: {done.embeddings.n_windows} window(s) in {done.seconds:.1f} s")
+                status.update(label=f"Analysed “{ui_state.md_text(done.source.title)}”",
+                              state="complete", expanded=False)  # fmt: skip
+            except SonoTagError as exc:
+                cancel.empty()
+                bar.clear()
+                status.update(label="Could not analyse this audio", state="error", expanded=True)
+                ui_state.error(exc)
+    finally:  # however it ended, a stopped one included: a Cancel's rerun waits for this
+        run.finish()
 
 
 clicked = st.button("Analyze", type="primary", disabled=labels is None)
 auto = st.session_state.pop("auto_run", False)
-if clicked or auto:
-    run_analysis(save=clicked)  # opening a shared link adds no copy to the Library
+with st.container():
+    if clicked or auto:
+        st.session_state.pop(CANCELLED, None)
+        run_analysis(save=clicked)  # opening a shared link adds no copy to the Library
+    elif st.session_state.pop(CANCELLED, False):
+        show_cancelled()
 
 # ---------------------------------------------------------------- results
 
 result: library.Analysed | None = st.session_state.get(ui_state.RESULT)
 report = None
-if result is not None and labels is not None:
-    try:
-        params = event_params()
-        report = report_for(
-            ui_state.model(), ui_state.text_cache(), result.source, result.embeddings,
-            labels, params, hop_s=result.hop_s,
-        )  # fmt: skip
-    except SonoTagError as exc:
-        ui_state.error(exc)
-
-if report is not None:
-    src, tl, events = result.source, report.timeline, report.events
-
-    def pick_from(key: str) -> None:
-        t = charts.pick_time(st.session_state.get(key))
-        if t is not None:
-            st.session_state[ui_state.PICKED_T] = t
-
-    def pick_event_row() -> None:
-        rows = (st.session_state.get("event_table") or {}).get("selection", {}).get("rows", [])
-        if rows and rows[0] < len(events):
-            st.session_state[ui_state.PICKED_T] = float(events.iloc[rows[0]]["onset_s"])
-
-    st.subheader(ui_state.md_text(src.title))
-    if ui_state.shared_with_me(result.analysis_id):
-        st.caption("Shared with you through its link, read-only: only the person who made it "
-                   "can delete it. Analyze it again to keep a copy of your own.")  # fmt: skip
-    m = st.columns(4)
-    m[0].metric("Duration", f"{tl.duration_s:.1f} s")
-    m[1].metric("Windows", result.embeddings.n_windows)
-    m[2].metric("Events", len(events))
-    took = (
-        "from the Library"
-        if result.seconds == 0 and result.analysis_id
-        else f"{result.seconds:.1f} s"
-    )
-    m[3].metric("Analysis time", took)
-
-    picked = st.session_state.get(ui_state.PICKED_T)
-    if picked is None and src.start_s:
-        picked = src.start_s  # a link's &t= is where playback starts
-    start = int(picked) if picked is not None and 0 <= picked < tl.duration_s else 0
-    if result.warning:
-        ui_state.warning(result.warning)
-    if src.path.is_file():
-        st.audio(str(src.path), format=ui_state.audio_mime(src.path), start_time=start,
-                 autoplay=picked is not None)  # fmt: skip
-        st.caption(f"Playing from {start} s — click a chart or an event row to jump."
-                   if picked is not None else "Click a chart or an event row to play from there.")  # fmt: skip
-
-    view = st.segmented_control("View", list(VIEWS), key="view", format_func=VIEWS.get,
-                                required=True) or "timeline"  # fmt: skip
-    thresholds = {lab: params.threshold_for(lab) for lab in tl.labels}
-    if view == "timeline":
-        chart = charts.timeline_chart(tl, thresholds=thresholds)
-    elif view == "heatmap":
-        chart = charts.heatmap_chart(tl)
-    elif view == "events":
-        chart = charts.events_chart(events, tl.labels, tl.duration_s)
-    else:
-        chart = charts.scores_chart(report.clip_scores)
-    key = f"chart_{view}"
-    if view == "scores":
-        st.altair_chart(chart, width="stretch")
-    else:
-        st.altair_chart(chart, on_select=lambda k=key: pick_from(k), selection_mode="pick",
-                        key=key, width="stretch")  # fmt: skip
-        if view != "events":
-            st.altair_chart(charts.events_chart(events, tl.labels, tl.duration_s),
-                            on_select=lambda: pick_from("chart_events_below"),
-                            selection_mode="pick", key="chart_events_below",
-                            width="stretch")  # fmt: skip
-
-    st.markdown("**Events**")
-    if len(events):
-        st.dataframe(events, hide_index=True, on_select=pick_event_row,
-                     selection_mode="single-row", key="event_table",
-                     column_config={"peak": st.column_config.NumberColumn(format="%.3f"),
-                                    "mean": st.column_config.NumberColumn(format="%.3f")})  # fmt: skip
-    else:
-        st.info("No events above the threshold. Lower the threshold or try other labels.")
-
-    st.markdown("**Download**")
-    stem = Path(src.title or "sonotag").stem or "sonotag"
-    cols = st.columns(len(exports.FORMATS))
-    for col, (name, fmt) in zip(cols, exports.FORMATS.items(), strict=True):
-        col.download_button(
-            name, data=lambda n=name: exports.export_text(report, n), file_name=stem + fmt.suffix,
-            mime=fmt.mime, help=fmt.description, key=f"dl_{name}", on_click="ignore",
-        )  # fmt: skip
+with st.container():
+    if result is not None and labels is not None:
+        try:
+            params = event_params()
+            report = report_for(
+                ui_state.model(), ui_state.text_cache(), result.source, result.embeddings,
+                labels, params, hop_s=result.hop_s,
+            )  # fmt: skip
+        except SonoTagError as exc:
+            ui_state.error(exc)
+    if result is not None and abs(result.hop_s - float(st.session_state.hop)) > 1e-9:
+        st.caption(f"Shown with a {result.hop_s:g}-s window hop. Press Analyze to encode this "
+                   f"audio at a {float(st.session_state.hop):g}-s hop.")  # fmt: skip
+with st.container():
+    if report is not None:
+        ui_workbench.show(result, report, params, VIEWS)
 
 # ---------------------------------------------------------------- share
 
@@ -403,12 +409,12 @@ if labels is not None:
         link=link,
         example=st.session_state.in_example if mode == "Example" else None,
         # uploads and Library picks are shared by their stored analysis
-        analysis=stored_id if mode in ("Upload", "Library") else None,
+        analysis=stored_id if mode in ("Upload", "Record", "Library") else None,
         labels=labels.labels,
         negatives=labels.negatives,
         threshold=float(st.session_state.thr),
         label_thresholds=label_thresholds(),
-        hop_s=float(st.session_state.hop),
+        hop_s=result.hop_s if result is not None else float(st.session_state.hop),  # what is shown
         median_frames=int(st.session_state.med),
         min_event_s=float(st.session_state.min_ev),
         fill_gap_s=float(st.session_state.gap),

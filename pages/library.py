@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 
 import pandas as pd
@@ -12,11 +13,15 @@ from sonotag_core import access, library
 from sonotag_core.errors import SonoTagError
 from sonotag_core.search import search_library
 from sonotag_core.sources import format_duration
+from sonotag_core.store import AnalysisSummary
 from sonotag_core.timeline import timecode
 
 ui_state.leave_legacy_page_mode()
 S = ui_state.settings()
 ANALYZE = "pages/analyze.py"
+CONFIRM = "lib_confirm_delete"  # [(id, title)] the open confirmation deletes
+DELETED_NOTES = "lib_deleted_notes"  # what the last deletion did, said after its rerun
+GENERATION = "lib_table_generation"  # +1 per deletion: a new table, nothing selected
 
 st.title("Library")
 me = ui_state.viewer()
@@ -76,42 +81,101 @@ if me.sees_all:  # the server's disk use is the operator's business, not a visit
                "(the least recently played goes first).")  # fmt: skip
 else:
     st.caption(f"{len(rows)} yours or from public links; others' uploads are not listed.")
+# the outcome of the last deletion, said once, after the rerun that cleared the table
+for kind, text in st.session_state.pop(DELETED_NOTES, None) or []:
+    (st.success if kind == "success" else st.warning)(ui_state.md_text(text))
 if not rows:
     st.info("Nothing stored yet: every analysis you run on the Analyze page lands here.")
     st.stop()
 
-table = pd.DataFrame(
-    {
-        "title": [r.title for r in rows],
-        "source": [r.url or r.kind for r in rows],
-        "duration": [format_duration(r.duration_s) if r.duration_s else "" for r in rows],
-        "labels": [r.labels_text for r in rows],
-        "model": [r.model_name for r in rows],
-        "analysed": [time.strftime("%Y-%m-%d %H:%M", time.localtime(r.created)) for r in rows],
-    }
-)
-# a deletion starts a new table (new key): the old selection pointed at a row number, which
-# would now name the next analysis (or none: the last row's number, an IndexError)
-generation = st.session_state.setdefault("lib_table_generation", 0)
-picked = st.dataframe(table, hide_index=True, on_select="rerun", selection_mode="single-row",
-                      key=f"lib_table_{generation}", width="stretch")  # fmt: skip
-chosen = [i for i in (picked.selection.rows if picked else []) if 0 <= i < len(rows)]
-if chosen:
-    row = rows[chosen[0]]
+
+def ask_to_delete(items: list[tuple[str, str]]) -> None:
+    """The confirmation names, and will delete, exactly these (id, title) pairs: the rows
+    selected when the button was pressed, whatever the table shows by the time of the click."""
+    st.session_state[CONFIRM] = items
+
+
+def table_of(shown: list[AnalysisSummary]) -> list[AnalysisSummary]:
+    """The rows as a table with multi-row selection; returns the selected ones."""
+    table = pd.DataFrame(
+        {
+            "title": [r.title for r in shown],
+            "source": [r.url or r.kind for r in shown],
+            "duration": [format_duration(r.duration_s) if r.duration_s else "" for r in shown],
+            "labels": [r.labels_text for r in shown],
+            "model": [r.model_name for r in shown],
+            "analysed": [time.strftime("%Y-%m-%d %H:%M", time.localtime(r.created)) for r in shown],
+        }
+    )
+    # A selection is a list of row numbers of the table it was made in (sorting by a
+    # column header keeps them: they count in `shown`'s order). The key names the rows
+    # shown and a deletion counter, so another filter, order or set of rows is a new table
+    # with nothing selected: a row number never comes to name another analysis, or a row
+    # that is gone (the IndexError of deleting the last row).
+    generation = st.session_state.setdefault(GENERATION, 0)
+    ids = hashlib.sha256(" ".join(r.id for r in shown).encode()).hexdigest()[:16]
+    picked = st.dataframe(table, hide_index=True, on_select="rerun", selection_mode="multi-row",
+                          key=f"lib_table_{generation}_{ids}", width="stretch")  # fmt: skip
+    rows = picked.selection.rows if picked else []
+    return [shown[i] for i in dict.fromkeys(rows) if 0 <= i < len(shown)]
+
+
+def actions(chosen: list[AnalysisSummary]) -> None:
+    """Open (one row) and Delete N (the selected rows this visitor may delete)."""
+    mine = [r for r in chosen if access.can_change(me, r.owner)]
+    theirs = [r for r in chosen if not access.can_change(me, r.owner)]
     a, b = st.columns(2)
-    a.page_link(ANALYZE, label=f"Open “{ui_state.md_text(row.title)}”", icon=":material/open_in_new:",
-                query_params={"analysis": row.id})  # fmt: skip
-    if not access.can_change(me, row.owner):
-        b.caption("Read-only: made from a public link by another visitor.")
+    if len(chosen) == 1:
+        row = chosen[0]
+        a.page_link(ANALYZE, label=f"Open “{ui_state.md_text(row.title)}”", icon=":material/open_in_new:",
+                    query_params={"analysis": row.id})  # fmt: skip
     else:
-        with b.popover("Delete", icon=":material/delete:"):
-            st.write(f"Delete the analysis of “{ui_state.md_text(row.title)}”? Its audio and embeddings go too "
-                     "unless another analysis uses them.")  # fmt: skip
-            if st.button("Delete for good", type="primary", key=f"del_{row.id}"):
-                try:
-                    library.delete(store, me, row.id)
-                    st.session_state.lib_table_generation = generation + 1
-                    st.toast(f"Deleted “{ui_state.md_text(row.title)}”.")
-                    st.rerun()
-                except SonoTagError as exc:
-                    ui_state.error(exc)
+        a.caption(f"{len(chosen)} selected; select just one to open it.")
+    if mine:
+        b.button(f"Delete {library.analyses(len(mine))}", icon=":material/delete:",
+                 on_click=ask_to_delete, args=([(r.id, r.title) for r in mine],))  # fmt: skip
+    if theirs:
+        names = library.name_list([r.title for r in theirs])
+        b.caption(
+            ui_state.md_text(f"Read-only, made from a public link by another visitor: {names}.")
+        )
+
+
+def confirmation(pending: list[tuple[str, str]], selected: list[str]) -> None:
+    """Delete for good / Cancel for the captured rows. Either closes it, and a deletion
+    starts a new table: nothing selected, no button left under the cursor."""
+    with st.container(border=True):
+        st.markdown(ui_state.md_text(library.delete_question([t for _, t in pending])))
+        if set(selected) != {i for i, _ in pending}:
+            st.caption("That is what was selected when you pressed Delete, not what is "
+                       "selected now: Cancel to choose again.")  # fmt: skip
+        buttons = st.container(horizontal=True)
+        if buttons.button("Delete for good", type="primary", key="lib_delete_confirmed"):
+            done = library.delete_many(store, me, [i for i, _ in pending])
+            st.session_state[DELETED_NOTES] = done.notes(dict(pending))
+            st.session_state[CONFIRM] = None
+            st.session_state[GENERATION] = st.session_state.get(GENERATION, 0) + 1
+            st.rerun()
+        if buttons.button("Cancel", key="lib_delete_cancelled"):
+            st.session_state[CONFIRM] = None
+            st.rerun()
+
+
+f_col, s_col = st.columns([3, 1], vertical_alignment="bottom")
+needle = f_col.text_input("Filter", key="lib_filter", max_chars=200,
+                          placeholder="words in a title, link or label")  # fmt: skip
+order = s_col.selectbox("Sort", list(library.SORTS), key="lib_sort")
+shown = library.filter_analyses(library.sort_analyses(rows, order), needle)
+if needle.strip():
+    st.caption(f"{len(shown)} of {len(rows)} match the filter.")
+pending = st.session_state.get(CONFIRM)
+chosen: list[AnalysisSummary] = []
+if not shown:
+    st.info("No stored analysis matches the filter: all its words must appear in the "
+            "title, the link or the labels.")  # fmt: skip
+else:
+    chosen = table_of(shown)
+    if chosen and not pending:  # while a confirmation is open, it is the only action
+        actions(chosen)
+if pending:
+    confirmation(pending, [r.id for r in chosen])

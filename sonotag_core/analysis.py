@@ -6,6 +6,7 @@ Two entry points matter: :func:`embed_file` (expensive, once per audio and hop) 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -22,19 +23,34 @@ from .errors import LimitError
 from .events import EventParams, detect_events
 from .labels import LabelSet
 from .model import LoadedModel
-from .progress import Progress, ProgressFn, no_progress
+from .progress import EncodeProgress, Progress, ProgressFn, no_progress
 from .report import Report
 from .scoring import TextCache, frame_probabilities
 from .settings import Settings, check_hop
 from .store import Store, StoreError
 from .timeline import Timeline, assemble
-from .untrusted import quoted
+from .untrusted import quoted, shown
 from .windows import FRAMES_PER_WINDOW, SAMPLE_RATE, hop_samples, iter_windows, window_count
 
 log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:  # only a type here: analysis never fetches anything itself
     from .sources import SourceInfo
+
+
+#: A container often states a little more than decodes (an mp3's padding: a 180-s mp3
+#: says 180.036 s and decodes to 180.000 s, 18 windows, not 19), so the window total shown
+#: while decoding runs is counted from the stated duration less this; it is made exact
+#: when decoding ends.
+DURATION_SLACK_S = 0.1
+
+
+def expected_windows(duration_s: float | None, hop: int) -> int | None:
+    """The window total to show before decoding ends, counted as the windowing counts
+    (:func:`~.windows.window_count`); None when the duration is unknown."""
+    if not duration_s:
+        return None
+    return window_count(max(1, int(round((duration_s - DURATION_SLACK_S) * SAMPLE_RATE))), hop)
 
 
 def embed_file(
@@ -50,7 +66,8 @@ def embed_file(
     (``name``: what messages call the file; the user's name for it, not the server's).
 
     Memory holds one window plus one decoded block of audio at a time; only the
-    embeddings (64 KiB per window, 23 MB per hour) grow with duration.
+    embeddings (64 KiB per window, 23 MB per hour) grow with duration. An exception from
+    ``progress`` (a cancel) stops ffmpeg at once and keeps nothing.
     """
     check_hop(hop_s)
     hop = hop_samples(hop_s)
@@ -58,33 +75,34 @@ def embed_file(
     info = decode.probe(path, name=name)
     if info.duration_s is not None and info.duration_s > settings.max_duration_s:
         raise LimitError(_too_long(name, info.duration_s, settings.max_duration_s))
-    expected = (
-        window_count(int(round((info.duration_s or 0) * SAMPLE_RATE)), hop)
-        if info.duration_s
-        else None
-    )
+    shown_progress = EncodeProgress(progress, shown(name), expected_windows(info.duration_s, hop))
+    # decoding reports nothing itself: it is folded into the one "encode" stage
+    decoded = decode.stream_samples(path, max_duration_s=settings.max_duration_s, info=info,
+                                    name=name)  # fmt: skip
     counted = 0
 
     def blocks():
         nonlocal counted
-        for block in decode.stream_samples(
-            path, max_duration_s=settings.max_duration_s, progress=progress, info=info, name=name
-        ):
+        for block in decoded:
             counted += block.size
             yield block
+        shown_progress.stream_ended(window_count(counted, hop))
 
     starts: list[int] = []
     feats: list[np.ndarray] = []
-    with model.queue.slot(on_wait=lambda ahead: progress(_queued(ahead))):
-        for batch_starts, batch_feats in encode_windows(
-            model,
-            iter_windows(blocks(), hop),
-            batch_size=settings.batch_size,
-            total_windows=expected,
-            progress=progress,
-        ):
-            starts.extend(batch_starts)
-            feats.append(batch_feats)
+    try:
+        with model.queue.slot(on_wait=lambda ahead: progress(_queued(ahead))):
+            shown_progress.start()
+            batches = encode_windows(model, iter_windows(blocks(), hop),
+                                     batch_size=settings.batch_size)  # fmt: skip
+            with contextlib.closing(batches):
+                for batch_starts, batch_feats in batches:
+                    starts.extend(batch_starts)
+                    feats.append(batch_feats)
+                    shown_progress.batch_done(len(batch_starts))
+        shown_progress.finish()
+    finally:
+        decoded.close()  # on a cancel: ffmpeg stops now, not when the traceback is gone
     features = (
         np.concatenate(feats) if feats else np.zeros((0, FRAMES_PER_WINDOW, EMBED_DIM), np.float32)
     )
@@ -130,7 +148,7 @@ def analyze(
     """Embed ``source`` and score ``labels`` on it."""
     hop_s = settings.hop_s if hop_s is None else hop_s
     emb = embed_file(model, source.path, hop_s=hop_s, settings=settings, progress=progress,
-                     name=source.file_name)  # fmt: skip
+                     name=source.display_name)  # fmt: skip
     return Analysis(source, emb, labels, score(texts, emb, labels), hop_s)
 
 
@@ -204,7 +222,7 @@ def embed_source(
             cache.put(key, emb)
     if emb is None:
         emb = embed_file(model, source.path, hop_s=hop_s, settings=settings, progress=progress,
-                         name=source.file_name)  # fmt: skip
+                         name=source.display_name)  # fmt: skip
         if cache is not None:
             cache.put(key, emb)
     return emb

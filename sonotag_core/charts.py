@@ -39,12 +39,33 @@ MEAN_COLOR = "#222222"
 NEGATIVE_SUFFIX = " (negative)"
 NO_EVENTS_TEXT = "no events above threshold"
 MAX_FRAME_ROWS = 5000  #: Altair's default max_rows for DataFrame data
+#: one colour per label, in label order (Tableau 10, legible on light and dark themes)
+PALETTE: tuple[str, ...] = (
+    "#4c78a8", "#f58518", "#54a24b", "#e45756", "#72b7b2",
+    "#eeca3b", "#b279a2", "#ff9da6", "#9d755d", "#bab0ac",
+)  # fmt: skip
 
 Width = int | str  # pixels, or "container" to fill the parent
 
 # Single views fit their width to the container but keep ``height`` as the plot height
 # (Streamlit's default for single views, "fit", would squeeze the axes into ``height``).
 _FIT_X = alt.AutoSizeParams(type="fit-x", contains="padding")
+
+
+def label_colors(
+    labels: Sequence[str], negatives: frozenset[str] | set[str] = frozenset()
+) -> dict[str, str]:
+    """Label -> colour, the same in the player, the charts and Compare: positives take
+    the palette in order (cycling past ten), negatives are grey."""
+    colors: dict[str, str] = {}
+    for label in labels:
+        if label in negatives:
+            colors[label] = NEGATIVE_COLOR
+        else:
+            colors[label] = PALETTE[
+                sum(1 for c in colors.values() if c != NEGATIVE_COLOR) % len(PALETTE)
+            ]
+    return colors
 
 
 # --------------------------------------------------------------------------- data frames
@@ -191,9 +212,10 @@ def timeline_chart(
     rows: list[alt.LayerChart] = []
     views: list[str] = []
     row_names = labels if labels else ["(no labels)"]
+    palette = label_colors(labels, timeline.negatives)
     for i, label in enumerate(row_names):
         negative = label in timeline.negatives
-        color = NEGATIVE_COLOR if negative else COLOR
+        color = palette.get(label, COLOR)
         last = i == len(row_names) - 1
         axis = alt.Axis(title=TIME_TITLE) if last else alt.Axis(title=None, labels=False)
         x = _time_x(duration, axis=axis)

@@ -32,6 +32,7 @@ from .untrusted import one_line, quoted, shown
 log = logging.getLogger("sonotag")
 
 FORMAT_CHOICES = ("csv", "frames-csv", "json", "audacity", "dcase", "raven", "all")
+REVIEW_CHOICES = ("accepted", "rejected")  # review.STATUSES, without importing pandas here
 TMP_PREFIX = "sonotag-"  # the per-run temp folder under SONOTAG_DATA_DIR (downloads)
 
 
@@ -152,7 +153,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _library_parser(sub: argparse._SubParsersAction) -> None:
-    lib = sub.add_parser("library", help="stored analyses: list, search, export, delete")
+    lib = sub.add_parser("library", help="stored analyses: list, search, export, review, delete")
     cmds = lib.add_subparsers(dest="library_command", required=True)
     cmds.add_parser("list", help="every stored analysis, newest first")
     s = cmds.add_parser("search", help="find a sound in all stored audio")
@@ -167,6 +168,19 @@ def _library_parser(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--labels", help="score these labels instead of the stored ones")
     e.add_argument("--threshold", type=float, default=None,
                    help="event threshold (default: the stored one)")  # fmt: skip
+    e.add_argument("--reviewed", action="store_true",
+                   help="accepted events only, under their corrected labels")  # fmt: skip
+    r = cmds.add_parser("review", help="review counts per label; --set records a verdict")
+    r.add_argument("id", help="analysis id (see `sonotag library list`)")
+    verdict = r.add_mutually_exclusive_group()
+    verdict.add_argument("--set", dest="verdict", choices=REVIEW_CHOICES,
+                         help="accept or reject the event given by --label and --onset")  # fmt: skip
+    verdict.add_argument("--clear", action="store_true",
+                         help="forget the verdict on that event")  # fmt: skip
+    r.add_argument("--label", help="the event's label")
+    r.add_argument("--onset", help="the event's onset: seconds (3.75) or [h:]mm:ss(.ss)")
+    r.add_argument("--relabel", metavar="TEXT",
+                   help="the correct label of that event (implies --set accepted)")  # fmt: skip
     d = cmds.add_parser("delete", help="delete a stored analysis")
     d.add_argument("id", help="analysis id (see `sonotag library list`)")
 
@@ -340,16 +354,18 @@ def _save(store, analysis, model, params, seconds: float) -> str:
 EVENT_KEYS = ("threshold", "label_thresholds", "median_frames", "fill_gap_s", "min_event_s")
 
 
-def _write(report, fmt: str, output: Path | None, title: str) -> str:
-    """Write the export(s); returns where they went, for the summary line."""
+def _write(report, fmt: str, output: Path | None, title: str, *, reviewed: bool = False) -> str:
+    """Write the export(s); returns where they went, for the summary line. ``reviewed``:
+    accepted events only, relabels applied."""
     from . import exports
 
     if fmt == "all":
         _check_output(fmt, output)  # -o missing: the one message that says what to give
-        return ", ".join(str(p) for p in exports.export_all(report, output, _stem(title)))
+        paths = exports.export_all(report, output, _stem(title), reviewed=reviewed)
+        return ", ".join(str(p) for p in paths)
     if not _is_stdout(output):
-        return str(exports.write_export(report, fmt, output))
-    sys.stdout.write(exports.export_text(report, fmt))
+        return str(exports.write_export(report, fmt, output, reviewed=reviewed))
+    sys.stdout.write(exports.export_text(report, fmt, reviewed=reviewed))
     sys.stdout.flush()
     return "stdout"
 
@@ -382,7 +398,9 @@ def _library(args: argparse.Namespace, settings: Settings, progress: ProgressFn)
         print(f"sonotag: deleted analysis {args.id}", file=sys.stderr)
         return 0
     stored = None
-    if command == "export" and (stored := store.get_analysis(args.id)) is None:
+    if command == "review":
+        _check_review_args(args)  # a usage mistake fails before anything is read
+    if command in ("export", "review") and (stored := store.get_analysis(args.id)) is None:
         raise _unknown(args.id)  # before the model loads: a typo fails at once
     if command == "export":
         _check_output(args.format, args.output)
@@ -398,7 +416,9 @@ def _library(args: argparse.Namespace, settings: Settings, progress: ProgressFn)
     texts = TextCache(model)
     if command == "search":
         return _library_search(store, texts, model, args, settings)
-    return _library_export(stored, texts, model, args, settings)
+    if command == "review":
+        return _library_review(store, stored, texts, model, args, settings)
+    return _library_export(store, stored, texts, model, args, settings)
 
 
 def _library_list(store) -> int:
@@ -433,30 +453,129 @@ def _library_search(store, texts, model, args, settings: Settings) -> int:
     return 0
 
 
-def _library_export(stored, texts, model, args, settings: Settings) -> int:
+def _stored_report(store, stored, texts, model, settings: Settings, labels, threshold):
+    """The report of a stored analysis from its embeddings, with its stored event settings
+    (or ``threshold``) and its stored reviews applied: what the dashboard shows for it."""
     from .analysis import Analysis, build_report, score
     from .errors import ModelError
-    from .labels import parse_labels
+    from .review import with_reviews
 
     if stored.checkpoint_sha256 != model.info.checkpoint_sha256:
         raise ModelError(
-            f"Analysis {args.id} was made with another OpenFLAM checkpoint "
+            f"Analysis {stored.id} was made with another OpenFLAM checkpoint "
             f"({stored.checkpoint_sha256[:12]}…) than the one loaded "
             f"({model.info.checkpoint_sha256[:12]}…); point SONOTAG_CHECKPOINT at that one, "
             "or analyse the audio again."
         )
+    params = _stored_params(settings, stored.settings, threshold)
+    analysis = Analysis(stored.source, stored.embeddings, labels,
+                        score(texts, stored.embeddings, labels), stored.hop_s)  # fmt: skip
+    report = build_report(analysis, model, params, settings={"analysis_id": stored.id})
+    return with_reviews(report, store.get_reviews(stored.id))
+
+
+def _library_export(store, stored, texts, model, args, settings: Settings) -> int:
+    from .labels import parse_labels
+    from .review import accepted_only
+
     labels = stored.labels
     if args.labels is not None:
         labels = parse_labels(args.labels, max_labels=settings.max_labels,
                               max_chars=settings.max_label_chars)  # fmt: skip
-    params = _stored_params(settings, stored.settings, args.threshold)
-    analysis = Analysis(stored.source, stored.embeddings, labels,
-                        score(texts, stored.embeddings, labels), stored.hop_s)  # fmt: skip
-    report = build_report(analysis, model, params, settings={"analysis_id": stored.id})
-    written = _write(report, args.format, args.output, stored.source.title)
-    print(f"sonotag: analysis {stored.id} ({len(labels.labels)} label(s), "
-          f"{len(report.events)} event(s)) -> {written}", file=sys.stderr)  # fmt: skip
+    report = _stored_report(store, stored, texts, model, settings, labels, args.threshold)
+    written = _write(report, args.format, args.output, stored.source.title, reviewed=args.reviewed)
+    events = (f"{len(accepted_only(report.events))} accepted event(s)" if args.reviewed
+              else f"{len(report.events)} event(s)")  # fmt: skip
+    print(f"sonotag: analysis {stored.id} ({len(labels.labels)} label(s), {events}) -> "
+          f"{written}", file=sys.stderr)  # fmt: skip
     return 0
+
+
+def _check_review_args(args: argparse.Namespace) -> None:
+    """``--set``/``--clear``/``--relabel`` need the event (``--label``, ``--onset``), and the
+    event options need one of them; ``--relabel`` alone means accepted as that label."""
+    if args.relabel is not None and args.verdict is None and not args.clear:
+        args.verdict = "accepted"
+    if args.relabel is not None and args.verdict != "accepted":
+        raise ConfigError(
+            "--relabel accepts the event as the new label; drop --set rejected/--clear."
+        )
+    changing = args.verdict is not None or args.clear
+    if changing and (args.label is None or args.onset is None):
+        raise ConfigError(
+            "--set and --clear need the event: --label LABEL --onset SECONDS "
+            "(its onset as `sonotag library export ID` prints it)."
+        )
+    if not changing and (args.label is not None or args.onset is not None):
+        raise ConfigError("--label and --onset name the event for --set or --clear; add one.")
+    if changing:
+        args.onset_s = _seconds(args.onset)
+
+
+def _seconds(text: str) -> float:
+    """``3.75``, ``0:03.75`` or ``0:00:03.75`` -> seconds."""
+    parts = str(text).strip().split(":")
+    try:
+        if len(parts) > 3 or any(not p.strip() for p in parts):
+            raise ValueError
+        values = [float(p) for p in parts]
+        seconds = sum(v * 60**i for i, v in enumerate(reversed(values)))
+        if not (seconds >= 0.0 and seconds < float("inf")) or any(v < 0 for v in values):
+            raise ValueError
+    except ValueError:
+        raise ConfigError(
+            f"--onset expects seconds (3.75) or [h:]mm:ss(.ss) (0:03.75), not {quoted(text)}."
+        ) from None
+    return seconds
+
+
+def _library_review(store, stored, texts, model, args, settings: Settings) -> int:
+    """Print per-label review counts of a stored analysis at its stored settings, after
+    recording the verdict of ``--set``/``--clear`` when given (the CLI is the operator)."""
+    from .access import OPERATOR
+    from .review import Review, apply_reviews, event_key, review_counts
+
+    positives = stored.labels.positives
+    report = _stored_report(store, stored, texts, model, settings, stored.labels, None)
+    label = " ".join(str(args.label).split())
+    if args.clear:  # also a verdict whose event the stored settings no longer make
+        key = event_key(label, args.onset_s)
+        gone = store.clear_review(stored.id, *key)
+        print(f"sonotag: analysis {stored.id}: {quoted(label)} at {clock(args.onset_s)} "
+              + ("is unreviewed again" if gone else "had no verdict"), file=sys.stderr)  # fmt: skip
+    elif args.verdict is not None:
+        if label not in positives:
+            raise ConfigError(
+                f"Analysis {stored.id} has no label {quoted(label)}; its labels with "
+                f"events are: {shown('; '.join(positives), 200)}."
+            )
+        key = event_key(label, args.onset_s)
+        events = report.events
+        match = [(on, off) for name, on, off in
+                 zip(events["label"], events["onset_s"], events["offset_s"], strict=True)
+                 if event_key(name, on) == key]  # fmt: skip
+        if not match:
+            raise ConfigError(_no_event(stored.id, label, args.onset_s, events))
+        onset, offset = float(match[0][0]), float(match[0][1])
+        review = Review.of_event(key[0], onset, offset, args.verdict, relabel=args.relabel)
+        if not store.set_review(stored.id, review, reviewer=OPERATOR):
+            raise _unknown(stored.id)  # deleted meanwhile
+        what = f"accepted as {quoted(review.relabel)}" if review.relabel else review.status
+        print(f"sonotag: analysis {stored.id}: {quoted(key[0])} at {clock(onset)}–"
+              f"{clock(offset)} {what}", file=sys.stderr)  # fmt: skip
+    events = apply_reviews(report.events, store.get_reviews(stored.id))
+    for count in review_counts(events, positives).values():
+        print(shown(count.summary(), 400))
+    return 0
+
+
+def _no_event(analysis_id: str, label: str, onset_s: float, events) -> str:
+    onsets = events.loc[events["label"] == label, "onset_s"].astype(float).tolist()
+    near = sorted(onsets, key=lambda t: abs(t - onset_s))[:3]
+    hint = (f"; the nearest {quoted(label)} onsets are " + ", ".join(clock(t) for t in sorted(near))
+            if near else f"; {quoted(label)} has no events at the stored settings")  # fmt: skip
+    return (f"Analysis {analysis_id} has no {quoted(label)} event starting at "
+            f"{clock(onset_s)}{hint}.")  # fmt: skip
 
 
 def _stored_params(settings: Settings, stored: Mapping, threshold: float | None):

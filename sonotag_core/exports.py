@@ -16,6 +16,14 @@ Files are written atomically (temp file in the same directory, then ``os.replace
 failed export never leaves a half-written file where a good one was; devices and pipes
 (``/dev/null``, a FIFO) are written in place instead, never renamed over.
 
+Reviews (:mod:`.review`): the events CSV has ``status`` (``accepted``, ``rejected``, empty
+for unreviewed) and ``reviewed_label`` (the corrected label, empty unless relabelled)
+columns, each JSON event a ``status`` and, when relabelled, a ``reviewed_label``; Raven an
+``Annotation`` column (the corrected label, else the status). ``reviewed=True`` on
+:func:`export_text`, :func:`write_export`, :func:`export_all` and :func:`export_zip`
+writes the accepted events only, under their corrected labels, in every event format
+(CSV, JSON, Audacity, DCASE, Raven); the frame table is the same either way.
+
 Spreadsheet safety: a cell of a CSV-like export (events and frames CSV, DCASE tsv, Raven)
 that begins with ``= + - @``, a tab or a CR would run as a formula when the file is opened
 in a spreadsheet, so it gets a leading ``'`` (OWASP's advice). Audacity's label track is
@@ -34,21 +42,24 @@ import os
 import re
 import stat
 import tempfile
+import zipfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from pathlib import Path, PurePath
-from typing import Any, TextIO
+from typing import Any, NamedTuple, TextIO
 
 import numpy as np
 
 from . import __version__
 from .errors import ExportError, LimitError
 from .report import Report
+from .review import RELABEL_COLUMN, STATUS_COLUMN, accepted_only
 from .untrusted import quoted
 
 PROB_DECIMALS = 6
 RAVEN_HIGH_FREQ_HZ = 24_000  # Nyquist at OpenFLAM's 48 kHz input
+ZIP_DATE_TIME = (1980, 1, 1, 0, 0, 0)  # the earliest a zip can say: same report, same bytes
 
 
 @dataclass(frozen=True)
@@ -97,20 +108,39 @@ def _prob(x: Any) -> str:
     return f"{float(x):.{PROB_DECIMALS}f}"
 
 
-def _event_rows(report: Report) -> list[tuple[str, float, float, float, float]]:
+class _Event(NamedTuple):
+    label: str
+    onset: float
+    offset: float
+    peak: float
+    mean: float
+    status: str  # "accepted", "rejected", "" = unreviewed
+    relabel: str  # the corrected label, "" = not relabelled
+
+
+def _event_rows(report: Report) -> list[_Event]:
     ev = report.events
     if ev is None or len(ev) == 0:
         return []
-    return list(
-        zip(
+
+    def text(column: str) -> list[str]:
+        if column not in ev.columns:
+            return [""] * len(ev)
+        return ev[column].fillna("").astype(str).tolist()
+
+    return [
+        _Event(*row)
+        for row in zip(
             ev["label"].astype(str).tolist(),
             ev["onset_s"].astype(float).tolist(),
             ev["offset_s"].astype(float).tolist(),
             ev["peak"].astype(float).tolist(),
             ev["mean"].astype(float).tolist(),
+            text(STATUS_COLUMN),
+            text(RELABEL_COLUMN),
             strict=True,
         )
-    )
+    ]
 
 
 def _basename(name: str) -> str:
@@ -124,11 +154,12 @@ def _basename(name: str) -> str:
 def write_events_csv(report: Report, out: TextIO) -> None:
     """Events table; quoting follows the ``csv`` module so commas and quotes survive."""
     w = csv.writer(out, lineterminator="\n")
-    w.writerow(["label", "onset_s", "offset_s", "peak", "mean"])
+    w.writerow(["label", "onset_s", "offset_s", "peak", "mean", STATUS_COLUMN, RELABEL_COLUMN])
     w.writerows(
-        (_sheet_safe(_csv_text(label)), _time(on), _time(off), _prob(pk), _prob(mn))
-        for label, on, off, pk, mn in _event_rows(report)
-    )
+        (_sheet_safe(_csv_text(e.label)), _time(e.onset), _time(e.offset), _prob(e.peak),
+         _prob(e.mean), _sheet_safe(_csv_text(e.status)), _sheet_safe(_csv_text(e.relabel)))
+        for e in _event_rows(report)
+    )  # fmt: skip
 
 
 def write_frames_csv(report: Report, out: TextIO) -> None:
@@ -156,8 +187,8 @@ def write_json(report: Report, out: TextIO) -> None:
 
 def write_audacity(report: Report, out: TextIO) -> None:
     """Audacity "Import Labels" format: no header, 6-decimal seconds, tab-separated."""
-    for label, on, off, _pk, _mn in _event_rows(report):
-        out.write(f"{on:.6f}\t{off:.6f}\t{_clean_label(label)}\n")
+    for e in _event_rows(report):
+        out.write(f"{e.onset:.6f}\t{e.offset:.6f}\t{_clean_label(e.label)}\n")
 
 
 def write_dcase(report: Report, out: TextIO) -> None:
@@ -166,8 +197,8 @@ def write_dcase(report: Report, out: TextIO) -> None:
     w = csv.writer(out, delimiter="\t", lineterminator="\n")
     w.writerow(["filename", "onset", "offset", "event_label"])
     w.writerows(
-        (filename, _time(on), _time(off), _sheet_safe(_clean_label(label)))
-        for label, on, off, _pk, _mn in _event_rows(report)
+        (filename, _time(e.onset), _time(e.offset), _sheet_safe(_clean_label(e.label)))
+        for e in _event_rows(report)
     )
 
 
@@ -182,25 +213,28 @@ RAVEN_HEADER = (
     "Label",
     "Peak",
     "Mean",
+    "Annotation",
 )
 
 
 def write_raven(report: Report, out: TextIO) -> None:
     """Raven Pro selection table: plain tab-separated text (Raven does no CSV quoting,
-    so fields are written verbatim; tabs and line breaks in labels become spaces)."""
+    so fields are written verbatim; tabs and line breaks in labels become spaces).
+    ``Annotation`` is the review: the corrected label, else accepted/rejected/empty."""
     out.write("\t".join(RAVEN_HEADER) + "\n")
-    for i, (label, on, off, pk, mn) in enumerate(_event_rows(report), start=1):
+    for i, e in enumerate(_event_rows(report), start=1):
         row = (
             str(i),
             "Spectrogram 1",
             "1",
-            _time(on),
-            _time(off),
+            _time(e.onset),
+            _time(e.offset),
             "0",
             str(RAVEN_HIGH_FREQ_HZ),
-            _sheet_safe(_clean_label(label)),
-            _prob(pk),
-            _prob(mn),
+            _sheet_safe(_clean_label(e.label)),
+            _prob(e.peak),
+            _prob(e.mean),
+            _sheet_safe(_clean_label(e.relabel or e.status)),
         )
         out.write("\t".join(row) + "\n")
 
@@ -236,25 +270,30 @@ def report_to_json_obj(report: Report) -> dict[str, Any]:
                 clip["label"], clip["max"], clip["mean"], clip["negative"], strict=True
             )
         ],
-        "events": [
-            {
-                "label": label,
-                "onset_s": on,
-                "offset_s": off,
-                "peak": round(pk, PROB_DECIMALS),
-                "mean": round(mn, PROB_DECIMALS),
-            }
-            for label, on, off, pk, mn in _event_rows(report)
-        ],
+        "events": [_json_event(e) for e in _event_rows(report)],
         "model": dataclasses.asdict(report.model),
         "settings": report.settings,
         # the user's file name or link, never where this server keeps the audio
         "source": {k: v for k, v in report.source.items() if k != "path"},
         "sonotag_version": __version__,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created": report.created or datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "extra": report.extra,
     }
     return {k: (v if k == "probabilities" else _jsonable(v)) for k, v in obj.items()}
+
+
+def _json_event(e: _Event) -> dict[str, Any]:
+    obj: dict[str, Any] = {
+        "label": e.label,
+        "onset_s": e.onset,
+        "offset_s": e.offset,
+        "peak": round(e.peak, PROB_DECIMALS),
+        "mean": round(e.mean, PROB_DECIMALS),
+        STATUS_COLUMN: e.status,
+    }
+    if e.relabel:
+        obj[RELABEL_COLUMN] = e.relabel
+    return obj
 
 
 def _jsonable(obj: Any) -> Any:
@@ -336,10 +375,25 @@ def get_format(fmt: str) -> ExportFormat:
         raise LimitError(f"Unknown export format {fmt!r}; choose one of: {valid}.") from None
 
 
-def export_text(report: Report, fmt: str) -> str:
-    """The export as a string (for download buttons and tests)."""
+def reviewed_report(report: Report) -> Report:
+    """The report a ``reviewed=True`` export writes: accepted events only, relabels
+    applied, and ``reviewed_only`` in its settings (the JSON says what it holds)."""
+    return dataclasses.replace(
+        report,
+        events=accepted_only(report.events),
+        settings={**report.settings, "reviewed_only": True},
+    )
+
+
+def _as_asked(report: Report, reviewed: bool) -> Report:
+    return reviewed_report(report) if reviewed else report
+
+
+def export_text(report: Report, fmt: str, *, reviewed: bool = False) -> str:
+    """The export as a string (for download buttons and tests); ``reviewed``: accepted
+    events only, relabels applied."""
     buf = io.StringIO(newline="")
-    get_format(fmt).write(report, buf)
+    get_format(fmt).write(_as_asked(report, reviewed), buf)
     return buf.getvalue()
 
 
@@ -439,12 +493,14 @@ def _writable(target: Target) -> Target:
     return target
 
 
-def write_export(report: Report, fmt: str, path: Path) -> Path:
-    """Write one export to ``path``. A regular file is replaced atomically (temp file in
-    the same directory, fsync, rename), so a crash or a writer error midway leaves any
-    existing file untouched and no temp file behind; a device or FIFO is written in place.
-    Every failure is an :class:`ExportError` naming the path."""
+def write_export(report: Report, fmt: str, path: Path, *, reviewed: bool = False) -> Path:
+    """Write one export to ``path`` (``reviewed``: accepted events only, relabelled). A
+    regular file is replaced atomically (temp file in the same directory, fsync, rename),
+    so a crash or a writer error midway leaves any existing file untouched and no temp
+    file behind; a device or FIFO is written in place. Every failure is an
+    :class:`ExportError` naming the path."""
     spec = get_format(fmt)
+    report = _as_asked(report, reviewed)
     target = _target(path)  # a failed write names the path anyway: no probe file first
     try:
         if target.in_place:
@@ -482,10 +538,15 @@ def _replace_atomically(spec: ExportFormat, report: Report, path: Path) -> None:
         raise
 
 
-def export_all(report: Report, directory: Path, stem: str) -> list[Path]:
-    """Every format into ``directory`` as ``<stem><suffix>``; returns the paths written."""
+def _check_stem(stem: str) -> None:
     if not stem or stem in (".", "..") or re.search(r"[\\/\x00]", stem):
         raise ExportError(f"Export name must be a plain file name, not {quoted(stem)}.")
+
+
+def export_all(report: Report, directory: Path, stem: str, *, reviewed: bool = False) -> list[Path]:
+    """Every format into ``directory`` as ``<stem><suffix>``; returns the paths written."""
+    _check_stem(stem)
+    report = _as_asked(report, reviewed)
     directory = Path(directory)
     check_directory(directory)
     try:
@@ -495,3 +556,19 @@ def export_all(report: Report, directory: Path, stem: str) -> list[Path]:
     return [
         write_export(report, name, directory / f"{stem}{f.suffix}") for name, f in FORMATS.items()
     ]
+
+
+def export_zip(report: Report, *, stem: str, reviewed: bool = False) -> bytes:
+    """Every format in one zip (``<stem><suffix>`` each), built in memory for a "download
+    all" button. Deterministic: fixed entry times and order, so the same report gives the
+    same bytes (the JSON's ``created`` is the report's own time)."""
+    _check_stem(stem)
+    report = _as_asked(report, reviewed)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for name, spec in FORMATS.items():
+            info = zipfile.ZipInfo(f"{stem}{spec.suffix}", date_time=ZIP_DATE_TIME)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16  # a plain file, readable by everyone
+            zf.writestr(info, export_text(report, name).encode("utf-8"))
+    return buf.getvalue()

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from .access import OPERATOR_VIEWER, Viewer, can_list, check_change
+from .access import OPERATOR_VIEWER, AccessError, Viewer, can_list, check_change
 from .analysis import embed_source, save_analysis
 from .embedding_cache import EmbeddingCache
 from .embeddings import AudioEmbeddings
@@ -29,6 +29,7 @@ from .progress import ProgressFn, no_progress
 from .settings import Settings
 from .sources import SourceInfo
 from .store import MEDIA_DIR, AnalysisSummary, MediaUsage, Store, StoreError
+from .untrusted import quoted
 
 log = logging.getLogger(__name__)
 
@@ -201,3 +202,110 @@ def delete(store: Store, viewer: Viewer, analysis_id: str) -> bool:
         return False
     check_change(viewer, owner, "delete")
     return store.delete_analysis(analysis_id)
+
+
+# ---------------------------------------------------------------- the Library table
+
+# sort name -> (key, reverse); ties go newest first, so equal titles keep a stable order
+SORTS: dict[str, tuple[Callable[[AnalysisSummary], Any], bool]] = {
+    "Newest first": (lambda r: r.created, True),
+    "Oldest first": (lambda r: r.created, False),
+    "Title (A–Z)": (lambda r: r.title.casefold(), False),
+    "Longest first": (lambda r: r.duration_s or 0.0, True),
+    "Shortest first": (lambda r: r.duration_s or 0.0, False),
+    "Labels (A–Z)": (lambda r: r.labels_text.casefold(), False),
+}
+DEFAULT_SORT = "Newest first"
+
+
+def sort_analyses(
+    rows: Iterable[AnalysisSummary], order: str = DEFAULT_SORT
+) -> list[AnalysisSummary]:
+    """The Library rows in one of :data:`SORTS` (ValueError for another name). The table
+    maps a selected row number back through this list, so the order must be the shown one."""
+    if order not in SORTS:
+        raise ValueError(f"Unknown sort {order!r}; one of {', '.join(SORTS)}.")
+    key, reverse = SORTS[order]
+    newest_first = sorted(rows, key=lambda r: r.created, reverse=True)
+    return sorted(newest_first, key=key, reverse=reverse)  # stable: ties stay newest first
+
+
+def filter_analyses(rows: Iterable[AnalysisSummary], text: str) -> list[AnalysisSummary]:
+    """The rows whose title, link or labels hold every word of ``text``, ignoring case.
+    Words are plain text, never patterns: "a.b" or "(" match only themselves."""
+    words = text.casefold().split()
+    if not words:
+        return list(rows)
+
+    def haystack(r: AnalysisSummary) -> str:
+        return "\n".join((r.title, r.url or "", r.labels_text)).casefold()
+
+    return [r for r in rows if all(w in haystack(r) for w in words)]
+
+
+@dataclass(frozen=True)
+class Deleted:
+    """What :func:`delete_many` did with each id it was given."""
+
+    deleted: tuple[str, ...] = ()
+    refused: tuple[str, ...] = ()  # someone else's (:func:`~.access.can_change`)
+    missing: tuple[str, ...] = ()  # already gone (another tab, another visitor)
+    failed: tuple[str, ...] = ()  # the store could not delete it (see ``error``)
+    error: str | None = None  # the first store error, as the user should read it
+
+    def notes(self, titles: Mapping[str, str]) -> list[tuple[str, str]]:
+        """What to tell the user, as (``"success"`` or ``"warning"``, plain text) pairs;
+        ``titles`` names each id (the titles the confirmation showed)."""
+
+        def names(ids: tuple[str, ...]) -> str:
+            return name_list([titles.get(i, i) for i in ids])
+
+        out = []
+        if self.deleted:
+            out.append(
+                ("success", f"Deleted {analyses(len(self.deleted))}: {names(self.deleted)}.")
+            )
+        if self.refused:
+            out.append(("warning", f"Not deleted, not yours: {names(self.refused)}. Only the "
+                        "person who made an analysis, or the operator, can delete it."))  # fmt: skip
+        if self.missing:
+            out.append(("warning", f"Already deleted elsewhere: {names(self.missing)}."))
+        if self.failed:
+            out.append(("warning", f"Could not delete {names(self.failed)}: {self.error}"))
+        return out
+
+
+def analyses(n: int) -> str:
+    """How many analyses, in words: "1 analysis", "3 analyses"."""
+    return "1 analysis" if n == 1 else f"{n} analyses"
+
+
+def name_list(titles: Sequence[str], most: int = 8) -> str:
+    """'a', 'b' and 3 more: the titles a message names, each quoted and cut to 80
+    characters (:func:`~.untrusted.quoted`), so a long selection stays a short message."""
+    names = ", ".join(quoted(t) for t in titles[:most])
+    return names + (f" and {len(titles) - most} more" if len(titles) > most else "")
+
+
+def delete_question(titles: Sequence[str]) -> str:
+    """The confirmation of a deletion, naming what it deletes."""
+    return (f"Delete {analyses(len(titles))} for good: {name_list(titles, most=20)}? Their "
+            "audio and embeddings go too unless another analysis uses them.")  # fmt: skip
+
+
+def delete_many(store: Store, viewer: Viewer, analysis_ids: Sequence[str]) -> Deleted:
+    """Delete exactly these analyses, each as :func:`delete` would; one that ``viewer``
+    may not change is refused and the others still go. Never raises for one id: the
+    outcome says what happened to each, so the page can say which stayed and why."""
+    done: dict[str, list[str]] = {"deleted": [], "refused": [], "missing": [], "failed": []}
+    error = None
+    for analysis_id in dict.fromkeys(analysis_ids):  # each once, in the given order
+        try:
+            outcome = "deleted" if delete(store, viewer, analysis_id) else "missing"
+        except AccessError:
+            outcome = "refused"
+        except StoreError as exc:
+            log.warning("could not delete %s", analysis_id, exc_info=True)
+            outcome, error = "failed", error or str(exc)
+        done[outcome].append(analysis_id)
+    return Deleted(*(tuple(done[k]) for k in ("deleted", "refused", "missing", "failed")), error)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Any
 
 import pandas as pd
@@ -20,9 +21,17 @@ class ModelInfo:
     checkpoint_sha256: str
 
 
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
 @dataclass(frozen=True)
 class Report:
-    """Everything an export needs. ``events`` has columns label, onset_s, offset_s, peak, mean."""
+    """Everything an export needs. ``events`` has columns label, onset_s, offset_s, peak,
+    mean, plus ``status`` and ``reviewed_label`` once reviews are applied
+    (:func:`.review.with_reviews`; without them every event counts as unreviewed).
+    ``created`` (UTC, ISO 8601) is when these results were made: the JSON says so, and
+    exporting one report twice gives the same bytes."""
 
     source: Mapping[str, Any]
     model: ModelInfo
@@ -30,6 +39,7 @@ class Report:
     timeline: Timeline
     events: pd.DataFrame
     extra: Mapping[str, Any] = field(default_factory=dict)
+    created: str = field(default_factory=_now)
 
     @property
     def clip_scores(self) -> pd.DataFrame:

@@ -27,9 +27,10 @@ param         meaning                                     example
 
 Only one audio source is used, with the precedence ``analysis`` > ``src`` > ``ex``. Values equal
 to the defaults are left out of the URL, so links stay short. Unknown params (``utm_*``,
-Streamlit's own) are ignored without a warning. Any single value over
-:data:`MAX_VALUE_CHARS` characters is dropped. Labels are cut to ``SONOTAG_MAX_LABELS``
-labels of ``SONOTAG_MAX_LABEL_CHARS`` characters each. Thresholds and lengths keep
+Streamlit's own) are ignored without a warning. Any single value (for ``l``, any single
+label) over :data:`MAX_VALUE_CHARS` characters is dropped. Labels are cut to
+``SONOTAG_MAX_LABELS`` labels of ``SONOTAG_MAX_LABEL_CHARS`` characters each. The page
+shows every warning in one message, :func:`combined_warning`. Thresholds and lengths keep
 :data:`DECIMALS` decimals and times keep :data:`T_DECIMALS`, so a view parsed from any
 link round-trips exactly.
 """
@@ -38,7 +39,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
@@ -143,8 +144,9 @@ class _Reader:
         if message not in self.warnings:
             self.warnings.append(message)
 
-    def all(self, key: str) -> list[str]:
-        """Every value of ``key`` (a str or a list of them), over-long ones dropped."""
+    def all(self, key: str, max_chars: int | None = MAX_VALUE_CHARS) -> list[str]:
+        """Every value of ``key`` (a str or a list of them), those over ``max_chars``
+        dropped (None: all kept, for a caller that checks the parts of each value)."""
         raw = self.params.get(key)
         if raw is None:
             return []
@@ -159,7 +161,7 @@ class _Reader:
             if item is None:
                 continue
             text = item.decode("utf-8", "replace") if isinstance(item, bytes) else str(item)
-            if len(text) > MAX_VALUE_CHARS:
+            if max_chars is not None and len(text) > max_chars:
                 too_long += 1
             else:
                 out.append(text)
@@ -231,14 +233,25 @@ def _source(r: _Reader, example_ids: Collection[str]) -> tuple[str | None, str |
 
 
 def _labels(r: _Reader, settings: Settings, default: ViewState) -> LabelSet:
-    values = r.all("l")
+    # each value may hold several labels ("a;b"): count and check labels, not values
+    values = r.all("l", max_chars=None)
     if not values:
         return default.label_set
     max_labels, max_chars = settings.max_labels, settings.max_label_chars
-    if len(values) > max_labels:
-        r.warn(f"The link has {len(values)} labels; kept the first {max_labels}.")
-        values = values[:max_labels]
     parts = [part for value in values for part in _LABEL_SPLIT.split(value)]
+    long = [p for p in parts if len(p) > MAX_VALUE_CHARS]
+    if long:  # dropped before any per-character work
+        r.warn(f"Ignored {_count(len(long), 'label')} in the link (longer than "
+               f"{MAX_VALUE_CHARS} characters).")  # fmt: skip
+        parts = [p for p in parts if len(p) <= MAX_VALUE_CHARS]
+    given = [p for p in parts if p.strip(" \t-")]  # what a reader of the link counts
+    if len(given) > max_labels:
+        dropped = len(given) - max_labels
+        r.warn(f"The link has {len(given)} labels; kept the first {max_labels} and dropped "
+               f"{dropped} (SONOTAG_MAX_LABELS is {max_labels}).")  # fmt: skip
+        parts = given[:max_labels]
+    if not parts:  # every value was over-long
+        return default.label_set
     try:  # normalize (whitespace, control characters, "-", duplicates) without limits
         loose = parse_labels(parts, max_labels=len(parts), max_chars=MAX_VALUE_CHARS)
     except SonoTagError:
@@ -256,9 +269,6 @@ def _labels(r: _Reader, settings: Settings, default: ViewState) -> LabelSet:
                 negatives.add(short)
     if cut:
         r.warn(f"Shortened {_count(cut, 'label')} from the link to {max_chars} characters.")
-    if len(labels) > max_labels:
-        r.warn(f"The link has {len(labels)} labels; kept the first {max_labels}.")
-        labels = labels[:max_labels]
     try:  # the real limits; cannot fail after the cuts above, but never trust that
         return parse_labels(
             ["-" + x if x in negatives else x for x in labels],
@@ -354,6 +364,23 @@ def from_query_params(
         t=t,
     )
     return state, r.warnings
+
+
+def combined_warning(warnings: Sequence[str]) -> str | None:
+    """Every warning of one link as one message (None when there are none): a link with
+    several bad values gets one banner that lists them all, not a stack of banners.
+
+    Plain text, one problem per line after a "•" (lines end in two spaces, Markdown's
+    line break), so ``ui_state.warning``, which shows Markdown syntax literally, still
+    shows one line per problem.
+    """
+    items = list(dict.fromkeys(w.strip() for w in warnings if w and w.strip()))
+    if not items:
+        return None
+    if len(items) == 1:
+        return items[0]
+    lines = "  \n".join(f"• {w}" for w in items)
+    return f"The link has {len(items)} problems; the rest of it is restored:  \n{lines}"
 
 
 def _fmt(x: float, decimals: int = DECIMALS) -> str:

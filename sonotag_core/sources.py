@@ -71,6 +71,14 @@ class SourceInfo:
     extractor: str | None = None
     start_s: float = 0.0
 
+    @property
+    def display_name(self) -> str:
+        """What messages and progress call this audio: the user's own file name, or a
+        link's title, never the server's copy ("15de36aac9ae5125.mp3", "Youtube-<id>.webm")."""
+        if self.kind == "url":
+            return self.title or self.url or self.file_name
+        return self.file_name or self.title
+
     def as_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["path"] = str(self.path)
@@ -579,8 +587,8 @@ def from_url(
         info, staged = _download(url, staging, policy, guard, max_duration_s, progress)
         path = workdir / staged.name
         os.replace(staged, path)
-    try:
-        probe = decode.probe(path)
+    try:  # messages name the media's title, not yt-dlp's file name for it
+        probe = decode.probe(path, name=clean_title(info.get("title") or "") or url)
         content_id = decode.sha256_file(path)
     except (SonoTagError, OSError):
         path.unlink(missing_ok=True)

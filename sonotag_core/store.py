@@ -14,6 +14,9 @@ set asks. Labels and thresholds are never part of that key.
   named by content id), bounded by a byte cap: the least recently used files are evicted
   first. Eviction removes only the audio: the analysis and its embeddings stay, so it still
   opens, relabels and exports, without playback.
+* Reviews (verdicts on events, :mod:`.review`) are keyed by (analysis, label, onset
+  frame) and deleted with their analysis. The store does not decide who may write them:
+  callers check ``access.check_change`` first, as for deleting.
 
 Nothing else in SonoTag opens the database.
 """
@@ -43,6 +46,8 @@ from .access import OPERATOR, PUBLIC_KINDS
 from .embeddings import EMBED_DIM, AudioEmbeddings
 from .errors import SonoTagError
 from .labels import LabelSet
+from .overview import forget_overview, overview_dir
+from .review import Review
 from .sources import SourceInfo, parse_link
 from .windows import FRAMES_PER_WINDOW, hop_samples
 
@@ -108,6 +113,22 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE analyses ADD COLUMN owner TEXT NOT NULL DEFAULT 'operator';
     CREATE INDEX analyses_owner ON analyses(owner, created);
+    """,
+    # 4: verdicts on events (sonotag_core.review), one per (analysis, label, onset frame):
+    # a second verdict on an event replaces the first; they go with their analysis.
+    """
+    CREATE TABLE reviews (
+        analysis_id TEXT NOT NULL REFERENCES analyses(id) ON DELETE CASCADE,
+        label TEXT NOT NULL,
+        onset_frame INTEGER NOT NULL,
+        onset_s REAL NOT NULL,
+        offset_s REAL NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('accepted', 'rejected')),
+        relabel TEXT,
+        reviewer TEXT NOT NULL,
+        updated REAL NOT NULL,
+        PRIMARY KEY (analysis_id, label, onset_frame)
+    );
     """,
 )
 
@@ -538,6 +559,7 @@ class Store:
         any more go with it."""
         try:
             with self._media_lock, self._tx() as db:
+                db.execute("DELETE FROM reviews WHERE analysis_id = ?", (analysis_id,))
                 gone = db.execute("DELETE FROM analyses WHERE id = ?", (analysis_id,)).rowcount
                 db.execute(
                     "DELETE FROM embeddings WHERE id NOT IN (SELECT embedding_id FROM analyses)"
@@ -553,9 +575,55 @@ class Store:
                 )
         except sqlite3.Error as exc:
             raise StoreError(self._message("delete the analysis", exc)) from exc
-        for _, path in orphans:
+        for content_id, path in orphans:
             self._unlink_media(path)
+            forget_overview(overview_dir(self.data_dir), content_id)  # the player's picture
         return bool(gone)
+
+    # ------------------------------------------------------------ reviews
+    # Low level on purpose: callers check who may change an analysis
+    # (``access.check_change``) before they call set_review or clear_review.
+
+    def set_review(self, analysis_id: str, review: Review, *, reviewer: str) -> bool:
+        """Record ``reviewer``'s verdict on one event of a stored analysis, replacing any
+        earlier verdict on that event (same label and onset frame). False when there is
+        no such analysis."""
+        with self._guard("save the review"), self._tx() as db:
+            if db.execute("SELECT 1 FROM analyses WHERE id = ?", (analysis_id,)).fetchone() is None:
+                return False
+            db.execute(
+                "INSERT INTO reviews (analysis_id, label, onset_frame, onset_s, offset_s, status, "
+                "relabel, reviewer, updated) VALUES (?,?,?,?,?,?,?,?,?) "
+                "ON CONFLICT(analysis_id, label, onset_frame) DO UPDATE SET "
+                "onset_s=excluded.onset_s, offset_s=excluded.offset_s, status=excluded.status, "
+                "relabel=excluded.relabel, reviewer=excluded.reviewer, updated=excluded.updated",
+                (analysis_id, review.label, review.onset_frame, review.onset_s, review.offset_s,
+                 review.status, review.relabel, str(reviewer), review.updated),
+            )  # fmt: skip
+        return True
+
+    def clear_review(self, analysis_id: str, label: str, onset_frame: int) -> bool:
+        """Forget the verdict on one event (it is unreviewed again); False if there was none."""
+        with self._guard("clear the review"), self._tx() as db:
+            n = db.execute(
+                "DELETE FROM reviews WHERE analysis_id = ? AND label = ? AND onset_frame = ?",
+                (analysis_id, str(label), int(onset_frame)),
+            ).rowcount
+        return n == 1
+
+    def get_reviews(self, analysis_id: str) -> list[Review]:
+        """Every verdict on a stored analysis, in time order (empty: none, or no analysis)."""
+        with self._guard("read the reviews"):
+            rows = (
+                self._conn()
+                .execute(
+                    "SELECT label, onset_frame, onset_s, offset_s, status, relabel, updated "
+                    "FROM reviews WHERE analysis_id = ? ORDER BY onset_frame, label",
+                    (analysis_id,),
+                )
+                .fetchall()
+            )
+        return [Review(*row) for row in rows]
 
     # ------------------------------------------------------------ kept audio
 
@@ -704,6 +772,8 @@ class Store:
             log.info("evicted %d kept audio file(s) to stay within %d bytes", len(victims), cap)
 
     def _forget(self, db: sqlite3.Connection, content_id: str) -> None:
+        """The kept audio of ``content_id`` is gone: its rows, and the player's waveform."""
+        forget_overview(overview_dir(self.data_dir), content_id)
         db.execute("DELETE FROM media WHERE content_id = ?", (content_id,))
         db.execute("UPDATE sources SET media_path = NULL WHERE content_id = ?", (content_id,))
 

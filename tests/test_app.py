@@ -68,6 +68,19 @@ def chart_specs(at: AppTest) -> list[dict]:
     ]
 
 
+def analyze_button(at: AppTest):
+    [button] = [b for b in at.button if b.label == "Analyze"]
+    return button
+
+
+def player(at: AppTest) -> dict | None:
+    """What the player component was given (sonotag_core.workbench_data's payload)."""
+    found = [
+        el for el in at.get("bidi_component") if el.proto.component_name == "sonotag_workbench"
+    ]
+    return json.loads(found[0].proto.json) if found else None
+
+
 def test_share_link_to_example_runs_and_restores(app_env, encoder_calls):
     at = new_app(ex="alarm-clock", l=["alarm clock beeping", "-silence", "a man speaking"],
                  thr="0.3", view="heatmap")  # fmt: skip
@@ -81,12 +94,15 @@ def test_share_link_to_example_runs_and_restores(app_env, encoder_calls):
     assert "-silence" in at.session_state.labels_text
     # the run happened (20 s -> 2 windows) and produced charts and downloads
     assert sum(encoder_calls) == 2
-    specs = chart_specs(at)
-    assert specs, "no chart rendered"
-    dumped = json.dumps(specs)
-    assert "pick" in dumped and "time_s" in dumped
+    shown = player(at)
+    assert shown is not None, "no player rendered"
+    assert shown["view"] == "heatmap" and shown["duration_s"] == 20.0
+    assert [row["display"] for row in shown["labels"]] == [
+        "alarm clock beeping", "silence (negative)", "a man speaking"
+    ]  # fmt: skip
+    assert shown["overview"]["n_columns"] > 0 and shown["audio_url"].startswith("/sonotag/audio?")
     downloads = at.get("download_button")
-    assert len(downloads) == len(exports.FORMATS)
+    assert len(downloads) == len(exports.FORMATS) + 1  # each format, and all of them zipped
     # a download does not rerun the page (a rerun mid-download left the button disabled)
     assert all(b.proto.ignore_rerun for b in downloads)
     # the address bar keeps the view
@@ -114,8 +130,11 @@ def test_threshold_change_changes_events_not_embeddings(app_env, encoder_calls):
     at.run()
     low = at.session_state.result
     events_low = [m.value for m in at.metric if m.label == "Events"]
+    assert {row["threshold"] for row in player(at)["labels"]} == {0.01}
     at.slider(key="thr").set_value(0.99).run()
     events_high = [m.value for m in at.metric if m.label == "Events"]
+    # the dashed threshold lines the player draws moved with it (issue 9 A1)
+    assert {row["threshold"] for row in player(at)["labels"]} == {0.99}
     assert at.session_state.result is low
     assert int(events_low[0]) >= int(events_high[0])
     assert int(events_low[0]) > 0  # at 0.01 every label is "on" somewhere
@@ -126,8 +145,8 @@ def test_tampered_params_warn_and_fall_back(app_env):
     at = new_app(thr="abc", hop="7", src="file:///etc/passwd", view="../../etc", t="-3")
     at.run()
     assert not at.exception, at.exception
-    warnings = " ".join(texts(at, "warning"))
-    assert warnings, "no warning for tampered params"
+    [warning] = texts(at, "warning")  # one banner naming every problem (issue 9 A7), not five
+    assert warning.startswith("The link has 5 problems") and warning.count("•") == 5, warning
     assert at.session_state.thr == pytest.approx(0.5)
     assert at.session_state.hop == 10.0
     assert at.session_state.view == "timeline"
@@ -170,7 +189,7 @@ def test_bad_link_shows_message(app_env):
     at.run()
     at.segmented_control(key="in_mode").set_value("Link").run()
     at.text_input(key="in_link").set_value("https://vimeo.com/123456").run()
-    at.button[0].click().run()
+    analyze_button(at).click().run()
     assert not at.exception, at.exception
     errors = " ".join(texts(at, "error"))
     assert "YouTube" in errors or "SoundCloud" in errors, errors
@@ -196,7 +215,7 @@ def upload_and_run(name: str, data: bytes, mime: str) -> AppTest:
     at.run()
     at.segmented_control(key="in_mode").set_value("Upload").run()
     at.get("file_uploader")[0].upload(name, data, mime).run()
-    at.button[0].click().run()
+    analyze_button(at).click().run()
     assert not at.exception, at.exception
     return at
 
@@ -205,9 +224,16 @@ def test_upload_runs(app_env, tmp_path, encoder_calls):
     clip = make_audio(tmp_path / "my clip.mp3", 12.0, kind="mix")
     at = upload_and_run("my clip.mp3", clip.read_bytes(), "audio/mpeg")
     assert at.session_state.result.source.title == "my clip"
-    # served as what it is (st.audio alone calls every file audio/wav): issue 9 A8
-    [player] = at.get("audio")
-    assert player.proto.url.endswith(".mp3"), player.proto.url
+    # the player gets a signed link to the kept mp3 (served with its own type: issue 9 A8)
+    from urllib.parse import parse_qsl, urlsplit
+
+    import ui_state
+    from sonotag_core.media_links import media_roots, verify_media_url
+
+    query = dict(parse_qsl(urlsplit(player(at)["audio_url"]).query))
+    roots = media_roots(ui_state.settings().data_dir)
+    served = verify_media_url(query, secret=ui_state.owner_secret(), roots=roots)
+    assert served.suffix == ".mp3" and served == at.session_state.result.source.path
     captions = " ".join(texts(at, "caption"))
     assert "“my clip.mp3” is on the server, ready to analyse" in captions
     assert sum(encoder_calls) == 2
@@ -283,7 +309,7 @@ def test_upload_is_kept_and_its_link_reopens_without_encoding(app_env, tmp_path,
     assert bare.session_state.labels_text == "beeping"
     assert bare.session_state.result.analysis_id == aid
     assert [m.value for m in bare.metric if m.label == "Analysis time"] == ["from the Library"]
-    assert chart_specs(bare) and len(bare.get("audio")) == 1
+    assert player(bare)["audio_url"] and player(bare)["labels"][0]["name"] == "beeping"
     relabelled = new_app(id=aid, l=["siren", "-music"], t="4.5")
     relabelled.run()
     assert not relabelled.exception
@@ -305,7 +331,7 @@ def test_unknown_or_evicted_analysis(app_env, tmp_path):
     again.run()
     assert not again.exception, again.exception
     assert "no longer kept" in " ".join(texts(again, "warning"))
-    assert chart_specs(again) and not again.get("audio")
+    assert player(again) is not None and player(again)["audio_url"] is None
 
 
 def test_shared_example_link_adds_one_library_entry(app_env, encoder_calls):
@@ -315,7 +341,7 @@ def test_shared_example_link_adds_one_library_entry(app_env, encoder_calls):
         assert not at.exception
     assert len(stored_ids(app_env)) == 1 and sum(encoder_calls) == 2
     for _ in range(3):  # pressing Analyze keeps it: the one stored copy, never a second
-        at.button[0].click().run()
+        analyze_button(at).click().run()
         assert not at.exception, at.exception
     assert len(stored_ids(app_env)) == 1 and sum(encoder_calls) == 2
 
@@ -352,7 +378,7 @@ def test_library_page_lists_and_searches(app_env, encoder_calls):
     [table] = at.dataframe
     assert set(table.value["title"]) == {"Alarm clock in a quiet room", "Siren passing a street"}
     at.text_input(key="lib_query").set_value("a siren wailing")
-    at.button[0].click().run()
+    [b for b in at.button if b.label == "Search"][0].click().run()
     assert not at.exception, at.exception
     label, hits, _ = at.session_state.lib_hits
     assert label == "a siren wailing" and hits
@@ -392,7 +418,7 @@ def test_rate_limit_message(app_env, monkeypatch):
     at = new_app(ex="alarm-clock", l=["beeping"])
     at.run()  # the shared link's run is the one allowed analysis
     assert not texts(at, "error"), texts(at, "error")
-    at.button[0].click().run()
+    analyze_button(at).click().run()
     assert not at.exception, at.exception
     assert "SONOTAG_RATE_LIMIT_PER_HOUR" in " ".join(texts(at, "error"))
     assert at.session_state.result is not None  # the earlier result stays on the page
@@ -468,3 +494,58 @@ def test_a_dashboard_analysis_keeps_the_users_event_settings(app_env, tmp_path, 
     assert settings["threshold"] == pytest.approx(0.3)
     assert settings["median_frames"] == 3 and settings["fill_gap_s"] == pytest.approx(0.6)
     assert settings["label_thresholds"] == {"car horn": pytest.approx(0.8)}
+
+
+def test_the_hop_control_encodes_a_stored_analysis_at_the_new_hop(app_env, tmp_path, encoder_calls):
+    """Issue 9 A4: on a stored analysis the hop radio changed only the address bar (10-s
+    windows shown under hop=5). Now the link says what is shown until Analyze encodes
+    the kept audio at the new hop."""
+    clip = make_audio(tmp_path / "hop clip.wav", 20.0, kind="mix")
+    aid = upload_and_run(
+        "hop clip.wav", clip.read_bytes(), "audio/wav"
+    ).session_state.result.analysis_id
+    at = new_app(analysis=aid)
+    at.run()
+    calls = sum(encoder_calls)
+    at.radio(key="hop").set_value(5.0).run()
+    assert at.session_state.result.hop_s == 10.0 and qp(at, "hop") in ([], ["10"])  # as shown
+    assert any("Shown with a 10-s window hop" in c for c in texts(at, "caption"))
+    assert sum(encoder_calls) == calls  # nothing encoded yet
+    analyze_button(at).click().run()
+    assert not at.exception, at.exception
+    assert at.session_state.result.hop_s == 5.0 and qp(at, "hop") == ["5"]
+    assert sum(encoder_calls) > calls  # the kept audio, encoded again at a 5-s hop
+    assert player(at)["duration_s"] == pytest.approx(20.0)
+    assert not any("Shown with" in c for c in texts(at, "caption"))
+
+
+def test_suggested_labels_and_presets_never_duplicate_a_label(app_env):
+    """Issue 9 A9: the example's suggested labels are one click away, and a preset adds
+    only the labels not already in the box."""
+    from sonotag_core.examples import EXAMPLES
+    from sonotag_core.presets import PRESETS
+
+    at = new_app(ex="siren-street", l=["dog barking"])
+    at.run()
+    [use] = [b for b in at.button if b.label == "Use the suggested labels"]
+    use.click().run()
+    assert at.session_state.labels_text.splitlines() == list(EXAMPLES["siren-street"].labels)
+    name = next(n for n, labels in PRESETS.items() if len(labels) > 1)
+    at.text_area(key="labels_text").set_value(PRESETS[name][0].upper()).run()
+    at.selectbox(key="preset").set_value(name).run()
+    lines = [line.strip().lower() for line in at.session_state.labels_text.splitlines()]
+    assert lines.count(PRESETS[name][0].lower()) == 1 and len(lines) == len(PRESETS[name])
+
+
+def test_a_recording_is_analysed_like_an_upload(app_env, tmp_path, encoder_calls):
+    """Issue 9 C: the microphone is a source; what it records is analysed and kept."""
+    clip = make_audio(tmp_path / "take.wav", 12.0, kind="mix")
+    at = new_app(l=["beeping"])
+    at.run()
+    at.segmented_control(key="in_mode").set_value("Record").run()
+    at.audio_input(key="mic").set_value(("take.wav", clip.read_bytes(), "audio/wav")).run()
+    analyze_button(at).click().run()
+    assert not at.exception, at.exception
+    result = at.session_state.result
+    assert result.analysis_id and result.source.title.startswith("Recording ")
+    assert qp(at, "analysis") == [result.analysis_id] and sum(encoder_calls) == 2

@@ -310,7 +310,7 @@ def test_cli_output_to_a_symlink_to_its_own_stdout(tmp_path, cli_env):
                            "-o", str(link)], env=env, capture_output=True, text=True,
                           timeout=300)  # fmt: skip
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.startswith("label,onset_s,offset_s,peak,mean\n")
+    assert proc.stdout.startswith("label,onset_s,offset_s,peak,mean,status,reviewed_label\n")
     assert link.is_symlink() and os.readlink(link) == "/proc/self/fd/1"
 
 
@@ -320,7 +320,9 @@ def test_cli_dash_or_no_output_is_stdout(tmp_path, cli, capsys, monkeypatch, das
     clip = make_audio(tmp_path / "c.wav", 3.0)
     args = ["analyze", str(clip), "--labels", "a tone", "-q"] + (["-o", dash] if dash else [])
     assert cli(*args) == 0
-    assert capsys.readouterr().out.startswith("label,onset_s,offset_s,peak,mean\n")
+    assert capsys.readouterr().out.startswith(
+        "label,onset_s,offset_s,peak,mean,status,reviewed_label\n"
+    )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.wav", "data"]  # no file "-"
 
 

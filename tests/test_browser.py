@@ -13,20 +13,18 @@ import contextlib
 import json
 import os
 import re
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from audiogen import make_audio
+from support import serve_app
 
 CHROMIUM = "/usr/bin/chromium"
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
+RESULTS = "[data-testid='workbench']"  # the player: drawn once an analysis is on screen
 LAUNCH_ARGS = [
     "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
     "--disable-component-update", "--disable-sync", "--no-first-run",
@@ -37,48 +35,29 @@ pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debia
 sync_api = pytest.importorskip("playwright.sync_api")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @contextlib.contextmanager
 def streamlit_server(settings, data: Path, **env_extra: str):
     """``streamlit run serve.py`` on a free loopback port, as users start it (``env_extra``:
     more SONOTAG_* settings); yields the base URL once the health check answers."""
-    port = free_port()
     env = dict(os.environ, SONOTAG_MODEL_DIR=settings.model_dir, SONOTAG_DATA_DIR=str(data),
                SONOTAG_THREADS="2", HF_HUB_OFFLINE="1", **env_extra)  # fmt: skip
-    log = open(data / "streamlit.log", "w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "serve.py",
-         "--server.address", "127.0.0.1", "--server.port", str(port), "--server.headless", "true",
-         "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            with urllib.request.urlopen(f"{base}/_stcore/health", timeout=2) as r:
-                if r.read() == b"ok":
-                    break
-        except OSError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail("streamlit did not start:\n" + (data / "streamlit.log").read_text())
-        time.sleep(0.3)
     try:
-        yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+        with serve_app(env, data / "streamlit.log") as base:
+            yield base
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
+
+
+def upload(page, clip: Path) -> None:
+    """Choose Upload, give it ``clip``, and wait until the server has every byte."""
+    page.get_by_role("radio", name="Upload").or_(
+        page.get_by_role("button", name="Upload")
+    ).first.click()
+    page.locator("input[type=file]").set_input_files(str(clip))
+    sync_api.expect(page.get_by_text("is on the server, ready to analyse")).to_be_visible(
+        timeout=60_000
+    )
+    wait_idle(page)
 
 
 @pytest.fixture(scope="module")
@@ -103,12 +82,15 @@ def wait_idle(page, timeout_ms: int = 120_000) -> None:
 
 
 def download(page, name: str) -> Path:
-    """Click a download button and return the file. Export buttons generate their file on
-    click (deferred): a click that lands while a rerun replaces the button's file id gets
-    no file, as Streamlit documents, so wait for the script to finish and retry once."""
-    button = page.get_by_role("button", name=name)
+    """Click a download button and return the file; single formats sit in the "One
+    format" menu. Export buttons generate their file on click (deferred): a click that
+    lands while a rerun replaces the button's file id gets no file, as Streamlit
+    documents, so wait for the script to finish and retry once."""
+    button = page.get_by_role("button", name=name, exact=True)
     for attempt in range(2):
         wait_idle(page)
+        if not button.is_visible():
+            page.get_by_role("button", name="One format").click()
         try:
             with page.expect_download(timeout=20_000) as dl:
                 button.click()
@@ -119,34 +101,43 @@ def download(page, name: str) -> Path:
     raise AssertionError("unreachable")
 
 
+def player(page):
+    return page.locator(RESULTS).first
+
+
+def seeked_to(page) -> float:
+    """Where the player's <audio> element really went after its last seek."""
+    page.wait_for_function(
+        "() => { const w = document.querySelector(\"[data-testid='workbench']\");"
+        " return w && w.dataset.seekedTo !== undefined; }",
+        timeout=30_000,
+    )
+    return float(player(page).get_attribute("data-seeked-to"))
+
+
 def test_share_link_click_to_play_export_and_restore(server, browser):
     ARTIFACTS.mkdir(exist_ok=True)
     expect = sync_api.expect
     link = (f"{server}/?ex=siren-street&l=siren&l=car+horn&l=-music&thr=0.2")  # fmt: skip
-    ctx = browser.new_context(viewport={"width": 1400, "height": 1800}, accept_downloads=True)
+    ctx = browser.new_context(viewport={"width": 1440, "height": 1400}, accept_downloads=True)
     page = ctx.new_page()
     page.goto(link)
-    charts = page.locator("[data-testid='stVegaLiteChart']")
-    expect(charts.first).to_be_visible(timeout=180_000)
+    expect(player(page)).to_be_visible(timeout=180_000)
     wait_idle(page)
     expect(page.get_by_text("Could not analyse")).to_have_count(0)
-    page.screenshot(path=str(ARTIFACTS / "1-results.png"), full_page=True)
+    page.screenshot(path=str(ARTIFACTS / "1-results-1440.png"), full_page=True)
 
-    # click ~60 % along the first timeline: the player must move there
+    # click 60 % along the waveform: the player plays from exactly there
     audio = page.locator("audio").first
     expect(audio).to_be_attached()
     assert audio.evaluate("a => a.currentTime") < 1
-    marks = charts.first.locator("svg.marks, canvas.marks, canvas").first
-    box = marks.bounding_box()
+    box = page.locator(".wb-wave .wb-plot").bounding_box()
     assert box is not None
-    # inside the first timeline row (rows start below a 41-px title band, 70 px high)
-    page.mouse.click(box["x"] + box["width"] * 0.6, box["y"] + 80)
+    page.mouse.click(box["x"] + box["width"] * 0.6, box["y"] + box["height"] / 2)
+    duration = 24.0
+    assert abs(seeked_to(page) - 0.6 * duration) <= 0.05  # not floored to 14 s
     page.wait_for_function("() => new URLSearchParams(location.search).has('t')", timeout=30_000)
     wait_idle(page)
-    page.wait_for_function(
-        "() => { const a = document.querySelector('audio'); return a && a.currentTime >= 5; }",
-        timeout=30_000,
-    )
     page.screenshot(path=str(ARTIFACTS / "2-after-click.png"), full_page=True)
 
     # the address bar is the share link: it carries the picked time and labels
@@ -155,26 +146,136 @@ def test_share_link_click_to_play_export_and_restore(server, browser):
     q = parse_qs(urlsplit(url).query)
     assert q["ex"] == ["siren-street"] and "-music" in q["l"] and "t" in q
     picked = float(q["t"][0])
-    assert 10 <= picked <= 20, picked  # 60 % of a 24-s axis, give or take the click
-    t = page.locator("audio").first.evaluate("a => a.currentTime")
-    assert int(picked) <= t <= 24, (picked, t)  # started there (and may be playing on)
+    assert abs(picked - 0.6 * duration) <= 0.05, picked
 
     # a download from the page parses back
     data = json.loads(download(page, "json").read_text())
     assert data["labels"] == ["siren", "car horn", "music"]
     assert len(data["probabilities"]) == 3 and len(data["frame_times_s"]) == 77  # 24 s / 0.3125
 
-    # another browser context restores the same view from the link alone
+    # another browser context restores the same view from the link alone, at that instant
     other = browser.new_context(viewport={"width": 1400, "height": 1800})
     page2 = other.new_page()
     page2.goto(url)
-    expect(page2.locator("[data-testid='stVegaLiteChart']").first).to_be_visible(timeout=120_000)
+    expect(player(page2)).to_be_visible(timeout=120_000)
     wait_idle(page2)
     expect(page2.locator("textarea").first).to_have_value("siren\ncar horn\n-music")
-    t2 = page2.locator("audio").first.evaluate("a => a.currentTime")
-    assert int(picked) <= t2 <= 24, (picked, t2)
+    page2.wait_for_function(
+        f"() => Math.abs(document.querySelector('audio').currentTime - {picked}) <= 0.05",
+        timeout=30_000,
+    )
     page2.screenshot(path=str(ARTIFACTS / "3-restored.png"), full_page=True)
     other.close()
+    ctx.close()
+
+
+def event_rows(page) -> list[dict]:
+    """The events the page shows, read back through its CSV export (grid cells are
+    drawn on a canvas)."""
+    import csv
+
+    with open(download(page, "csv"), newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def test_an_event_row_plays_from_its_exact_onset(server, browser):
+    """Issue 9 C: st.audio floored start_time to whole seconds (an event at 7.5 s played
+    from 7 s). A click on an event row now seeks the player to the onset itself."""
+    expect = sync_api.expect
+    ctx = browser.new_context(viewport={"width": 1440, "height": 1200}, accept_downloads=True)
+    page = ctx.new_page()
+    page.goto(f"{server}/?ex=siren-street&l=siren&l=car+horn&thr=0.3&med=1")
+    expect(player(page)).to_be_visible(timeout=180_000)
+    wait_idle(page)
+    rows = event_rows(page)
+    assert len(rows) >= 2, rows
+    fractional = [i for i, r in enumerate(rows) if abs(float(r["onset_s"]) % 1) > 0.1]
+    row = fractional[0] if fractional else 1
+    onset = float(rows[row]["onset_s"])
+    grid = page.locator("[data-testid='stDataFrame']").first
+    grid.click(position={"x": 14, "y": 35 * (row + 1) + 17})  # its row-selection cell
+    wb = "document.querySelector(\"[data-testid='workbench']\").dataset"
+    page.wait_for_function(  # the player selected that event and went to its onset
+        f"() => Math.abs(parseFloat({wb}.selectedOnset) - {onset}) < 1e-6"
+        f" && Math.abs(parseFloat({wb}.seekedTo) - {onset}) <= 0.05",
+        timeout=30_000,
+    )
+    assert abs(seeked_to(page) - onset) <= 0.05, (seeked_to(page), onset)
+    page.screenshot(path=str(ARTIFACTS / "13-event-row-seek.png"), full_page=True)
+    ctx.close()
+
+
+VIEW_KEYS = {"Timelines": "timeline", "Heatmap": "heatmap", "Events": "events"}
+
+
+def plot_edges(page) -> list[tuple[float, float]]:
+    return page.locator(".wb-plot").evaluate_all(
+        "els => els.map(e => { const r = e.getBoundingClientRect(); return [r.left, r.right]; })"
+    )
+
+
+@pytest.mark.parametrize("width", [1440, 390])
+def test_every_time_row_shares_one_x_axis_and_the_page_fits(server, browser, width):
+    """Issue 9 B: the waveform, spectrogram, every label lane, the events and the heatmap
+    share one plot origin and width (within 2 px) in every view; at 390 px nothing
+    scrolls sideways."""
+    expect = sync_api.expect
+    scheme = "dark" if width < 500 else "light"  # the theme follows the browser's preference
+    # tall enough that a screenshot shows the whole page (Streamlit scrolls inside its app)
+    ctx = browser.new_context(viewport={"width": width, "height": 2600}, color_scheme=scheme)
+    page = ctx.new_page()
+    page.goto(f"{server}/?ex=siren-street&l=siren&l=car+horn&l=-music&thr=0.2")
+    expect(player(page)).to_be_visible(timeout=180_000)
+    wait_idle(page)
+    for view in ("Timelines", "Heatmap", "Events"):
+        page.get_by_role("radio", name=view, exact=True).or_(
+            page.get_by_role("button", name=view, exact=True)
+        ).first.click()
+        expect(player(page)).to_have_attribute("data-view", VIEW_KEYS[view], timeout=30_000)
+        wait_idle(page)
+        edges = plot_edges(page)
+        assert len(edges) == 3 + 3, edges  # waveform, spectrogram, 3 labels, time axis
+        lefts, rights = [e[0] for e in edges], [e[1] for e in edges]
+        assert max(lefts) - min(lefts) <= 2 and max(rights) - min(rights) <= 2, edges
+        assert rights[0] - lefts[0] > width * 0.3, edges  # a real plot, not a sliver
+        page.screenshot(path=str(ARTIFACTS / f"14-{view.lower()}-{width}.png"), full_page=True)
+    overflow = page.evaluate(
+        "() => [document.documentElement.scrollWidth, window.innerWidth,"
+        " document.querySelector(\"[data-testid='stMain']\").scrollWidth]"
+    )
+    assert overflow[0] <= overflow[1] and overflow[2] <= overflow[1], overflow
+    expect(page.get_by_role("button", name="Download all (zip)")).to_be_visible()
+    background = page.evaluate(
+        "() => getComputedStyle(document.querySelector(\"[data-testid='stApp']\")).backgroundColor"
+    )
+    rgb = [int(v) for v in re.findall(r"\d+", background)[:3]]
+    assert (sum(rgb) / 3 < 80) == (scheme == "dark"), (scheme, background)
+    ctx.close()
+
+
+def test_a_keyboard_review_survives_a_reload(server, browser):
+    """Issue 9 D: n selects the next event and plays it, a accepts it; the verdict is
+    stored with the analysis, so a reload (or another session) shows it."""
+    expect = sync_api.expect
+    ctx = browser.new_context(viewport={"width": 1440, "height": 1200})
+    page = ctx.new_page()
+    page.goto(f"{server}/?ex=siren-street&l=siren&thr=0.3")
+    expect(player(page)).to_be_visible(timeout=180_000)
+    wait_idle(page)
+    assert int(player(page).get_attribute("data-events")) >= 1
+    page.get_by_role("heading", level=3).first.click()  # focus out of the text boxes
+    page.keyboard.press("n")
+    expect(player(page)).not_to_have_attribute("data-selected-onset", "", timeout=30_000)
+    onset = float(player(page).get_attribute("data-selected-onset"))
+    assert abs(seeked_to(page) - onset) <= 0.05
+    page.keyboard.press("a")
+    expect(page.get_by_text("1 of", exact=False).first).to_be_visible(timeout=30_000)
+    wait_idle(page)
+    page.reload()
+    expect(player(page)).to_be_visible(timeout=180_000)
+    wait_idle(page)
+    expect(player(page)).to_have_attribute("data-reviewed", "1", timeout=30_000)
+    page.screenshot(path=str(ARTIFACTS / "15-reviewed-after-reload.png"), full_page=True)
     ctx.close()
 
 
@@ -193,7 +294,7 @@ def test_library_search_opens_the_moment(server, browser):
     expect(first).to_be_visible(timeout=60_000)
     page.screenshot(path=str(ARTIFACTS / "4-library-search.png"), full_page=True)
     first.click()
-    expect(page.locator("[data-testid='stVegaLiteChart']").first).to_be_visible(timeout=60_000)
+    expect(page.locator(RESULTS).first).to_be_visible(timeout=60_000)
     wait_idle(page)
     q = parse_qs(urlsplit(page.evaluate("location.href")).query)
     assert "analysis" in q and q["l"][0] == "a siren wailing", q
@@ -206,7 +307,11 @@ def test_library_search_opens_the_moment(server, browser):
     page.goto(f"{server}/compare")
     expect(page.locator("[data-testid='stVegaLiteChart']").first).to_be_visible(timeout=60_000)
     wait_idle(page)
-    page.screenshot(path=str(ARTIFACTS / "6-compare.png"), full_page=True)
+    page.screenshot(path=str(ARTIFACTS / "6-compare-1400.png"), full_page=True)
+    page.set_viewport_size({"width": 390, "height": 1400})
+    expect(page.locator("[data-testid='stVegaLiteChart']").first).to_be_visible()
+    page.screenshot(path=str(ARTIFACTS / "6-compare-390.png"), full_page=True)
+    assert page.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth")
     ctx.close()
 
 
@@ -245,13 +350,7 @@ def test_two_sessions_share_the_model_first_come_first_served(server, browser, t
         page = ctx.new_page()
         page.goto(f"{server}/?l=beeping&l=siren&hop=5")
         wait_idle(page)
-        page.get_by_role("radio", name="Upload").or_(
-            page.get_by_role("button", name="Upload")
-        ).first.click()
-        page.locator("input[type=file]").set_input_files(str(clip))
-        # the browser lists the file at once; the server has it when the page says so
-        expect(page.get_by_text("is on the server, ready to analyse")).to_be_visible(timeout=60_000)
-        wait_idle(page)
+        upload(page, clip)  # the browser lists the file at once; the server has it later
         contexts.append(ctx)
         pages.append(page)
     for page in pages:  # both press Analyze, a moment apart; each click must register
@@ -261,7 +360,7 @@ def test_two_sessions_share_the_model_first_come_first_served(server, browser, t
     queued = wait_for_any(pages, "Queued, position 2", timeout_s=30)
     queued.screenshot(path=str(ARTIFACTS / "7-queued.png"))
     for page in pages:
-        expect(page.locator("[data-testid='stVegaLiteChart']").first).to_be_visible(timeout=120_000)
+        expect(page.locator(RESULTS).first).to_be_visible(timeout=120_000)
         expect(page.get_by_text("Could not analyse")).to_have_count(0)
     heading = pages[0].get_by_role("heading", level=3).first
     expect(heading).to_have_text("$5 vs $50 *live* a_b")
@@ -327,7 +426,7 @@ def test_markdown_from_a_link_or_the_label_box_fetches_nothing(server, browser):
         ctx = browser.new_context(viewport={"width": 1440, "height": 1400})
         page = ctx.new_page()
         page.goto(f"{server}/?ex=siren-street&l={quote(image)}&l=siren&thr=0.2")
-        expect(page.locator("[data-testid='stVegaLiteChart']").first).to_be_visible(timeout=180_000)
+        expect(page.locator(RESULTS).first).to_be_visible(timeout=180_000)
         wait_idle(page)
         page.get_by_text("Per-label thresholds").click()  # the sliders are labelled by it
         wait_idle(page)
@@ -375,12 +474,9 @@ def test_a_visitor_cannot_list_open_as_owner_or_delete_anothers_upload(
     a = a_ctx.new_page()
     a.goto(f"{private_server}/?l=a+tone")
     wait_idle(a)
-    a.get_by_role("radio", name="Upload").or_(a.get_by_role("button", name="Upload")).first.click()
-    a.locator("input[type=file]").set_input_files(str(clip))
-    expect(a.get_by_text("is on the server, ready to analyse")).to_be_visible(timeout=60_000)
-    wait_idle(a)
+    upload(a, clip)
     a.get_by_role("button", name="Analyze", exact=True).click()
-    expect(a.locator("[data-testid='stVegaLiteChart']").first).to_be_visible(timeout=120_000)
+    expect(a.locator(RESULTS).first).to_be_visible(timeout=120_000)
     analysis_id_of(a)  # an upload is shared by its stored analysis: a 128-bit id
     share_link = a.url
     a.goto(f"{private_server}/library")
@@ -401,7 +497,7 @@ def test_a_visitor_cannot_list_open_as_owner_or_delete_anothers_upload(
     expect(b.get_by_text("No stored audio to search yet")).to_be_visible(timeout=60_000)
     # through A's share link, B reads the results
     b.goto(share_link)
-    expect(b.locator("[data-testid='stVegaLiteChart']").first).to_be_visible(timeout=120_000)
+    expect(b.locator(RESULTS).first).to_be_visible(timeout=120_000)
     wait_idle(b)
     expect(b.get_by_role("heading", name="visitor A private take")).to_be_visible()
     expect(b.get_by_text("Shared with you through its link, read-only")).to_be_visible()
@@ -431,9 +527,7 @@ def test_the_rate_limit_holds_across_new_tabs(private_server, browser):
         wait_idle(page)
         refused = page.get_by_text("the most this server allows")
         if tab < 2:
-            expect(page.locator("[data-testid='stVegaLiteChart']").first).to_be_visible(
-                timeout=120_000
-            )
+            expect(page.locator(RESULTS).first).to_be_visible(timeout=120_000)
             expect(refused).to_have_count(0)
         else:
             expect(refused).to_be_visible(timeout=60_000)
@@ -466,7 +560,7 @@ def test_the_event_threshold_slider_changes_the_events(server, browser):
     ctx = browser.new_context(viewport={"width": 1440, "height": 1000})
     page = ctx.new_page()
     page.goto(f"{server}/?ex=siren-street&l=siren&l=car+horn")
-    expect(page.locator("[data-testid='stVegaLiteChart']").first).to_be_visible(timeout=180_000)
+    expect(page.locator(RESULTS).first).to_be_visible(timeout=180_000)
     wait_idle(page)
     slide(page, "Event threshold", "Home", r"thr=0\.01(&|$)")  # every frame is above it
     low = events_shown(page)
@@ -499,9 +593,7 @@ def test_deleting_library_rows_down_to_the_last(settings, browser, tmp_path):
         examples = (("siren-street", "siren"), ("alarm-clock", "alarm"), ("siren-street", "horn"))
         for ex, label in examples:
             page.goto(f"{base}/?ex={ex}&l={label}")
-            expect(page.locator("[data-testid='stVegaLiteChart']").first).to_be_visible(
-                timeout=180_000
-            )
+            expect(page.locator(RESULTS).first).to_be_visible(timeout=180_000)
             wait_idle(page)
             page.get_by_role("button", name="Analyze", exact=True).click()  # stored anew
             wait_idle(page)

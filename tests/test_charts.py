@@ -209,7 +209,8 @@ def test_timeline_spec(short: Timeline) -> None:
             assert layer["encoding"]["y"]["scale"]["domain"] == [0.0, 1.0]
             x = layer["encoding"]["x"]
             assert x["field"] == "time_s" and x["scale"]["domain"] == [0.0, 3.0]
-        assert mark_prop(line, "color") == (charts.NEGATIVE_COLOR if negative else charts.COLOR)
+        # each label its own colour (the player's too), negatives grey
+        assert mark_prop(line, "color") == charts.label_colors(short.labels, short.negatives)[label]
         title = row["title"]["text"]
         assert title == (f"{label} (negative)" if negative else label)
         rules = [r for r in layers_of(row, "rule") if r["encoding"].get("y")]

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 from audiogen import make_audio
 
-from sonotag_core.cli import main
+from sonotag_core.cli import clock, main
 
 SONOTAG = str(Path(sys.executable).parent / "sonotag")
 FIVE_LABELS = "dog barking; siren; a tone; speech; -music"
@@ -63,7 +63,9 @@ def test_five_minute_file_writes_every_format(tmp_path, cli_env):
     frames = pd.read_csv(files[".frames.csv"])
     assert list(frames.columns) == ["time_s", "label", "probability"] and len(frames) == 5 * 960
     events = pd.read_csv(next(p for p in out.glob("*.csv") if not p.name.endswith(".frames.csv")))
-    assert list(events.columns) == ["label", "onset_s", "offset_s", "peak", "mean"]
+    assert list(events.columns) == [
+        "label", "onset_s", "offset_s", "peak", "mean", "status", "reviewed_label"
+    ]  # fmt: skip
     assert "music" not in set(events.label)  # negative prompt: never an event
     assert (events.offset_s <= 300.0 + 1e-9).all()
     assert len(events) == len(doc["events"])
@@ -89,7 +91,9 @@ def test_stdout_csv_and_progress_on_stderr(tmp_path, cli, capsys):
     assert cli("analyze", str(clip), "--labels", "a tone; siren", "--threshold", "0.3") == 0
     captured = capsys.readouterr()
     rows = list(csv.DictReader(io.StringIO(captured.out)))
-    assert rows and set(rows[0]) == {"label", "onset_s", "offset_s", "peak", "mean"}
+    assert rows and set(rows[0]) == {"label", "onset_s", "offset_s", "peak", "mean", "status",
+                                     "reviewed_label"}  # fmt: skip
+    assert {row["status"] for row in rows} == {""}  # a fresh run: nothing reviewed yet
     assert "encode" in captured.err and "2 window(s)" in captured.err
 
 
@@ -296,3 +300,159 @@ def test_a_stored_link_is_neither_downloaded_nor_encoded(
         "https://www.youtube.com/watch?v=zyxwvutsrqp",
     ]
     assert err.count("sonotag: error: This test has no network.") == 2
+
+
+# ---------------------------------------------------------------- review
+
+
+def _middle_threshold(row) -> float:
+    """A threshold in the widest gap between the middle half of a row's probabilities, so
+    about half the frames are above it and no frame sits near it."""
+    import numpy as np
+
+    values = np.unique(np.asarray(row, dtype=np.float64))
+    quarter = len(values) // 4
+    middle = values[quarter : len(values) - quarter]
+    i = int(np.argmax(np.diff(middle)))
+    return float((middle[i] + middle[i + 1]) / 2)
+
+
+@pytest.fixture
+def no_model_load(monkeypatch) -> list[tuple]:
+    """Records every model load (and refuses it): usage mistakes must fail before."""
+    from sonotag_core import model
+
+    loads: list[tuple] = []
+
+    def refuse(*args, **kwargs):
+        loads.append(args)
+        raise AssertionError("the model was loaded")
+
+    monkeypatch.setattr(model, "load_model", refuse)
+    return loads
+
+
+@pytest.fixture
+def reviewable(tmp_path, model, text_cache):
+    """A stored analysis (random embeddings, 96 frames) whose stored per-label thresholds
+    give several events per label; returns its id, the store and its events as the
+    dashboard computes them at those settings."""
+    import numpy as np
+
+    from sonotag_core.analysis import score
+    from sonotag_core.embeddings import AudioEmbeddings
+    from sonotag_core.events import EventParams, detect_events
+    from sonotag_core.labels import LabelSet
+    from sonotag_core.sources import SourceInfo
+    from sonotag_core.store import Store
+
+    rng = np.random.default_rng(5)
+    feats = rng.standard_normal((3, 32, 512)).astype(np.float32)
+    feats /= np.linalg.norm(feats, axis=-1, keepdims=True)
+    emb = AudioEmbeddings(np.arange(3, dtype=np.int64) * 480_000, feats, 3 * 480_000, 480_000)
+    store = Store(tmp_path / "data")
+    labels = LabelSet(("a tone", "siren", "music"), frozenset({"music"}))
+    src = SourceInfo("file", Path(""), "Review clip", "e" * 64, "review.wav", 30.0)
+    aid = store.save_analysis(src, emb, labels, hop_s=10.0, model_name="m",
+                              checkpoint_sha256=model.info.checkpoint_sha256)  # fmt: skip
+    timeline = score(text_cache, store.get_analysis(aid).embeddings, labels)
+    params = EventParams(label_thresholds={label: _middle_threshold(row) for label, row
+                                           in zip(labels.labels, timeline.probabilities, strict=True)
+                                           if label != "music"})  # fmt: skip
+    assert store.update_analysis(aid, labels, settings={"hop_s": 10.0, **params.as_settings()})
+    events = detect_events(timeline, params)
+    counts = events["label"].value_counts()
+    assert counts["a tone"] >= 2 and counts["siren"] >= 1, counts  # enough to review
+    return aid, store, events
+
+
+def test_library_review_counts_and_set_round_trip(library_cli, capsys, reviewable, tmp_path):
+    aid, store, events = reviewable
+    tones = events[events.label == "a tone"].reset_index(drop=True)
+    siren = events[events.label == "siren"].reset_index(drop=True)
+    n_tone, n_siren = len(tones), len(siren)
+
+    def review(*args: str) -> tuple[list[str], str]:
+        assert library_cli("library", "review", aid, *args) == 0
+        out = capsys.readouterr()
+        return out.out.splitlines(), out.err
+
+    lines, _ = review()
+    assert lines == [f"a tone: 0 of {n_tone} reviewed (0 accepted, 0 rejected)",
+                     f"siren: 0 of {n_siren} reviewed (0 accepted, 0 rejected)"]  # fmt: skip
+
+    first, second = float(tones.onset_s[0]), float(tones.onset_s[1])
+    _, err = review("--set", "accepted", "--label", "a tone", "--onset", str(first))
+    assert "accepted" in err and clock(first) in err
+    review("--set", "rejected", "--label", "a tone", "--onset", clock(second))  # h:mm:ss.ss
+    review("--label", "siren", "--onset", str(siren.onset_s[0]), "--relabel", "beep")
+    lines, _ = review()
+    assert lines == [f"a tone: 2 of {n_tone} reviewed (1 accepted, 1 rejected)",
+                     f"siren: 1 of {n_siren} reviewed (1 accepted, 0 rejected; 1 relabelled)"]  # fmt: skip
+    # a second verdict on an event replaces the first
+    lines, _ = review("--set", "accepted", "--label", "a tone", "--onset", str(second))
+    assert lines[0] == f"a tone: 2 of {n_tone} reviewed (2 accepted, 0 rejected)"
+    stored = {(r.label, r.onset_s): (r.status, r.relabel) for r in store.get_reviews(aid)}
+    assert stored == {("a tone", first): ("accepted", None), ("a tone", second): ("accepted", None),
+                      ("siren", float(siren.onset_s[0])): ("accepted", "beep")}  # fmt: skip
+
+    # exports of the stored analysis carry the verdicts; --reviewed keeps the accepted only
+    out = tmp_path / "all.csv"
+    assert library_cli("library", "export", aid, "-o", str(out)) == 0
+    table = pd.read_csv(out, keep_default_na=False)
+    assert len(table) == len(events)
+    assert (table.status != "").sum() == 3 and table.reviewed_label.tolist().count("beep") == 1
+    dcase = tmp_path / "reviewed.tsv"
+    assert library_cli("library", "export", aid, "--format", "dcase", "-o", str(dcase),
+                       "--reviewed") == 0  # fmt: skip
+    assert "3 accepted event(s)" in capsys.readouterr().err
+    got = pd.read_csv(dcase, sep="\t", keep_default_na=False)
+    want = sorted([(first, "a tone"), (second, "a tone"), (float(siren.onset_s[0]), "beep")])
+    assert list(zip(got.onset, got.event_label, strict=True)) == want
+    audacity = tmp_path / "reviewed.txt"
+    assert library_cli("library", "export", aid, "--format", "audacity", "-o", str(audacity),
+                       "--reviewed") == 0  # fmt: skip
+    assert [line.split("\t")[2] for line in audacity.read_text().splitlines()] == [
+        label for _on, label in want
+    ]
+
+    lines, err = review("--clear", "--label", "a tone", "--onset", str(first))
+    assert "unreviewed again" in err
+    assert lines[0] == f"a tone: 1 of {n_tone} reviewed (1 accepted, 0 rejected)"
+    assert len(store.get_reviews(aid)) == 2
+
+
+def test_library_review_errors_are_one_line(library_cli, capsys, reviewable, no_model_load):
+    aid, store, events = reviewable
+    for args, fragment in [
+        (("library", "review", "f" * 32), "no stored analysis"),
+        (("library", "review", aid, "--set", "accepted", "--label", "a tone"), "--onset"),
+        (("library", "review", aid, "--label", "a tone", "--onset", "1"), "--set or --clear"),
+        (("library", "review", aid, "--set", "rejected", "--relabel", "x", "--label", "a tone",
+          "--onset", "1"), "--relabel accepts"),
+        (("library", "review", aid, "--set", "accepted", "--label", "a tone", "--onset", "1:x"),
+         "--onset expects"),
+    ]:  # fmt: skip
+        assert library_cli(*args) == 1, args
+        err = capsys.readouterr().err
+        assert err.startswith("sonotag: error: ") and err.count("\n") == 1, err
+        assert fragment in err
+    assert no_model_load == []  # every one of them failed before the model loaded
+    with pytest.raises(SystemExit) as exit_info:
+        library_cli("library", "review", aid, "--set", "maybe")
+    assert exit_info.value.code == 2
+    assert store.get_reviews(aid) == []
+
+
+def test_library_review_of_a_missing_event_names_the_nearest(library_cli, capsys, reviewable):
+    aid, store, events = reviewable
+    onsets = set(events.onset_s[events.label == "a tone"])
+    nowhere = next(t * 0.3125 for t in range(96) if t * 0.3125 not in onsets)
+    assert library_cli("library", "review", aid, "--set", "accepted", "--label", "a tone",
+                       "--onset", str(nowhere)) == 1  # fmt: skip
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no 'a tone' event starting at" in err and "nearest" in err
+    assert library_cli("library", "review", aid, "--set", "accepted", "--label", "rain",
+                       "--onset", "0") == 1  # fmt: skip
+    assert "no label 'rain'" in capsys.readouterr().err
+    assert store.get_reviews(aid) == []

@@ -320,7 +320,7 @@ def test_image_holds_the_app_and_the_context_holds_what_the_image_copies() -> No
     # every top-level module of the app (streamlit_app.py, ui_state.py, ...) and its pages
     for module in ROOT.glob("*.py"):
         assert module.name in runtime_sources, f"{module.name} is not copied into the image"
-    assert {"pages", ".streamlit"} <= runtime_sources
+    assert {"pages", ".streamlit", "frontend"} <= runtime_sources  # frontend: the player
     assert "scripts/docker-entrypoint.sh" in runtime_sources
 
 

@@ -60,7 +60,9 @@ RAVEN_COLUMNS = [
     "Label",
     "Peak",
     "Mean",
+    "Annotation",
 ]
+EVENTS_CSV_COLUMNS = ["label", "onset_s", "offset_s", "peak", "mean", "status", "reviewed_label"]
 EVENT_FORMATS = ("csv", "json", "audacity", "dcase", "raven")
 
 
@@ -183,8 +185,9 @@ def test_report_has_the_planted_events(report: Report) -> None:
 def test_events_csv_round_trip(report: Report, files: dict[str, Path]) -> None:
     text = read(files["csv"])
     rows = list(csv.DictReader(io.StringIO(text, newline="")))
-    assert list(rows[0]) == ["label", "onset_s", "offset_s", "peak", "mean"]
+    assert list(rows[0]) == EVENTS_CSV_COLUMNS
     assert len(rows) == len(report.events)
+    assert {(row["status"], row["reviewed_label"]) for row in rows} == {("", "")}  # unreviewed
     for row, (label, on, off, pk, mn) in zip(rows, events(report), strict=True):
         assert row["label"] == label  # commas, quotes, tabs and unicode all survive
         assert float(row["onset_s"]) == on and float(row["offset_s"]) == off
@@ -246,7 +249,7 @@ def test_json_round_trip(report: Report, files: dict[str, Path]) -> None:
 
     assert len(obj["events"]) == len(report.events)
     for got, (label, on, off, pk, mn) in zip(obj["events"], events(report), strict=True):
-        assert set(got) == set(EVENT_COLUMNS)
+        assert set(got) == {*EVENT_COLUMNS, "status"} and got["status"] == ""  # unreviewed
         assert (got["label"], got["onset_s"], got["offset_s"]) == (label, on, off)
         assert abs(got["peak"] - pk) <= 1e-6 and abs(got["mean"] - mn) <= 1e-6
 
@@ -391,7 +394,7 @@ def test_zero_events_still_parse(
     text = read(path)
     if fmt == "csv":
         df = pd.read_csv(path)
-        assert list(df.columns) == ["label", "onset_s", "offset_s", "peak", "mean"]
+        assert list(df.columns) == EVENTS_CSV_COLUMNS
         assert len(df) == 0
     elif fmt == "frames-csv":  # frames are written whether or not there are events
         df = pd.read_csv(path, dtype={"label": str}, keep_default_na=False)
@@ -517,3 +520,120 @@ def test_get_format_known() -> None:
     for name, fmt in FORMATS.items():
         assert exports.get_format(name) is fmt and fmt.name == name
     assert len({f.suffix for f in FORMATS.values()}) == len(FORMATS)
+
+
+# ---------------------------------------------------------------- reviews
+
+# verdicts on EXPECTED_EVENTS: a relabel that begins like a formula (sheet-safety applies),
+# a rejection, one event left open, and a verdict on an event that does not exist
+REVIEWED = [
+    ("dog, barking", 4 * FRAME_S, 12 * FRAME_S, "accepted", None),
+    ("bird\tsong", 8 * FRAME_S, 10 * FRAME_S, "rejected", None),
+    ('say "hi"', 15 * FRAME_S, 18 * FRAME_S, "accepted", "+speech"),
+    ("café", 28 * FRAME_S, DURATION_S, "accepted", None),
+    ("café", 2 * FRAME_S, 3 * FRAME_S, "rejected", None),  # no such event: matches nothing
+]
+STATUSES = ["accepted", "rejected", "accepted", "", "accepted"]  # per EXPECTED_EVENTS row
+
+
+def reviewed_report() -> Report:
+    from sonotag_core.review import Review, with_reviews
+
+    reviews = [Review.of_event(label, on, off, status, relabel=relabel)
+               for label, on, off, status, relabel in REVIEWED]  # fmt: skip
+    return with_reviews(make_report(), reviews)
+
+
+def test_events_carry_their_review_in_csv_json_and_raven(tmp_path: Path) -> None:
+    rep = reviewed_report()
+    files = dict(zip(FORMATS, exports.export_all(rep, tmp_path, "clip"), strict=True))
+    rows = list(csv.DictReader(io.StringIO(read(files["csv"]), newline="")))
+    assert list(rows[0]) == EVENTS_CSV_COLUMNS
+    assert [r["label"] for r in rows] == [label for label, _on, _off in EXPECTED_EVENTS]
+    assert [r["status"] for r in rows] == STATUSES
+    assert [r["reviewed_label"] for r in rows] == ["", "", "'+speech", "", ""]  # sheet-safe
+
+    doc = strict_json(read(files["json"]))
+    assert [e["status"] for e in doc["events"]] == STATUSES
+    assert [e.get("reviewed_label") for e in doc["events"]] == [None, None, "+speech", None, None]
+    assert "reviewed_only" not in doc["settings"]
+
+    lines = read(files["raven"]).splitlines()
+    header = lines[0].split("\t")
+    assert header[-1] == "Annotation"
+    annotations = [dict(zip(header, line.split("\t"), strict=True))["Annotation"]
+                   for line in lines[1:]]  # fmt: skip
+    assert annotations == ["accepted", "rejected", "'+speech", "", "accepted"]
+
+
+# accepted events, under their corrected labels, as each format writes a label
+ACCEPTED_EVENTS = [("dog, barking", 4 * FRAME_S, 12 * FRAME_S),
+                   ("+speech", 15 * FRAME_S, 18 * FRAME_S),
+                   ("café", 28 * FRAME_S, DURATION_S)]  # fmt: skip
+SHEET_SAFE = {"csv": "'+speech", "dcase": "'+speech", "raven": "'+speech"}
+
+
+@pytest.mark.parametrize("fmt", EVENT_FORMATS)
+def test_reviewed_exports_hold_accepted_events_only(fmt: str, tmp_path: Path) -> None:
+    rep = reviewed_report()
+    path = exports.write_export(rep, fmt, tmp_path / f"x{FORMATS[fmt].suffix}", reviewed=True)
+    want = [SHEET_SAFE.get(fmt, label) if label == "+speech" else label
+            for label, _on, _off in ACCEPTED_EVENTS]  # fmt: skip
+    assert event_labels(fmt, path) == want
+    assert read(path) == exports.export_text(rep, fmt, reviewed=True)
+    if fmt == "audacity":
+        times = [float(t) for line in read(path).splitlines() for t in line.split("\t")[:2]]
+        assert times == pytest.approx([t for _l, on, off in ACCEPTED_EVENTS for t in (on, off)])
+    if fmt == "dcase":
+        df = pd.read_csv(path, sep="\t", keep_default_na=False)
+        assert list(zip(df.onset, df.offset, strict=True)) == [
+            (on, off) for _l, on, off in ACCEPTED_EVENTS
+        ]
+    if fmt == "json":
+        doc = strict_json(read(path))
+        assert doc["settings"]["reviewed_only"] is True
+        assert {e["status"] for e in doc["events"]} == {"accepted"}
+
+
+def test_reviewed_export_of_an_unreviewed_report_has_no_events() -> None:
+    rep = make_report()
+    assert len(rep.events) == len(EXPECTED_EVENTS)
+    assert exports.export_text(rep, "audacity", reviewed=True) == ""
+    assert exports.export_text(rep, "dcase", reviewed=True).splitlines() == [
+        "filename\tonset\toffset\tevent_label"
+    ]
+    # frames are not events: the same with or without reviewed
+    assert exports.export_text(rep, "frames-csv", reviewed=True) == exports.export_text(
+        rep, "frames-csv"
+    )
+
+
+def test_export_zip_holds_every_format_and_is_deterministic(monkeypatch) -> None:
+    import zipfile
+    from datetime import datetime
+
+    rep = reviewed_report()
+    data = exports.export_zip(rep, stem="café clip")
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        assert zf.testzip() is None
+        infos = zf.infolist()
+        assert [i.filename for i in infos] == [f"café clip{f.suffix}" for f in FORMATS.values()]
+        assert {i.date_time for i in infos} == {(1980, 1, 1, 0, 0, 0)}
+        for name, info in zip(FORMATS, infos, strict=True):
+            assert zf.read(info).decode("utf-8") == exports.export_text(rep, name)
+
+    class LaterClock(datetime):  # the JSON must not take its time from the clock
+        @classmethod
+        def now(cls, tz=None):
+            return datetime(2099, 1, 1, tzinfo=tz)
+
+    monkeypatch.setattr(exports, "datetime", LaterClock)
+    assert exports.export_zip(rep, stem="café clip") == data
+    reviewed = exports.export_zip(rep, stem="café clip", reviewed=True)
+    assert reviewed != data
+    with zipfile.ZipFile(io.BytesIO(reviewed)) as zf:
+        for name, fmt in FORMATS.items():
+            got = zf.read(f"café clip{fmt.suffix}").decode("utf-8")
+            assert got == exports.export_text(rep, name, reviewed=True)
+    with pytest.raises(ExportError, match="plain file name"):
+        exports.export_zip(rep, stem="../x")

@@ -8,7 +8,6 @@ import errno
 import gc
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -19,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from audiogen import make_audio
+from support import ffmpeg_children, stored_rows
 
 from sonotag_core import library, sources, workdirs
 from sonotag_core.cli import main
@@ -43,30 +43,6 @@ def files_under(folder: Path) -> set[str]:
 
 def dirs_under(folder: Path) -> set[str]:
     return {str(p.relative_to(folder)) for p in Path(folder).rglob("*") if p.is_dir()}
-
-
-def analyses(data: Path) -> int:
-    db = sqlite3.connect(data / "sonotag.db")
-    try:
-        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-        return db.execute("SELECT COUNT(*) FROM analyses").fetchone()[0]
-    finally:
-        db.close()
-
-
-def ffmpeg_children() -> list[int]:
-    """ffmpeg processes started by this test process (a cancelled decode must kill its own)."""
-    pids = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)
-            name = fields[0].split("(", 1)[1]
-            ppid = int(fields[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue
-        if ppid == os.getpid() and name.startswith("ffmpeg"):
-            pids.append(int(stat.parent.name))
-    return pids
 
 
 @pytest.fixture
@@ -136,7 +112,7 @@ def test_a_download_cut_off_midway(cut_server, tmp_path, model, settings):
     assert "\n" not in str(err.value) and len(hits) >= 2  # yt-dlp retried, then gave up
     assert files_under(data) == before  # no .part file, no staging folder
     assert not [d for d in dirs_under(data) if sources.STAGING_PREFIX in d]
-    assert store.list_analyses() == listed and analyses(data) == 1
+    assert store.list_analyses() == listed and stored_rows(data) == 1
 
 
 def test_a_cancelled_download_leaves_nothing(cut_server, tmp_path):
@@ -229,7 +205,7 @@ def test_full_disk_cli_still_writes_the_export(tmp_path, cli, capsys, monkeypatc
     [warning] = [line for line in err.splitlines() if "warning" in line]
     assert "is full" in warning and "export was written" in warning, err
     assert "Traceback" not in err and "Logging error" not in err and "analysis " not in err
-    assert analyses(cli.data) == 0
+    assert stored_rows(cli.data) == 0
     assert not [p for p in cli.data.iterdir() if p.name.startswith("sonotag-")]
 
 
@@ -292,14 +268,14 @@ def test_server_killed_mid_encoding(tmp_path, cli_env, cli, capsys):
         proc.stderr.close()
     assert b"encode" in seen, seen[-2000:]
     assert not (tmp_path / "never.csv").exists()
-    assert analyses(cli.data) == 0  # opened before the kill, consistent, empty
+    assert stored_rows(cli.data) == 0  # opened before the kill, consistent, empty
     [leftover] = [p for p in cli.data.iterdir() if p.name.startswith("sonotag-")]
     # not aged by hand: its owner is dead, its lock is free, so the next run sweeps it
 
     short = make_audio(tmp_path / "short.wav", 12.0, kind="mix")
     assert cli("analyze", str(short), "--labels", "a tone", "-o", str(tmp_path / "ok.csv")) == 0
     assert "analysis " in capsys.readouterr().err
-    assert analyses(cli.data) == 1
+    assert stored_rows(cli.data) == 1
     assert not leftover.exists()  # the killed run's temp folder was swept
 
 
@@ -317,7 +293,7 @@ def test_cli_interrupted_mid_encoding_leaves_nothing(tmp_path, cli, capsys, monk
     clip = make_audio(tmp_path / "c.wav", 40.0, kind="mix")
     assert cli("analyze", str(clip), "--labels", "a tone", "-o", str(tmp_path / "x.csv")) == 130
     assert capsys.readouterr().err.strip().endswith("sonotag: interrupted")
-    assert files_under(cli.data) <= STORE_FILES and analyses(cli.data) == 0
+    assert files_under(cli.data) <= STORE_FILES and stored_rows(cli.data) == 0
     assert dirs_under(cli.data) <= {"media", "logs"}
 
 
@@ -327,7 +303,7 @@ def test_cli_failed_analysis_leaves_nothing(tmp_path, cli, capsys):
     cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
     assert cli("analyze", str(cut), "--labels", "a tone") == 1
     assert "truncated" in capsys.readouterr().err
-    assert files_under(cli.data) <= STORE_FILES and analyses(cli.data) == 0
+    assert files_under(cli.data) <= STORE_FILES and stored_rows(cli.data) == 0
     assert dirs_under(cli.data) <= {"media", "logs"}
 
 
@@ -350,11 +326,11 @@ def test_browser_closed_mid_analysis(tmp_path, model, settings):
                     progress=closed)  # fmt: skip
     gc.collect()
     assert ffmpeg_children() == []
-    assert files_under(data) == before and analyses(data) == 0  # the upload copy went too
+    assert files_under(data) == before and stored_rows(data) == 0  # the upload copy went too
 
     again = sources.from_upload(bytes_, "up.wav", data / "uploads")
     done = library.run(model, again, LABELS, hop_s=10.0, settings=settings, store=store)
-    assert done.analysis_id and done.embeddings.n_windows == 5 and analyses(data) == 1
+    assert done.analysis_id and done.embeddings.n_windows == 5 and stored_rows(data) == 1
     assert done.source.path.parent == data / "media" and done.source.path.is_file()
 
 
@@ -369,7 +345,7 @@ def test_a_failed_upload_run_leaves_nothing_but_kept_audio(tmp_path, model, sett
     src = sources.from_upload(cut, "cut.mp3", data / "uploads")
     with pytest.raises(DecodeError, match="truncated"):
         library.run(model, src, LABELS, hop_s=10.0, settings=settings, store=store)
-    assert files_under(data) == before and analyses(data) == 1
+    assert files_under(data) == before and stored_rows(data) == 1
 
 
 def test_orphaned_working_copies_are_swept(tmp_path):

@@ -127,3 +127,116 @@ def test_an_unreadable_store_costs_an_encoding_not_the_result(tmp_path, model, s
     assert (
         done.embeddings.n_windows == 2 and sum(encoder_calls) == 4
     )  # encoder_calls again, no crash
+
+
+# ---------------------------------------------------------------- the Library table (issue 9 A3)
+
+
+def summary(i: str, title: str, *, created: float, duration_s=None, url=None, labels=("x",),
+            negatives=()):  # fmt: skip
+    from sonotag_core.store import AnalysisSummary
+
+    return AnalysisSummary(i, title, "url" if url else "upload", url, duration_s, tuple(labels),
+                           "m", created, frozenset(negatives))  # fmt: skip
+
+
+ROWS = [
+    summary("a", "Siren passing a street", created=100, duration_s=24.0,
+            url="https://youtu.be/abcdefghijk", labels=("siren", "car horn")),
+    summary("b", "alarm clock (quiet room)", created=300, duration_s=20.0,
+            labels=("alarm", "music"), negatives=("music",)),
+    summary("c", "Birds.at.dawn", created=200, duration_s=None, labels=("bird chirping",)),
+    summary("d", "alarm clock (quiet room)", created=400, duration_s=95.0, labels=("beep",)),
+]  # fmt: skip
+
+
+def ids(rows) -> list[str]:
+    return [r.id for r in rows]
+
+
+def test_library_sorts_newest_first_by_default_and_by_each_column():
+    assert ids(library.sort_analyses(ROWS)) == ["d", "b", "c", "a"]
+    assert library.DEFAULT_SORT == "Newest first"
+    assert ids(library.sort_analyses(ROWS, "Oldest first")) == ["a", "c", "b", "d"]
+    # equal titles (any case) keep newest first
+    assert ids(library.sort_analyses(ROWS, "Title (A–Z)")) == ["d", "b", "c", "a"]
+    assert ids(library.sort_analyses(ROWS, "Longest first")) == ["d", "a", "b", "c"]
+    assert ids(library.sort_analyses(ROWS, "Shortest first")) == ["c", "b", "a", "d"]
+    assert ids(library.sort_analyses(ROWS, "Labels (A–Z)")) == ["b", "d", "c", "a"]
+    assert set(library.SORTS) >= {"Newest first", "Title (A–Z)", "Longest first", "Labels (A–Z)"}
+    with pytest.raises(ValueError, match="Newest first"):
+        library.sort_analyses(ROWS, "by mood")
+    assert ids(ROWS) == ["a", "b", "c", "d"]  # the input is not reordered
+
+
+def test_library_filter_matches_title_link_and_labels_as_plain_text():
+    f = library.filter_analyses
+    assert ids(f(ROWS, "")) == ids(f(ROWS, "   ")) == ["a", "b", "c", "d"]
+    assert ids(f(ROWS, "SIREN")) == ["a"]  # title and label, any case
+    assert ids(f(ROWS, "youtu.be/abcdefghijk")) == ["a"]  # the link
+    assert ids(f(ROWS, "-music")) == ["b"]  # labels as the label box writes them
+    assert ids(f(ROWS, "alarm  quiet")) == ["b", "d"]  # every word, anywhere, in any order
+    assert ids(f(ROWS, "alarm beep")) == ["d"]
+    # words are never patterns: "." is a dot, "(" is a bracket, ".*" matches nothing
+    assert ids(f(ROWS, "s.at.d")) == ["c"] and ids(f(ROWS, "Birds.at")) == ["c"]
+    assert ids(f(ROWS, "(quiet")) == ["b", "d"]
+    assert f(ROWS, ".*") == [] and f(ROWS, "[a-z]") == [] and f(ROWS, "b|c") == []
+    # sorted then filtered: the shown order, which selected row numbers refer to
+    shown = f(library.sort_analyses(ROWS, "Oldest first"), "alarm")
+    assert ids(shown) == ["b", "d"]
+
+
+def test_delete_many_deletes_exactly_those_it_may_and_says_which_it_refused(
+    tmp_path, model, settings, monkeypatch
+):
+    from sonotag_core.access import Viewer
+    from sonotag_core.store import StoreError
+
+    store = Store(tmp_path / "data")
+    src = from_path(make_audio(tmp_path / "take.wav", 12.0, kind="mix"))
+    alice, bob = Viewer("owner:alice"), Viewer("owner:bob")
+    made = {}
+    for name, viewer in (("a1", alice), ("a2", alice), ("a3", alice), ("b1", bob)):
+        made[name] = library.run(model, src, LabelSet((name,)), hop_s=10.0, settings=settings,
+                                 store=store, viewer=viewer).analysis_id  # fmt: skip
+    assert len(set(made.values())) == 4
+    gone = "0" * 32
+    done = library.delete_many(store, alice, [made["a1"], made["b1"], made["a2"], gone, made["a1"]])
+    assert done.deleted == (made["a1"], made["a2"]) and done.refused == (made["b1"],)
+    assert done.missing == (gone,) and done.failed == () and done.error is None
+    left = {r.id for r in store.list_analyses()}
+    assert left == {made["a3"], made["b1"]}  # a3 was not asked for, b1 is bob's
+    titles = {made["a1"]: "first *take*", made["a2"]: "second", made["b1"]: "bob's", gone: "old"}
+    notes = done.notes(titles)
+    assert [kind for kind, _ in notes] == ["success", "warning", "warning"]
+    assert notes[0][1] == "Deleted 2 analyses: 'first *take*', 'second'."
+    assert "'bob's'" in notes[1][1] and "not yours" in notes[1][1] and "'old'" in notes[2][1]
+
+    # a store that fails for one id: that one is reported, the next still goes
+    real = store.delete_analysis
+
+    def flaky(analysis_id):
+        if analysis_id == made["b1"]:
+            raise StoreError("The result store could not delete the analysis (disk I/O error).")
+        return real(analysis_id)
+
+    monkeypatch.setattr(store, "delete_analysis", flaky)
+    done = library.delete_many(store, Viewer("owner:op", admin=True), [made["b1"], made["a3"]])
+    assert done.failed == (made["b1"],) and done.deleted == (made["a3"],)
+    assert "disk I/O error" in done.error and "disk I/O error" in done.notes({})[-1][1]
+    assert {r.id for r in store.list_analyses()} == {made["b1"]}
+    # deleting what is left, down to nothing, and then again, never raises
+    monkeypatch.setattr(store, "delete_analysis", real)
+    assert library.delete_many(store, bob, [made["b1"]]).deleted == (made["b1"],)
+    assert store.list_analyses() == []
+    assert library.delete_many(store, bob, [made["b1"]]).missing == (made["b1"],)
+    assert library.delete_many(store, bob, []) == library.Deleted()
+
+
+def test_delete_question_names_what_it_deletes_briefly():
+    q = library.delete_question(["one\nline", "x" * 200])
+    assert q.startswith("Delete 2 analyses for good: 'one\\nline', 'xxx")
+    assert "\n" not in q and "…'" in q and len(q) < 260  # long titles are cut to 80
+    assert library.delete_question(["solo"]).startswith("Delete 1 analysis for good: 'solo'?")
+    many = library.name_list([f"t{i}" for i in range(30)], most=20)
+    assert many.endswith("'t19' and 10 more") and "'t20'" not in many

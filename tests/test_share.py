@@ -19,6 +19,7 @@ from sonotag_core.share import (
     PARAMS,
     VIEWS,
     ViewState,
+    combined_warning,
     default_state,
     from_query_params,
     share_url,
@@ -252,7 +253,10 @@ def test_hostile_values_warn_and_keep_the_defaults(params):
 def test_long_and_many_labels_are_cut_to_the_limits():
     state, warnings = parse({"l": [f"s{i}" for i in range(500)]})
     assert state.labels == tuple(f"s{i}" for i in range(S.max_labels))
-    assert warnings == [f"The link has 500 labels; kept the first {S.max_labels}."]
+    assert warnings == [
+        f"The link has 500 labels; kept the first {S.max_labels} and dropped "
+        f"{500 - S.max_labels} (SONOTAG_MAX_LABELS is {S.max_labels})."
+    ]
     state, warnings = parse({"l": ["y" * 150, "ok"]})
     assert state.labels == ("y" * S.max_label_chars, "ok") and len(warnings) == 1
     # ";" splits like the label box, and the split can also exceed the limit
@@ -262,6 +266,39 @@ def test_long_and_many_labels_are_cut_to_the_limits():
     # a 10 000-character label is dropped before any work; the others stay
     state, warnings = parse({"l": ["x" * 10_000, "siren"]})
     assert state.labels == ("siren",) and len(warnings) == 1
+
+
+@pytest.mark.parametrize("joined", [False, True], ids=["repeated", "one value with ;"])
+def test_a_link_with_1000_labels_says_how_many_were_dropped(joined):
+    """Issue 9 A7: 1000 labels in a link (repeated, or one "a;b;…" value longer than any
+    single value may be) were cut to the defaults or the limit without saying how many."""
+    labels = [f"label {i}" for i in range(1000)]
+    state, warnings = parse({"l": ";".join(labels) if joined else labels})
+    assert state.labels == tuple(labels[: S.max_labels])
+    assert len(warnings) == 1, warnings
+    assert "1000 labels" in warnings[0] and f"dropped {1000 - S.max_labels}" in warnings[0]
+    assert combined_warning(warnings) == warnings[0]
+
+
+def test_several_bad_params_make_one_message_naming_each():
+    bad = {"thr": "abc", "hop": "3", "med": "4", "min": "x", "gap": "y", "view": "zz",
+           "t": "q", "ex": "nope", "l": [f"s{i}" for i in range(40)]}  # fmt: skip
+    state, warnings = parse(bad)
+    assert state == replace(D, labels=tuple(f"s{i}" for i in range(S.max_labels)))
+    message = combined_warning(warnings)
+    assert message is not None and message.startswith(f"The link has {len(warnings)} problems")
+    for what in ("example", "threshold", "window hop", "smoothing", "minimum event length",
+                 "gap filling", "view", "playback time", "40 labels"):  # fmt: skip
+        assert message.count(what) >= 1, what
+    lines = message.splitlines()
+    assert len(lines) == 1 + len(warnings) == 10  # a heading, then one line per problem
+    assert [line.rstrip().removeprefix("• ") for line in lines[1:]] == warnings
+    assert not set(message) & set("[]*$`<>")  # nothing Markdown would act on
+
+
+def test_combined_warning_of_nothing_or_repeats():
+    assert combined_warning([]) is None and combined_warning(["", "  "]) is None
+    assert combined_warning(["Ignored x.", "Ignored x."]) == "Ignored x."
 
 
 def test_control_characters_and_nul_bytes_in_labels():

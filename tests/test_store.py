@@ -390,7 +390,8 @@ def test_migrates_a_schema_1_database(tmp_path):
     db.commit()
     db.close()
     store = Store(tmp_path)
-    assert store.schema_version == len(MIGRATIONS) == 3
+    assert store.schema_version == len(MIGRATIONS) == 4
+    assert store.get_reviews("0123456789abcdef") == []  # migration 4 ran after 2 and 3
     old = store.get_analysis("0123456789abcdef")
     assert old.labels == LabelSet(("siren",)) and old.source.title == "Old clip"
     assert old.owner == OPERATOR  # rows from before owners belong to the operator
@@ -424,3 +425,113 @@ def test_embed_source_reuses_the_store_before_encoding(tmp_path, model, settings
     assert got.features.dtype == np.float32 and len(cache) == 1  # and now in memory too
     with pytest.raises(AssertionError, match="encoder ran"):  # another hop is not stored
         analysis.embed_source(model, src, hop_s=5.0, settings=settings, store=store)
+
+
+# ---------------------------------------------------------------- reviews
+
+
+def test_migrates_a_schema_3_database_and_adds_reviews(tmp_path):
+    """A database left by the version before reviews (schema 3, owners) keeps its rows and
+    gains the reviews table."""
+    from sonotag_core.review import Review
+
+    db = sqlite3.connect(tmp_path / "sonotag.db")
+    db.executescript(";".join(MIGRATIONS[:3]) + "; PRAGMA user_version = 3;")
+    emb = random_embeddings(2)
+    db.execute("INSERT INTO sources VALUES (?,?,?,?,?,?,?,?,?)",
+               ("c" * 64, "url", "Old video", "https://youtu.be/abcdefghijk", "v.m4a", 20.0,
+                None, None, 1.0))  # fmt: skip
+    db.execute("INSERT INTO embeddings VALUES (1,?,10.0,?,?,2,?,?,1.0)",
+               ("c" * 64, SHA, emb.n_samples, emb.starts.tobytes(),
+                emb.features.astype(np.float16).tobytes()))  # fmt: skip
+    db.execute("INSERT INTO analyses VALUES (?,1,'[\"siren\"]','[]','{\"threshold\": 0.3}',"
+               "'m',1.5,2.0,'visitor:abc')", ("a" * 32,))  # fmt: skip
+    db.commit()
+    db.close()
+    store = Store(tmp_path)
+    assert store.schema_version == 4
+    old = store.get_analysis("a" * 32)
+    assert old.owner == "visitor:abc" and old.settings == {"threshold": 0.3}
+    assert old.labels == LabelSet(("siren",)) and old.source.title == "Old video"
+    assert store.get_reviews("a" * 32) == []
+    review = Review.of_event("siren", 2.5, 3.75, "accepted")
+    assert store.set_review("a" * 32, review, reviewer="visitor:abc")
+    assert store.get_reviews("a" * 32) == [review]
+    tables = {r[0] for r in sqlite3.connect(store.path).execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table'")}  # fmt: skip
+    assert tables == {"sources", "embeddings", "analyses", "media", "reviews"}
+
+
+def test_reviews_replace_clear_and_go_with_their_analysis(tmp_path):
+    from sonotag_core.review import Review
+
+    store = Store(tmp_path)
+    aid = save(store, fake_source(), labels=("siren", "dog"))
+    other = save(store, fake_source("d" * 64), labels=("siren",))
+    first = Review.of_event("siren", 2.5, 3.75, "accepted")
+    dog = Review.of_event("dog", 0.3125, 1.0, "rejected")
+    assert store.set_review(aid, first, reviewer="visitor:a")
+    assert store.set_review(aid, dog, reviewer="visitor:a")
+    assert store.set_review(other, first, reviewer=OPERATOR)
+    assert store.get_reviews(aid) == [dog, first]  # in time order
+    # a second verdict on the same event (label + onset frame) replaces the first
+    second = Review.of_event("siren", 2.5 + 1e-6, 4.0, "accepted", relabel="police siren")
+    assert second.key == first.key
+    assert store.set_review(aid, second, reviewer="visitor:b")
+    assert store.get_reviews(aid) == [dog, second]
+    db = sqlite3.connect(store.path)
+    assert db.execute("SELECT reviewer FROM reviews WHERE analysis_id = ? AND label = 'siren'",
+                      (aid,)).fetchone() == ("visitor:b",)  # fmt: skip
+    # another session (its own connection) sees the same verdicts
+    assert Store(tmp_path).get_reviews(aid) == [dog, second]
+    assert store.clear_review(aid, "dog", dog.onset_frame)
+    assert not store.clear_review(aid, "dog", dog.onset_frame)
+    assert store.get_reviews(aid) == [second]
+    assert not store.set_review("0" * 32, first, reviewer=OPERATOR)  # no such analysis
+    assert store.get_reviews("0" * 32) == []
+    # deleting an analysis deletes its verdicts, and only its own
+    assert store.delete_analysis(aid)
+    assert store.get_reviews(aid) == []
+    assert db.execute("SELECT COUNT(*) FROM reviews WHERE analysis_id = ?", (aid,)).fetchone() == (
+        0,
+    )
+    assert store.get_reviews(other) == [first]
+
+
+def test_a_review_on_a_full_disk_is_a_store_error_and_keeps_the_store(tmp_path):
+    from sonotag_core.review import Review
+
+    store = Store(tmp_path)
+    aid = save(store, fake_source(), labels=("siren",))
+    kept = Review.of_event("siren", 0.0, 1.0, "rejected")
+    assert store.set_review(aid, kept, reviewer=OPERATOR)
+    pages = store._conn().execute("PRAGMA page_count").fetchone()[0]
+    store._conn().execute(f"PRAGMA max_page_count = {pages}")  # simulate a full disk
+    with pytest.raises(StoreError, match="full"):
+        for frame in range(1, 200):  # long corrected labels: new pages are needed soon
+            review = Review.of_event("siren", frame * 0.3125, frame * 0.3125 + 1, "accepted",
+                                     relabel=f"{frame} " + "x" * 190)  # fmt: skip
+            store.set_review(aid, review, reviewer=OPERATOR)
+    assert not store._conn().in_transaction
+    store._conn().execute(f"PRAGMA max_page_count = {pages + 1000}")
+    db = sqlite3.connect(store.path)
+    assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    got = store.get_reviews(aid)
+    assert got[0] == kept and all(r.status == "accepted" for r in got[1:])
+    assert store.get_analysis(aid) is not None
+
+
+def test_the_players_picture_goes_with_the_last_analysis_of_its_audio(tmp_path):
+    """The waveform/spectrogram cache (overviews/<content id>.npz) is deleted with the
+    kept audio it was drawn from, so deleting analyses does not leave it growing."""
+    from sonotag_core.overview import overview_dir
+
+    data = tmp_path / "data"
+    store = Store(data)
+    source = store.keep_media(file_source(audio_file(data / "uploads" / "a.wav", seed=3)))
+    first, second = save(store, source, 0, ("a",)), save(store, source, 1, ("b",))
+    picture = overview_dir(data) / f"{source.content_id}.npz"
+    picture.parent.mkdir(parents=True)
+    picture.write_bytes(b"cached")
+    assert store.delete_analysis(first) and picture.exists()  # the audio is still in use
+    assert store.delete_analysis(second) and not picture.exists()

@@ -1,0 +1,187 @@
+"""The Library's sort, filter and multi-row delete, and the About page, in a real browser
+(issue 9 A3, A9): `streamlit run` on loopback and Debian's Chromium, as in test_browser.py,
+whose server and browser helpers this file reuses. Screenshots at 1440 and 390 px go to
+tests/artifacts/ (git-ignored)."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from pathlib import Path
+
+import pytest
+from audiogen import make_audio
+from test_browser import ARTIFACTS, CHROMIUM, streamlit_server, sync_api, wait_idle
+from test_browser import browser as browser  # noqa: F401  (the shared Chromium fixture)
+
+from sonotag_core import library
+from sonotag_core.labels import LabelSet
+from sonotag_core.sources import from_path
+from sonotag_core.store import Store
+
+pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium")
+expect = sync_api.expect
+# oldest first; newest first (the default) is the reverse, and by title it is this order
+TITLES = ("harbour foghorn", "kitchen kettle", "kitchen timer")
+
+
+def stored_titles(data: Path) -> list[str]:
+    return sorted(r.title for r in Store(data).list_analyses())
+
+
+def select_row(page, row: int) -> None:
+    """Tick a data row's selection box (a 35-px header, then 35-px rows; the box is the
+    first column) and wait for the rerun it starts."""
+    grid = page.locator("[data-testid='stDataFrame']").first
+    grid.click(position={"x": 14, "y": 35 * (row + 1) + 17})
+    wait_idle(page)
+
+
+def no_traceback(page) -> None:
+    expect(page.locator("[data-testid='stException']")).to_have_count(0)
+
+
+def test_library_filter_sort_and_delete_several(settings, model, browser, tmp_path):
+    data = tmp_path / "data"
+    store = Store(data)
+    for i, title in enumerate(TITLES):  # three stored analyses, oldest first
+        clip = make_audio(tmp_path / f"{title}.wav", 12.0, kind="mix", freq=300 + 150 * i)
+        library.run(model, from_path(clip), LabelSet((title.split()[1],)), hop_s=10.0,
+                    settings=settings, store=store)  # fmt: skip
+    assert stored_titles(data) == list(TITLES)
+    ARTIFACTS.mkdir(exist_ok=True)
+    with streamlit_server(settings, data) as base:
+        ctx = browser.new_context(viewport={"width": 1440, "height": 1000})
+        page = ctx.new_page()
+        page.goto(f"{base}/library")
+        wait_idle(page)
+        expect(page.get_by_text("3 stored")).to_be_visible()
+        page.screenshot(path=str(ARTIFACTS / "library-1440.png"), full_page=True)
+
+        # a filter is plain text, any case: "KETTLE" finds one, "kitchen.*" none
+        box = page.get_by_label("Filter", exact=True)
+        box.fill("KETTLE")
+        box.press("Enter")
+        expect(page.get_by_text("1 of 3 match the filter.")).to_be_visible(timeout=30_000)
+        wait_idle(page)
+        expect(page.get_by_text("kitchen kettle")).to_have_count(1)
+        expect(page.get_by_text("kitchen timer")).to_have_count(0)
+        expect(page.get_by_text("harbour foghorn")).to_have_count(0)
+        box.fill("kitchen.*")
+        box.press("Enter")
+        expect(page.get_by_text("No stored analysis matches the filter")).to_be_visible()
+        box.fill("")
+        box.press("Enter")
+        expect(page.get_by_text("match the filter")).to_have_count(0, timeout=30_000)
+        wait_idle(page)
+
+        # sorted by title, rows 0 and 1 are the foghorn and the kettle (newest first, the
+        # default, would make them the timer and the kettle)
+        page.locator("[data-testid='stSelectbox']", has_text="Sort").click()
+        page.get_by_role("option", name="Title (A–Z)").click()
+        wait_idle(page)
+        select_row(page, 0)
+        expect(page.get_by_role("link", name="Open “harbour foghorn”")).to_be_visible()
+        select_row(page, 1)
+        page.get_by_role("button", name="Delete 2 analyses").click()
+        wait_idle(page)
+        question = page.get_by_text("Delete 2 analyses for good")
+        expect(question).to_contain_text("'harbour foghorn', 'kitchen kettle'")
+        # the selection moves while the confirmation is open: it still deletes what it names
+        select_row(page, 2)
+        expect(question).to_contain_text("'harbour foghorn', 'kitchen kettle'")
+        expect(page.get_by_text("not what is selected now")).to_be_visible()
+        page.screenshot(path=str(ARTIFACTS / "library-confirm-1440.png"), full_page=True)
+        page.get_by_role("button", name="Delete for good").click()
+        expect(page.get_by_text("1 stored")).to_be_visible(timeout=60_000)
+        wait_idle(page)
+        expect(page.get_by_text("Deleted 2 analyses")).to_be_visible()
+        assert stored_titles(data) == ["kitchen timer"]  # exactly those two went
+        no_traceback(page)
+        expect(page.get_by_role("button", name="Delete")).to_have_count(0)  # nothing selected
+
+        # a phone: the table, the filter and the sort fit; then the last row goes too
+        phone = browser.new_context(viewport={"width": 390, "height": 900})
+        small = phone.new_page()
+        small.goto(f"{base}/library")
+        wait_idle(small)
+        expect(small.get_by_text("kitchen timer")).to_have_count(1)
+        small.screenshot(path=str(ARTIFACTS / "library-390.png"), full_page=True)
+        overflow = small.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 0, overflow
+        select_row(small, 0)
+        small.get_by_role("button", name="Delete 1 analysis").click()
+        wait_idle(small)
+        small.get_by_role("button", name="Cancel").click()  # changed my mind: nothing goes
+        expect(small.get_by_role("button", name="Delete for good")).to_have_count(0)
+        wait_idle(small)
+        assert stored_titles(data) == ["kitchen timer"]
+        small.get_by_role("button", name="Delete 1 analysis").click()  # still selected
+        wait_idle(small)
+        expect(small.get_by_text("Delete 1 analysis for good: 'kitchen timer'")).to_be_visible()
+        small.get_by_role("button", name="Delete for good").click()
+        expect(small.get_by_text("Nothing stored yet")).to_be_visible(timeout=60_000)
+        wait_idle(small)
+        no_traceback(small)
+        assert stored_titles(data) == []
+        phone.close()
+        ctx.close()
+
+
+def test_about_shows_a_load_error_first_and_the_checkpoint_whole(settings, model, browser,
+                                                                 tmp_path):  # fmt: skip
+    ARTIFACTS.mkdir(exist_ok=True)
+    # no weights: the red error leads, and the "loads on first analysis" box is gone
+    empty = tmp_path / "no-weights"
+    empty.mkdir()
+    with streamlit_server(dataclasses.replace(settings, model_dir=str(empty)), tmp_path) as base:
+        for width in (1440, 390):
+            ctx = browser.new_context(viewport={"width": width, "height": 4200})
+            page = ctx.new_page()
+            page.goto(f"{base}/about")
+            wait_idle(page)
+            note = page.get_by_text("The model is not loaded yet")
+            expect(note).to_be_visible()
+            load = page.get_by_role("button", name="Load the model now")
+            load.click()
+            error = page.get_by_text("sonotag fetch-model").first
+            expect(error).to_be_visible(timeout=60_000)
+            wait_idle(page)
+            expect(note).to_have_count(0)
+            assert error.bounding_box()["y"] < load.bounding_box()["y"]
+            no_traceback(page)
+            page.screenshot(path=str(ARTIFACTS / f"about-no-weights-{width}.png"), full_page=True)
+            ctx.close()
+
+    # loaded: the checkpoint path and its SHA-256 are shown whole (wrapped, not cut off)
+    sha = model.info.checkpoint_sha256
+    loaded = tmp_path / "loaded"
+    loaded.mkdir()
+    with streamlit_server(settings, loaded) as base:
+        for width in (1440, 390):
+            ctx = browser.new_context(viewport={"width": width, "height": 4200})
+            page = ctx.new_page()
+            page.goto(f"{base}/about")
+            wait_idle(page)
+            load = page.get_by_role("button", name="Load the model now")
+            loaded_note = page.get_by_text("is loaded")
+            # the page has rendered (a fresh server's first visit reruns once) before asking
+            # whether there is a button to press
+            expect(load.or_(loaded_note).first).to_be_visible(timeout=60_000)
+            if load.count():
+                load.click()
+            expect(loaded_note).to_be_visible(timeout=120_000)
+            wait_idle(page)
+            expect(load).to_have_count(0)  # nothing left to load
+            code = page.locator("[data-testid='stCode']", has_text=re.compile(sha[:16]))
+            expect(code).to_have_count(1)
+            assert re.sub(r"\s", "", code.inner_text()) == sha
+            cut = code.locator("pre").evaluate("e => e.scrollWidth - e.clientWidth")
+            assert cut <= 0, (width, cut)  # nothing to scroll to: all of it is in view
+            path = page.locator("[data-testid='stCode']", has_text=model.checkpoint_path.name)
+            assert re.sub(r"\s", "", path.inner_text()) == str(model.checkpoint_path)
+            cut = path.locator("pre").evaluate("e => e.scrollWidth - e.clientWidth")
+            assert cut <= 0, (width, cut)
+            no_traceback(page)
+            page.screenshot(path=str(ARTIFACTS / f"about-{width}.png"), full_page=True)
+            ctx.close()

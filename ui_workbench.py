@@ -1,0 +1,306 @@
+"""The Analyze page's results: the player component (waveform, spectrogram, label lanes and
+events on one time axis, playing from the exact instant clicked: ``st.audio`` floors to
+whole seconds), the event table beside it, review, and downloads.
+
+The player is a Streamlit custom component v2 (inline HTML/CSS/JS from ``frontend/``, no
+iframe, no build step): plain JavaScript on canvases, because nothing on npm or PyPI
+draws probability lanes, a spectrogram and review status on one axis, and the app must
+not need a bundler to start. See README "The player".
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+import ui_state
+from sonotag_core import access, charts, exports, review
+from sonotag_core.errors import SonoTagError
+from sonotag_core.events import EventParams
+from sonotag_core.library import Analysed
+from sonotag_core.report import Report
+from sonotag_core.timefmt import clock
+from sonotag_core.workbench_data import workbench_payload
+
+FRONTEND = Path(__file__).parent / "frontend"
+NAME = "sonotag_workbench"
+PLAYER_KEY = "workbench"
+SEEK = "wb_seek"  # {"t", "nonce", "play"}: where the player jumps on its next render
+SELECTED = "wb_selected"  # the event id the player and the table have selected
+REVIEW_ERROR = "wb_review_error"  # a verdict that could not be stored, shown once
+STATUS_FILTERS = {"all": "All events", "": "Not reviewed", "accepted": "Accepted",
+                  "rejected": "Rejected"}  # fmt: skip
+
+
+@cache
+def _component() -> Any:
+    """Registered once per process (re-registering on every run would log a warning)."""
+
+    def read(suffix: str) -> str:
+        return (FRONTEND / f"workbench{suffix}").read_text(encoding="utf-8")
+
+    # no shadow root: the page theme's CSS variables and the tests reach it directly; every
+    # rule in workbench.css is scoped under .wb
+    return st.components.v2.component(NAME, html=read(".html"), css=read(".css"), js=read(".js"),
+                                      isolate_styles=False)  # fmt: skip
+
+
+def mount(
+    payload: Mapping[str, Any],
+    *,
+    key: str = PLAYER_KEY,
+    on_pick: Callable[[], None] | None = None,
+    on_review: Callable[[], None] | None = None,
+) -> Any:
+    """Mount the player; its triggers ``pick`` ({t, event}) and ``review`` ({event,
+    status}) reach ``st.session_state[key]`` and the callbacks, once per action."""
+    return _component()(
+        data=dict(payload),
+        key=key,
+        on_pick_change=on_pick or (lambda: None),
+        on_review_change=on_review or (lambda: None),
+    )
+
+
+def trigger(name: str, key: str = PLAYER_KEY) -> Any:
+    """The value of trigger ``name`` of the player mounted under ``key`` (or None)."""
+    value = st.session_state.get(key)
+    if value is None:
+        return None
+    try:
+        return value[name]
+    except (KeyError, TypeError):
+        return getattr(value, name, None)
+
+
+def seek_to(t: float, *, event: int | None = None, play: bool = True) -> None:
+    """Ask the player to jump to ``t`` on its next render (an event-row click, a link)."""
+    previous = st.session_state.get(SEEK) or {}
+    nonce = int(previous.get("nonce", 0)) + 1
+    st.session_state[SEEK] = {"t": float(t), "nonce": nonce, "play": play}
+    st.session_state[SELECTED] = event
+    st.session_state[ui_state.PICKED_T] = float(t)
+
+
+def event_table(events: pd.DataFrame) -> pd.DataFrame:
+    """The table users read: m:ss times, a duration, the peak, the review status (the
+    exports keep the mean and exact seconds); ``id`` is the
+    event's row in the report (hidden, it maps a clicked row back to its event)."""
+    out = pd.DataFrame(
+        {
+            "id": range(len(events)),
+            "label": events["label"].astype(str),
+            "start": [clock(t) for t in events["onset_s"]],
+            "end": [clock(t) for t in events["offset_s"]],
+            "duration (s)": (events["offset_s"] - events["onset_s"]).round(2),
+            "peak": events["peak"],
+        }
+    )
+    if "status" in events:
+        out["status"] = events["status"].fillna("").astype(str)
+    return out
+
+
+def download_stem(title: str | None) -> str:
+    """A file name from the audio's title (titles carry no suffix: "Mr. Smith" stays
+    whole): no folders, no backslashes or NULs."""
+    stem = re.sub(r"[\\/\x00]", "_", title or "").strip(" .")
+    return stem or "sonotag"
+
+
+# ---------------------------------------------------------------- the section
+
+
+def show(result: Analysed, report: Report, params: EventParams, views: Mapping[str, str]) -> None:
+    """Everything under the inputs once an analysis is on screen."""
+    src, tl = result.source, report.timeline
+    aid = result.analysis_id
+    report = _with_reviews(report, aid)
+    events = report.events.reset_index(drop=True)
+    can_review = _may_review(aid)
+    st.subheader(ui_state.md_text(src.title))
+    with st.container():  # always there, so the player below keeps its place on the page
+        if ui_state.shared_with_me(result.analysis_id):
+            st.caption("Shared with you through its link, read-only: only the person who made "
+                       "it can delete or review it. Analyze it again to keep a copy of your own.")  # fmt: skip
+        if result.warning:
+            ui_state.warning(result.warning)
+    took = ("from the Library" if result.seconds == 0 and result.analysis_id
+            else f"{result.seconds:.1f} s")  # fmt: skip
+    with st.container(horizontal=True, gap="medium"):
+        st.metric("Duration", clock(tl.duration_s, 1), width="content")
+        st.metric("Windows", result.embeddings.n_windows, width="content")
+        st.metric("Events", len(events), width="content")
+        st.metric("Analysis time", took, width="content")
+
+    view = st.segmented_control("View", list(views), key="view", format_func=views.get,
+                                required=True) or "timeline"  # fmt: skip
+    colors = charts.label_colors(tl.labels, tl.negatives)
+    thresholds = {lab: params.threshold_for(lab) for lab in tl.labels}
+    counts = review.review_counts(events, [lab for lab in tl.labels if lab not in tl.negatives])
+    player, table = st.columns([3, 2], gap="medium")
+    with player:
+        _player(result, tl, events, thresholds, colors, view, counts, can_review)
+    with table:
+        _events(events, counts, aid if can_review else None)
+    if view == "scores":
+        st.altair_chart(charts.scores_chart(report.clip_scores), width="stretch")
+    _downloads(report, download_stem(src.title))
+
+
+def _with_reviews(report: Report, analysis_id: str | None) -> Report:
+    """The report with its stored verdicts (unreviewed if the store cannot be read)."""
+    if not analysis_id:
+        return report
+    try:
+        return review.with_reviews(report, ui_state.store().get_reviews(analysis_id))
+    except SonoTagError as exc:
+        ui_state.warning(f"{exc} Reviews are not shown.")
+        return report
+
+
+def _may_review(analysis_id: str | None) -> bool:
+    """Only a stored analysis can keep verdicts, and only its owner (or the operator)
+    gives them: a share link opens it read-only."""
+    if not analysis_id:
+        return False
+    try:
+        owner = ui_state.store().analysis_owner(analysis_id)
+    except SonoTagError:
+        return False
+    return owner is not None and access.can_change(ui_state.viewer(), owner)
+
+
+def record_review(analysis_id: str, event: Mapping[str, Any], status: str,
+                  relabel: str | None = None) -> None:  # fmt: skip
+    """Store (or clear, for status "") the verdict on one event; errors become a message."""
+    try:
+        store = ui_state.store()
+        owner = store.analysis_owner(analysis_id)
+        access.check_change(ui_state.viewer(), owner or "", "review")
+        label, onset = str(event["label"]), float(event["onset_s"])
+        if status:
+            verdict = review.Review.of_event(label, onset, float(event["offset_s"]), status,
+                                             relabel=relabel)  # fmt: skip
+            store.set_review(analysis_id, verdict, reviewer=ui_state.viewer().owner)
+        else:
+            store.clear_review(analysis_id, label, review.onset_frame(onset))
+    except SonoTagError as exc:
+        st.session_state[REVIEW_ERROR] = str(exc)
+
+
+def _player(result: Analysed, tl: Any, events: pd.DataFrame, thresholds: dict[str, float],
+            colors: dict[str, str], view: str, counts: Mapping[str, review.ReviewCount],
+            can_review: bool) -> None:  # fmt: skip
+    src = result.source
+    url = ui_state.audio_url(src.path) if src.path.is_file() else None
+    overview = ui_state.overview(src) if src.path.is_file() else None
+    ss = st.session_state
+    if SEEK not in ss:  # the first view: a link's &t= (or a YouTube link's own t=)
+        start = ss.get(ui_state.PICKED_T)
+        if start is None and src.start_s:
+            start = src.start_s
+        if start is not None:
+            seek_to(start, event=ss.get(SELECTED), play=False)
+    payload = workbench_payload(
+        tl, events, thresholds=thresholds, colors=colors,
+        view=view if view != "scores" else "timeline", overview=overview,
+        audio_url=url, audio_key=f"{src.content_id}:{url is not None}", seek=ss.get(SEEK),
+        selected=ss.get(SELECTED), can_review=can_review,
+        review_counts={k: {"events": c.events, "reviewed": c.reviewed} for k, c in counts.items()},
+    )  # fmt: skip
+
+    def picked() -> None:
+        pick = trigger("pick")
+        if isinstance(pick, Mapping) and pick.get("t") is not None:
+            ss[ui_state.PICKED_T] = float(pick["t"])
+            ss[SELECTED] = pick.get("event")
+
+    def reviewed() -> None:
+        verdict = trigger("review")
+        if not isinstance(verdict, Mapping) or not result.analysis_id:
+            return
+        i = verdict.get("event")
+        if isinstance(i, int) and 0 <= i < len(events):
+            record_review(result.analysis_id, events.iloc[i], str(verdict.get("status") or ""))
+            ss[SELECTED] = i
+
+    mount(payload, on_pick=picked, on_review=reviewed)
+    if REVIEW_ERROR in ss:
+        ui_state.error(ss.pop(REVIEW_ERROR))
+    if url is None:
+        st.caption("The audio is not kept on this server: results are shown without playback.")
+
+
+def _events(events: pd.DataFrame, counts: Mapping[str, review.ReviewCount],
+            analysis_id: str | None) -> None:  # fmt: skip
+    st.markdown("**Events**")
+    if not len(events):
+        st.info("No events above the threshold. Lower the threshold or try other labels.")
+        return
+    total = sum(c.events for c in counts.values())
+    done = sum(c.reviewed for c in counts.values())
+    st.caption(f"{done} of {total} reviewed · " + " · ".join(
+        f"{ui_state.md_text(c.label)} {c.reviewed}/{c.events}" for c in counts.values() if c.events
+    ))  # fmt: skip
+    shown = st.segmented_control("Show", list(STATUS_FILTERS), format_func=STATUS_FILTERS.get,
+                                 key="event_filter", default="all") or "all"  # fmt: skip
+    table = event_table(events)
+    if shown != "all":
+        table = table[table["status"] == shown].reset_index(drop=True)
+
+    def row_clicked() -> None:
+        rows = (st.session_state.get("event_table") or {}).get("selection", {}).get("rows", [])
+        if rows and rows[0] < len(table):
+            i = int(table.iloc[rows[0]]["id"])
+            seek_to(float(events.iloc[i]["onset_s"]), event=i)
+
+    st.dataframe(
+        table, hide_index=True, on_select=row_clicked, selection_mode="single-row",
+        key="event_table", height=min(38 + 35 * max(len(table), 1), 420),
+        column_order=[c for c in table.columns if c != "id"],
+        column_config={"peak": st.column_config.NumberColumn(format="%.3f"),
+                       "duration (s)": st.column_config.NumberColumn(format="%.2f")},
+    )  # fmt: skip
+    if analysis_id is None:
+        st.caption("Click a row to play that event from its onset.")
+        return
+    st.caption("Click a row to play it. Keys: space play/pause · n/p next/previous · "
+               "a accept · r reject · l loop.")  # fmt: skip
+    selected = st.session_state.get(SELECTED)
+    if isinstance(selected, int) and 0 <= selected < len(events):
+        event = events.iloc[selected]
+        with st.form("relabel", border=False, enter_to_submit=True):
+            new = st.text_input(f"Correct label for the {clock(float(event['onset_s']))} event",
+                                placeholder=str(event["label"]), max_chars=review.MAX_RELABEL_CHARS)  # fmt: skip
+            if st.form_submit_button("Relabel") and new.strip():
+                record_review(analysis_id, event, review.ACCEPTED, relabel=new.strip())
+                st.rerun()
+
+
+def _downloads(report: Report, stem: str) -> None:
+    """One button for everything (a zip), the single formats in a menu: fits a phone."""
+    with st.container(horizontal=True, gap="small", vertical_alignment="center"):
+        reviewed = st.toggle("Accepted events only", key="dl_reviewed",
+                             help="Exports only the events you accepted, relabelled where you "
+                             "corrected the label.")  # fmt: skip
+        # built on click (deferred), like the single formats: an hour of frames is
+        # megabytes of CSV, and every rerun (a threshold, a click) would build it again
+        st.download_button(
+            "Download all (zip)", data=lambda: exports.export_zip(report, stem=stem, reviewed=reviewed),
+            file_name=f"{stem}.zip", mime="application/zip", key="dl_all", on_click="ignore",
+            icon=":material/download:",
+        )  # fmt: skip
+        with st.popover("One format", icon=":material/description:"):
+            for name, fmt in exports.FORMATS.items():
+                st.download_button(
+                    name, data=lambda n=name: exports.export_text(report, n, reviewed=reviewed),
+                    file_name=stem + fmt.suffix, mime=fmt.mime, help=fmt.description,
+                    key=f"dl_{name}", on_click="ignore", width="stretch",
+                )  # fmt: skip
