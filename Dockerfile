@@ -44,7 +44,7 @@ RUN groupadd --gid 1000 sonotag \
     && chown sonotag:sonotag /data
 COPY --from=builder /opt/venv /opt/venv
 WORKDIR /app
-COPY serve.py streamlit_app.py ui_state.py ui_workbench.py ./
+COPY serve.py streamlit_app.py ui_state.py ui_inputs.py ui_run.py ui_workbench.py ./
 COPY frontend frontend
 COPY pages pages
 COPY .streamlit .streamlit
@@ -63,7 +63,9 @@ EXPOSE 8501
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/_stcore/health' % os.environ.get('PORT', '8501'), timeout=4)"]
 ENTRYPOINT ["sonotag-entrypoint"]
-CMD ["sh", "-c", "exec streamlit run serve.py --server.port \"$PORT\" --server.address 0.0.0.0 --server.headless true --server.fileWatcherType none --browser.gatherUsageStats false --server.maxUploadSize \"${SONOTAG_MAX_UPLOAD_MB:-500}\""]
+# The upload limit comes from the settings table, as in scripts/run.sh (a bad SONOTAG_*
+# value stops the container with one line saying which).
+CMD ["sh", "-c", "upload_mb=$(python -m sonotag_core.settings max_upload_mb) && exec streamlit run serve.py --server.port \"$PORT\" --server.address 0.0.0.0 --server.headless true --server.fileWatcherType none --browser.gatherUsageStats false --server.maxUploadSize \"$upload_mb\""]
 
 # ---- the image: runtime, plus the baked weights when BAKE_WEIGHTS=1 ----
 FROM runtime AS runtime-0

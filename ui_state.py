@@ -12,7 +12,6 @@ import re
 import secrets
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import streamlit as st
@@ -24,6 +23,7 @@ from sonotag_core.model import LoadedModel, load_model
 from sonotag_core.progress import Clock, Progress, ProgressFn, no_progress
 from sonotag_core.scheduler import RateLimiter
 from sonotag_core.scoring import TextCache
+from sonotag_core.service import LinkMemo, Service
 from sonotag_core.settings import Settings
 from sonotag_core.sources import SourceInfo, sweep_working_copies
 from sonotag_core.store import Store
@@ -120,23 +120,6 @@ def store() -> Store:
     return store
 
 
-@dataclass
-class LinkMemo:
-    """Canonical link -> downloaded source, so a shared link is fetched once per server."""
-
-    items: dict[str, SourceInfo] = field(default_factory=dict)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def get(self, url: str) -> SourceInfo | None:
-        with self.lock:
-            info = self.items.get(url)
-        return info if info is not None and Path(info.path).exists() else None
-
-    def put(self, url: str, info: SourceInfo) -> None:
-        with self.lock:
-            self.items[url] = info
-
-
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
 
 
@@ -180,7 +163,21 @@ def keep_widget_values(keys: list[str]) -> None:
 
 @st.cache_resource(show_spinner=False)
 def link_memo() -> LinkMemo:
+    """Links this server downloaded (bounded), shared by every session."""
     return LinkMemo()
+
+
+def store_or_none() -> Store | None:
+    """The result store, or None when it cannot be opened (the caller shows results anyway)."""
+    try:
+        return store()
+    except SonoTagError:
+        return None
+
+
+def service(loaded: LoadedModel, result_store: Store | None) -> Service:
+    """The one service a run goes through, around this process's shared model and caches."""
+    return Service(loaded, settings(), result_store, text_cache(), embedding_cache(), link_memo())
 
 
 @st.cache_resource(show_spinner=False)
@@ -265,8 +262,14 @@ class ProgressBar:
     only inside a Streamlit call, so that update is where a cancel lands.
     """
 
-    STAGES = {"download": "Downloading", "queue": "Queued", "decode": "Decoding", "encode": "Encoding",
-              "labels": "Reading labels", "model": "Loading model"}  # fmt: skip
+    STAGES = {
+        "download": "Downloading",
+        "queue": "Queued",
+        "decode": "Decoding",
+        "encode": "Encoding",
+        "labels": "Reading labels",
+        "model": "Loading model",
+    }
 
     def __init__(self, min_interval_s: float = 0.2, clock: Clock = time.monotonic) -> None:
         self.bar = st.progress(0.0, text="Starting…")

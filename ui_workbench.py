@@ -34,8 +34,12 @@ PLAYER_KEY = "workbench"
 SEEK = "wb_seek"  # {"t", "nonce", "play"}: where the player jumps on its next render
 SELECTED = "wb_selected"  # the event id the player and the table have selected
 REVIEW_ERROR = "wb_review_error"  # a verdict that could not be stored, shown once
-STATUS_FILTERS = {"all": "All events", "": "Not reviewed", "accepted": "Accepted",
-                  "rejected": "Rejected"}  # fmt: skip
+STATUS_FILTERS = {
+    "all": "All events",
+    "": "Not reviewed",
+    "accepted": "Accepted",
+    "rejected": "Rejected",
+}
 
 
 @cache
@@ -47,8 +51,9 @@ def _component() -> Any:
 
     # no shadow root: the page theme's CSS variables and the tests reach it directly; every
     # rule in workbench.css is scoped under .wb
-    return st.components.v2.component(NAME, html=read(".html"), css=read(".css"), js=read(".js"),
-                                      isolate_styles=False)  # fmt: skip
+    return st.components.v2.component(
+        NAME, html=read(".html"), css=read(".css"), js=read(".js"), isolate_styles=False
+    )
 
 
 def mount(
@@ -121,26 +126,32 @@ def show(result: Analysed, report: Report, params: EventParams, views: Mapping[s
     """Everything under the inputs once an analysis is on screen."""
     src, tl = result.source, report.timeline
     aid = result.analysis_id
-    report = _with_reviews(report, aid)
-    events = report.events.reset_index(drop=True)
+    events = report.events.reset_index(drop=True)  # with their review status
     can_review = _may_review(aid)
     st.subheader(ui_state.md_text(src.title))
     with st.container():  # always there, so the player below keeps its place on the page
         if ui_state.shared_with_me(result.analysis_id):
-            st.caption("Shared with you through its link, read-only: only the person who made "
-                       "it can delete or review it. Analyze it again to keep a copy of your own.")  # fmt: skip
+            st.caption(
+                "Shared with you through its link, read-only: only the person who made "
+                "it can delete or review it. Analyze it again to keep a copy of your own."
+            )
         if result.warning:
             ui_state.warning(result.warning)
-    took = ("from the Library" if result.seconds == 0 and result.analysis_id
-            else f"{result.seconds:.1f} s")  # fmt: skip
+    took = (
+        "from the Library"
+        if result.seconds == 0 and result.analysis_id
+        else f"{result.seconds:.1f} s"
+    )
     with st.container(horizontal=True, gap="medium"):
         st.metric("Duration", clock(tl.duration_s, 1), width="content")
         st.metric("Windows", result.embeddings.n_windows, width="content")
         st.metric("Events", len(events), width="content")
         st.metric("Analysis time", took, width="content")
 
-    view = st.segmented_control("View", list(views), key="view", format_func=views.get,
-                                required=True) or "timeline"  # fmt: skip
+    view = (
+        st.segmented_control("View", list(views), key="view", format_func=views.get, required=True)
+        or "timeline"
+    )
     colors = charts.label_colors(tl.labels, tl.negatives)
     thresholds = {lab: params.threshold_for(lab) for lab in tl.labels}
     counts = review.review_counts(events, [lab for lab in tl.labels if lab not in tl.negatives])
@@ -152,17 +163,6 @@ def show(result: Analysed, report: Report, params: EventParams, views: Mapping[s
     if view == "scores":
         st.altair_chart(charts.scores_chart(report.clip_scores), width="stretch")
     _downloads(report, download_stem(src.title))
-
-
-def _with_reviews(report: Report, analysis_id: str | None) -> Report:
-    """The report with its stored verdicts (unreviewed if the store cannot be read)."""
-    if not analysis_id:
-        return report
-    try:
-        return review.with_reviews(report, ui_state.store().get_reviews(analysis_id))
-    except SonoTagError as exc:
-        ui_state.warning(f"{exc} Reviews are not shown.")
-        return report
 
 
 def _may_review(analysis_id: str | None) -> bool:
@@ -177,8 +177,9 @@ def _may_review(analysis_id: str | None) -> bool:
     return owner is not None and access.can_change(ui_state.viewer(), owner)
 
 
-def record_review(analysis_id: str, event: Mapping[str, Any], status: str,
-                  relabel: str | None = None) -> None:  # fmt: skip
+def record_review(
+    analysis_id: str, event: Mapping[str, Any], status: str, relabel: str | None = None
+) -> None:
     """Store (or clear, for status "") the verdict on one event; errors become a message."""
     try:
         store = ui_state.store()
@@ -186,8 +187,9 @@ def record_review(analysis_id: str, event: Mapping[str, Any], status: str,
         access.check_change(ui_state.viewer(), owner or "", "review")
         label, onset = str(event["label"]), float(event["onset_s"])
         if status:
-            verdict = review.Review.of_event(label, onset, float(event["offset_s"]), status,
-                                             relabel=relabel)  # fmt: skip
+            verdict = review.Review.of_event(
+                label, onset, float(event["offset_s"]), status, relabel=relabel
+            )
             store.set_review(analysis_id, verdict, reviewer=ui_state.viewer().owner)
         else:
             store.clear_review(analysis_id, label, review.onset_frame(onset))
@@ -195,9 +197,16 @@ def record_review(analysis_id: str, event: Mapping[str, Any], status: str,
         st.session_state[REVIEW_ERROR] = str(exc)
 
 
-def _player(result: Analysed, tl: Any, events: pd.DataFrame, thresholds: dict[str, float],
-            colors: dict[str, str], view: str, counts: Mapping[str, review.ReviewCount],
-            can_review: bool) -> None:  # fmt: skip
+def _player(
+    result: Analysed,
+    tl: Any,
+    events: pd.DataFrame,
+    thresholds: dict[str, float],
+    colors: dict[str, str],
+    view: str,
+    counts: Mapping[str, review.ReviewCount],
+    can_review: bool,
+) -> None:
     src = result.source
     url = ui_state.audio_url(src.path) if src.path.is_file() else None
     overview = ui_state.overview(src) if src.path.is_file() else None
@@ -209,12 +218,19 @@ def _player(result: Analysed, tl: Any, events: pd.DataFrame, thresholds: dict[st
         if start is not None:
             seek_to(start, event=ss.get(SELECTED), play=False)
     payload = workbench_payload(
-        tl, events, thresholds=thresholds, colors=colors,
-        view=view if view != "scores" else "timeline", overview=overview,
-        audio_url=url, audio_key=f"{src.content_id}:{url is not None}", seek=ss.get(SEEK),
-        selected=ss.get(SELECTED), can_review=can_review,
+        tl,
+        events,
+        thresholds=thresholds,
+        colors=colors,
+        view=view if view != "scores" else "timeline",
+        overview=overview,
+        audio_url=url,
+        audio_key=f"{src.content_id}:{url is not None}",
+        seek=ss.get(SEEK),
+        selected=ss.get(SELECTED),
+        can_review=can_review,
         review_counts={k: {"events": c.events, "reviewed": c.reviewed} for k, c in counts.items()},
-    )  # fmt: skip
+    )
 
     def picked() -> None:
         pick = trigger("pick")
@@ -238,19 +254,33 @@ def _player(result: Analysed, tl: Any, events: pd.DataFrame, thresholds: dict[st
         st.caption("The audio is not kept on this server: results are shown without playback.")
 
 
-def _events(events: pd.DataFrame, counts: Mapping[str, review.ReviewCount],
-            analysis_id: str | None) -> None:  # fmt: skip
+def _events(
+    events: pd.DataFrame, counts: Mapping[str, review.ReviewCount], analysis_id: str | None
+) -> None:
     st.markdown("**Events**")
     if not len(events):
         st.info("No events above the threshold. Lower the threshold or try other labels.")
         return
     total = sum(c.events for c in counts.values())
     done = sum(c.reviewed for c in counts.values())
-    st.caption(f"{done} of {total} reviewed · " + " · ".join(
-        f"{ui_state.md_text(c.label)} {c.reviewed}/{c.events}" for c in counts.values() if c.events
-    ))  # fmt: skip
-    shown = st.segmented_control("Show", list(STATUS_FILTERS), format_func=STATUS_FILTERS.get,
-                                 key="event_filter", default="all") or "all"  # fmt: skip
+    st.caption(
+        f"{done} of {total} reviewed · "
+        + " · ".join(
+            f"{ui_state.md_text(c.label)} {c.reviewed}/{c.events}"
+            for c in counts.values()
+            if c.events
+        )
+    )
+    shown = (
+        st.segmented_control(
+            "Show",
+            list(STATUS_FILTERS),
+            format_func=STATUS_FILTERS.get,
+            key="event_filter",
+            default="all",
+        )
+        or "all"
+    )
     table = event_table(events)
     if shown != "all":
         table = table[table["status"] == shown].reset_index(drop=True)
@@ -262,23 +292,34 @@ def _events(events: pd.DataFrame, counts: Mapping[str, review.ReviewCount],
             seek_to(float(events.iloc[i]["onset_s"]), event=i)
 
     st.dataframe(
-        table, hide_index=True, on_select=row_clicked, selection_mode="single-row",
-        key="event_table", height=min(38 + 35 * max(len(table), 1), 420),
+        table,
+        hide_index=True,
+        on_select=row_clicked,
+        selection_mode="single-row",
+        key="event_table",
+        height=min(38 + 35 * max(len(table), 1), 420),
         column_order=[c for c in table.columns if c != "id"],
-        column_config={"peak": st.column_config.NumberColumn(format="%.3f"),
-                       "duration (s)": st.column_config.NumberColumn(format="%.2f")},
-    )  # fmt: skip
+        column_config={
+            "peak": st.column_config.NumberColumn(format="%.3f"),
+            "duration (s)": st.column_config.NumberColumn(format="%.2f"),
+        },
+    )
     if analysis_id is None:
         st.caption("Click a row to play that event from its onset.")
         return
-    st.caption("Click a row to play it. Keys: space play/pause · n/p next/previous · "
-               "a accept · r reject · l loop.")  # fmt: skip
+    st.caption(
+        "Click a row to play it. Keys: space play/pause · n/p next/previous · "
+        "a accept · r reject · l loop."
+    )
     selected = st.session_state.get(SELECTED)
     if isinstance(selected, int) and 0 <= selected < len(events):
         event = events.iloc[selected]
         with st.form("relabel", border=False, enter_to_submit=True):
-            new = st.text_input(f"Correct label for the {clock(float(event['onset_s']))} event",
-                                placeholder=str(event["label"]), max_chars=review.MAX_RELABEL_CHARS)  # fmt: skip
+            new = st.text_input(
+                f"Correct label for the {clock(float(event['onset_s']))} event",
+                placeholder=str(event["label"]),
+                max_chars=review.MAX_RELABEL_CHARS,
+            )
             if st.form_submit_button("Relabel") and new.strip():
                 record_review(analysis_id, event, review.ACCEPTED, relabel=new.strip())
                 st.rerun()
@@ -287,20 +328,31 @@ def _events(events: pd.DataFrame, counts: Mapping[str, review.ReviewCount],
 def _downloads(report: Report, stem: str) -> None:
     """One button for everything (a zip), the single formats in a menu: fits a phone."""
     with st.container(horizontal=True, gap="small", vertical_alignment="center"):
-        reviewed = st.toggle("Accepted events only", key="dl_reviewed",
-                             help="Exports only the events you accepted, relabelled where you "
-                             "corrected the label.")  # fmt: skip
+        reviewed = st.toggle(
+            "Accepted events only",
+            key="dl_reviewed",
+            help="Exports only the events you accepted, relabelled where you corrected the label.",
+        )
         # built on click (deferred), like the single formats: an hour of frames is
         # megabytes of CSV, and every rerun (a threshold, a click) would build it again
         st.download_button(
-            "Download all (zip)", data=lambda: exports.export_zip(report, stem=stem, reviewed=reviewed),
-            file_name=f"{stem}.zip", mime="application/zip", key="dl_all", on_click="ignore",
+            "Download all (zip)",
+            data=lambda: exports.export_zip(report, stem=stem, reviewed=reviewed),
+            file_name=f"{stem}.zip",
+            mime="application/zip",
+            key="dl_all",
+            on_click="ignore",
             icon=":material/download:",
-        )  # fmt: skip
+        )
         with st.popover("One format", icon=":material/description:"):
             for name, fmt in exports.FORMATS.items():
                 st.download_button(
-                    name, data=lambda n=name: exports.export_text(report, n, reviewed=reviewed),
-                    file_name=stem + fmt.suffix, mime=fmt.mime, help=fmt.description,
-                    key=f"dl_{name}", on_click="ignore", width="stretch",
-                )  # fmt: skip
+                    name,
+                    data=lambda n=name: exports.export_text(report, n, reviewed=reviewed),
+                    file_name=stem + fmt.suffix,
+                    mime=fmt.mime,
+                    help=fmt.description,
+                    key=f"dl_{name}",
+                    on_click="ignore",
+                    width="stretch",
+                )

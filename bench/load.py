@@ -29,8 +29,15 @@ from pipeline import CACHE, ensure_checkpoint, make_audio
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
+ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 IDLE = "[data-testid='stApp'][data-test-script-state='notRunning']"
 
 
@@ -42,14 +49,34 @@ def free_port() -> int:
 
 def start_server(data_dir: Path, log_path: Path) -> tuple[subprocess.Popen, str]:
     port = free_port()
-    env = dict(os.environ, SONOTAG_MODEL_DIR=str(ensure_checkpoint()), HF_HUB_OFFLINE="1",
-               SONOTAG_DATA_DIR=str(data_dir), SONOTAG_THREADS="2",
-               SONOTAG_RATE_LIMIT_PER_HOUR="0")  # fmt: skip
-    cmd = [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.address",
-           "127.0.0.1", "--server.port", str(port), "--server.headless", "true",
-           "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"]  # fmt: skip
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log_path.open("w"),
-                            stderr=subprocess.STDOUT)  # fmt: skip
+    env = dict(
+        os.environ,
+        SONOTAG_MODEL_DIR=str(ensure_checkpoint()),
+        HF_HUB_OFFLINE="1",
+        SONOTAG_DATA_DIR=str(data_dir),
+        SONOTAG_THREADS="2",
+        SONOTAG_RATE_LIMIT_PER_HOUR="0",
+    )
+    cmd = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        "serve.py",  # as users start it: the app behind its middleware and audio route
+        "--server.address",
+        "127.0.0.1",
+        "--server.port",
+        str(port),
+        "--server.headless",
+        "true",
+        "--browser.gatherUsageStats",
+        "false",
+        "--server.fileWatcherType",
+        "none",
+    ]
+    proc = subprocess.Popen(
+        cmd, cwd=ROOT, env=env, stdout=log_path.open("w"), stderr=subprocess.STDOUT
+    )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline and proc.poll() is None:

@@ -23,12 +23,11 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 import argparse  # noqa: E402
 import json  # noqa: E402
 import subprocess  # noqa: E402
-import sys  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
-from pipeline import CACHE, HERE, LABELS, ensure_checkpoint, settings_for  # noqa: E402
+from pipeline import CACHE, LABELS, ensure_checkpoint, settings_for  # noqa: E402
 
 
 def main() -> None:
@@ -65,16 +64,32 @@ def main() -> None:
     t_score = time.perf_counter() - t0
     events = detect_events(timeline, EventParams(threshold=0.5, median_frames=3))
     t_events = time.perf_counter() - t0
-    payload = workbench_payload(timeline, events, thresholds=dict.fromkeys(labels.labels, 0.5),
-                                colors=charts.label_colors(timeline.labels))  # fmt: skip
+    payload = workbench_payload(
+        timeline,
+        events,
+        thresholds=dict.fromkeys(labels.labels, 0.5),
+        colors=charts.label_colors(timeline.labels),
+    )
     json.dumps(payload)  # what travels to the browser's player
     total = time.perf_counter() - t0
-    print(f"relabel {args.minutes:.0f} min with {args.labels} new labels: text {t_text:.2f} s, "
-          f"map+timeline {t_score - t_text:.2f} s, events {t_events - t_score:.3f} s, "
-          f"player data {total - t_events:.2f} s; total {total:.2f} s")  # fmt: skip
-    print(json.dumps({"minutes": args.minutes, "labels": args.labels, "text_s": round(t_text, 3),
-                      "map_s": round(t_score - t_text, 3), "events_s": round(t_events - t_score, 4),
-                      "player_data_s": round(total - t_events, 3), "relabel_s": round(total, 3)}))  # fmt: skip
+    print(
+        f"relabel {args.minutes:.0f} min with {args.labels} new labels: text {t_text:.2f} s, "
+        f"map+timeline {t_score - t_text:.2f} s, events {t_events - t_score:.3f} s, "
+        f"player data {total - t_events:.2f} s; total {total:.2f} s"
+    )
+    print(
+        json.dumps(
+            {
+                "minutes": args.minutes,
+                "labels": args.labels,
+                "text_s": round(t_text, 3),
+                "map_s": round(t_score - t_text, 3),
+                "events_s": round(t_events - t_score, 4),
+                "player_data_s": round(total - t_events, 3),
+                "relabel_s": round(total, 3),
+            }
+        )
+    )
 
 
 def stored_analysis(minutes: float, data: Path) -> str:
@@ -91,9 +106,25 @@ def stored_analysis(minutes: float, data: Path) -> str:
     if not audio.exists():
         CACHE.mkdir(parents=True, exist_ok=True)
         expr = "0.4*sin(2*PI*660*t)*lt(mod(t\\,2)\\,1)+0.05*(random(0)-0.5)"
-        subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i",
-                        f"aevalsrc='{expr}':s=48000:d={minutes * 60}", "-c:a", "libmp3lame",
-                        "-b:a", "48k", str(audio)], check=True)  # fmt: skip
+        subprocess.run(
+            [
+                "ffmpeg",
+                "-nostdin",
+                "-v",
+                "error",
+                "-y",
+                "-f",
+                "lavfi",
+                "-i",
+                f"aevalsrc='{expr}':s=48000:d={minutes * 60}",
+                "-c:a",
+                "libmp3lame",
+                "-b:a",
+                "48k",
+                str(audio),
+            ],
+            check=True,
+        )
     model = load_model(settings_for(ensure_checkpoint()))
     n = int(round(minutes * 6))
     rng = np.random.default_rng(0)
@@ -102,44 +133,30 @@ def stored_analysis(minutes: float, data: Path) -> str:
     samples = int(minutes * 60 * 48_000)
     emb = AudioEmbeddings(np.arange(n) * 480_000, feats, samples, 480_000)
     store = Store(data)
-    aid, _ = save_analysis(store, from_path(audio, title=f"{minutes:g} minutes of beeps"), emb,
-                           LabelSet(("dog barking",)), model, hop_s=10.0, settings={},
-                           seconds=0.0)  # fmt: skip
+    aid, _ = save_analysis(
+        store,
+        from_path(audio, title=f"{minutes:g} minutes of beeps"),
+        emb,
+        LabelSet(("dog barking",)),
+        model,
+        hop_s=10.0,
+        settings={},
+        seconds=0.0,
+    )
     return aid
 
 
 def browser_relabel(minutes: float, n_labels: int, runs: int) -> None:
-    import socket
     import tempfile
-    import urllib.request
     from urllib.parse import quote
 
+    from load import start_server
     from playwright.sync_api import sync_playwright
 
-    root = HERE.parent
     data = Path(tempfile.mkdtemp(prefix="sonotag-relabel-"))
     aid = stored_analysis(minutes, data)
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    env = dict(os.environ, SONOTAG_MODEL_DIR=str(ensure_checkpoint()), SONOTAG_DATA_DIR=str(data),
-               SONOTAG_THREADS="2", HF_HUB_OFFLINE="1")  # fmt: skip
-    log = open(data / "streamlit.log", "w")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "serve.py", "--server.address", "127.0.0.1",
-         "--server.port", str(port), "--server.headless", "true",
-         "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
-        cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
+    server, base = start_server(data, data / "streamlit.log")  # as bench/load.py starts it
     try:
-        for _ in range(200):
-            try:
-                with urllib.request.urlopen(f"{base}/_stcore/health", timeout=2) as r:
-                    if r.read() == b"ok":
-                        break
-            except OSError:
-                time.sleep(0.3)
         shown = (
             "n => { const w = document.querySelector(\"[data-testid='workbench']\");"
             " return !!w && w.dataset.labels === String(n.count) && [...w.querySelectorAll"
@@ -147,12 +164,15 @@ def browser_relabel(minutes: float, n_labels: int, runs: int) -> None:
         )
         figures = []
         with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path="/usr/bin/chromium",
-                                         args=["--headless=new", "--no-sandbox", "--disable-gpu"])  # fmt: skip
+            browser = pw.chromium.launch(
+                executable_path="/usr/bin/chromium",
+                args=["--headless=new", "--no-sandbox", "--disable-gpu"],
+            )
             page = browser.new_page(viewport={"width": 1440, "height": 1000})
             page.goto(f"{base}/?analysis={aid}&l={quote('dog barking')}")
-            page.wait_for_function(shown, arg={"count": 1, "last": "dog barking"},
-                                   timeout=600_000)  # first open: model, overview  # fmt: skip
+            page.wait_for_function(
+                shown, arg={"count": 1, "last": "dog barking"}, timeout=600_000
+            )  # first open: model, overview
             page.wait_for_selector("[data-testid='stApp'][data-test-script-state='notRunning']")
             box = page.get_by_role("textbox", name="Labels (one per line or")
             for run in range(runs):
@@ -160,20 +180,35 @@ def browser_relabel(minutes: float, n_labels: int, runs: int) -> None:
                 box.fill("\n".join(labels))
                 t0 = time.perf_counter()
                 box.press("Control+Enter")
-                page.wait_for_function(shown, arg={"count": len(labels), "last": labels[-1]},
-                                       timeout=120_000, polling="raf")  # fmt: skip
+                page.wait_for_function(
+                    shown,
+                    arg={"count": len(labels), "last": labels[-1]},
+                    timeout=120_000,
+                    polling="raf",
+                )
                 figures.append(time.perf_counter() - t0)
                 page.wait_for_selector("[data-testid='stApp'][data-test-script-state='notRunning']")
             browser.close()
     finally:
         server.terminate()
         server.wait(timeout=30)
-        log.close()
     best, median = min(figures), sorted(figures)[len(figures) // 2]
-    print(f"browser relabel, {minutes:g} min, {n_labels} new labels, Chromium: "
-          + ", ".join(f"{f:.2f} s" for f in figures) + f" (median {median:.2f} s)")  # fmt: skip
-    print(json.dumps({"minutes": minutes, "labels": n_labels, "browser_relabel_s": [round(f, 3) for f in figures],
-                      "median_s": round(median, 3), "best_s": round(best, 3)}))  # fmt: skip
+    print(
+        f"browser relabel, {minutes:g} min, {n_labels} new labels, Chromium: "
+        + ", ".join(f"{f:.2f} s" for f in figures)
+        + f" (median {median:.2f} s)"
+    )
+    print(
+        json.dumps(
+            {
+                "minutes": minutes,
+                "labels": n_labels,
+                "browser_relabel_s": [round(f, 3) for f in figures],
+                "median_s": round(median, 3),
+                "best_s": round(best, 3),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -83,8 +83,9 @@ def encoder_s_per_window(model, settings):
 
     embed_file(model, make_audio(CACHE / "warm.wav", 10.0), hop_s=10.0, settings=settings)
     t0 = time.perf_counter()
-    emb = embed_file(model, make_audio(CACHE / "audio_40s.wav", 40.0), hop_s=10.0,
-                     settings=settings)  # fmt: skip
+    emb = embed_file(
+        model, make_audio(CACHE / "audio_40s.wav", 40.0), hop_s=10.0, settings=settings
+    )
     return (time.perf_counter() - t0) / emb.n_windows, emb
 
 
@@ -144,29 +145,37 @@ def main() -> None:
     per_window, emb = encoder_s_per_window(model, settings)
     original = per_window * WINDOWS_PER_HOUR
     f16 = float16_error(texts, emb)
-    print(f"float16 storage: max |probability difference| {f16:.2e} "
-          f"({len(LABELS)} labels x {emb.n_windows} real windows, full-size model)")  # fmt: skip
+    print(
+        f"float16 storage: max |probability difference| {f16:.2e} "
+        f"({len(LABELS)} labels x {emb.n_windows} real windows, full-size model)"
+    )
     data = Path(tempfile.mkdtemp(prefix="sonotag-bench-store-"))
     try:
         t0 = time.perf_counter()
         ids = fill(Store(data), model, args.hours)
         db_bytes = sum(p.stat().st_size for p in data.glob("sonotag.db*"))
-        print(f"filled {args.hours} h ({len(ids)} analyses) in {time.perf_counter() - t0:.1f} s; "
-              f"database {db_bytes / 1e6:.0f} MB ({SHA_NOTE})")  # fmt: skip
+        print(
+            f"filled {args.hours} h ({len(ids)} analyses) in {time.perf_counter() - t0:.1f} s; "
+            f"database {db_bytes / 1e6:.0f} MB ({SHA_NOTE})"
+        )
 
         relabel_s, n_events = relabel(Store(data), texts, ids[0])
-        print(f"relabel a stored 60-min analysis with 20 new labels: {relabel_s:.2f} s "
-              f"({n_events} events); original analysis of that hour ≈ {original:.0f} s "
-              f"(audio encoder {per_window:.2f} s/window on 4 real windows, extrapolated "
-              f"to {WINDOWS_PER_HOUR}): ratio {relabel_s / original:.4f}")  # fmt: skip
+        print(
+            f"relabel a stored 60-min analysis with 20 new labels: {relabel_s:.2f} s "
+            f"({n_events} events); original analysis of that hour ≈ {original:.0f} s "
+            f"(audio encoder {per_window:.2f} s/window on 4 real windows, extrapolated "
+            f"to {WINDOWS_PER_HOUR}): ratio {relabel_s / original:.4f}"
+        )
 
         rss0 = rss_mb()
         cold_s, hits, store = search(data, texts, sha, "a siren wailing")
         warm_s, _, _ = search(data, texts, sha, "a dog barking", store)
-        print(f"search {args.hours} stored hours for one label: cold {cold_s:.2f} s (first "
-              f"search after opening the store), warm {warm_s:.2f} s (another label); "
-              f"{len(hits)} hits, best {hits[0].probability:.4f} at {hits[0].time_s:.2f} s of "
-              f"'{hits[0].title}'; RSS {rss0:.0f} -> {rss_mb():.0f} MB")  # fmt: skip
+        print(
+            f"search {args.hours} stored hours for one label: cold {cold_s:.2f} s (first "
+            f"search after opening the store), warm {warm_s:.2f} s (another label); "
+            f"{len(hits)} hits, best {hits[0].probability:.4f} at {hits[0].time_s:.2f} s of "
+            f"'{hits[0].title}'; RSS {rss0:.0f} -> {rss_mb():.0f} MB"
+        )
         if args.profile:
             import cProfile
             import pstats
@@ -176,12 +185,20 @@ def main() -> None:
             pstats.Stats(prof).sort_stats("cumulative").print_stats(18)
         per_hour = db_bytes / 1e6 / args.hours
         print(f"database: {per_hour:.1f} MB per audio hour")
-        print(json.dumps({"relabel_s": round(relabel_s, 3),
-                          "relabel_ratio": round(relabel_s / original, 5),
-                          "original_analysis_s": round(original, 1),
-                          "search_s": round(cold_s, 3), "search_warm_s": round(warm_s, 3),
-                          "db_mb_per_hour": round(per_hour, 2), "hours": args.hours,
-                          "float16_max_prob_diff": float(f"{f16:.3g}")}))  # fmt: skip
+        print(
+            json.dumps(
+                {
+                    "relabel_s": round(relabel_s, 3),
+                    "relabel_ratio": round(relabel_s / original, 5),
+                    "original_analysis_s": round(original, 1),
+                    "search_s": round(cold_s, 3),
+                    "search_warm_s": round(warm_s, 3),
+                    "db_mb_per_hour": round(per_hour, 2),
+                    "hours": args.hours,
+                    "float16_max_prob_diff": float(f"{f16:.3g}"),
+                }
+            )
+        )
     finally:
         shutil.rmtree(data, ignore_errors=True)
 

@@ -38,8 +38,13 @@ with notices:
         else:
             getattr(st, kind)(ui_state.md_text(text))
 if model is not None:
-    st.table({"device": model.device, "threads": str(model.threads),
-              "openflam": model.info.openflam_version})  # fmt: skip
+    st.table(
+        {
+            "device": model.device,
+            "threads": str(model.threads),
+            "openflam": model.info.openflam_version,
+        }
+    )
     # whole and copyable: a table cell cuts a long path or a 64-digit hash off
     st.caption("Checkpoint")
     st.code(str(model.checkpoint_path), language=None, wrap_lines=True)
@@ -67,11 +72,17 @@ me = ui_state.viewer()
 if me.shared:
     st.caption("SONOTAG_ACCESS=shared: every visitor sees, opens and may delete every analysis.")
 else:
-    st.caption("SONOTAG_ACCESS=private: you see your own analyses and those made from public "
-               "links; another visitor's opens only through its share link, read-only.")  # fmt: skip
+    st.caption(
+        "SONOTAG_ACCESS=private: you see your own analyses and those made from public "
+        "links; another visitor's opens only through its share link, read-only."
+    )
 if S.admin_token and not me.admin:
-    given = st.text_input("Operator token", type="password", key="admin_token_input",
-                          help="SONOTAG_ADMIN_TOKEN: sees and may delete every analysis.")  # fmt: skip
+    given = st.text_input(
+        "Operator token",
+        type="password",
+        key="admin_token_input",
+        help="SONOTAG_ADMIN_TOKEN: sees and may delete every analysis.",
+    )
     if given:
         if access.is_admin_token(given, S.admin_token):
             st.session_state[ui_state.ADMIN] = True

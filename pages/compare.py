@@ -6,7 +6,6 @@ import streamlit as st
 
 import ui_state
 from sonotag_core import charts, compare, library
-from sonotag_core.analysis import score
 from sonotag_core.errors import SonoTagError
 from sonotag_core.labels import parse_labels
 
@@ -27,45 +26,58 @@ if not rows:
 
 names = {r.id: library.describe(r) for r in rows}
 ids = list(names)
-mode = st.segmented_control("Compare", MODES, key="cmp_mode", default=MODES[0],
-                            required=True) or MODES[0]  # fmt: skip
+mode = (
+    st.segmented_control("Compare", MODES, key="cmp_mode", default=MODES[0], required=True)
+    or MODES[0]
+)
 
 
 def label_box(title: str, key: str, default: str):
-    text = st.text_area(title, value=default, key=key, height=100,
-                        help="One label per line or separated by ;. A leading '-' marks a "
-                        "negative prompt.")  # fmt: skip
+    text = st.text_area(
+        title,
+        value=default,
+        key=key,
+        height=100,
+        help="One label per line or separated by ;. A leading '-' marks a negative prompt.",
+    )
     return parse_labels(text, max_labels=S.max_labels, max_chars=S.max_label_chars)
 
 
 try:
-    model = ui_state.model()
-    texts = ui_state.text_cache()
+    service = ui_state.service(ui_state.model(), store)
     if mode == MODES[0]:
         left, right = st.columns(2)
         a_id = left.selectbox("A", ids, format_func=names.get, key="cmp_a")
-        b_id = right.selectbox("B", ids, format_func=names.get, key="cmp_b",
-                               index=min(1, len(ids) - 1))  # fmt: skip
-        a = library.open_analysis(store, model, a_id)
-        b = library.open_analysis(store, model, b_id)
-        shared = st.text_input("Labels for both (empty: each analysis keeps its own)",
-                               key="cmp_shared")  # fmt: skip
-        common = (parse_labels(shared, max_labels=S.max_labels, max_chars=S.max_label_chars)
-                  if shared.strip() else None)  # fmt: skip
-        sides = [("A", score(texts, a.embeddings, common or a.labels)),
-                 ("B", score(texts, b.embeddings, common or b.labels))]  # fmt: skip
-        st.caption(f"A: {ui_state.md_text(a.source.title)} ({a.embeddings.duration_s:.1f} s) · "
-                   f"B: {ui_state.md_text(b.source.title)} ({b.embeddings.duration_s:.1f} s)")  # fmt: skip
+        b_id = right.selectbox(
+            "B", ids, format_func=names.get, key="cmp_b", index=min(1, len(ids) - 1)
+        )
+        a = service.open(a_id)
+        b = service.open(b_id)
+        shared = st.text_input(
+            "Labels for both (empty: each analysis keeps its own)", key="cmp_shared"
+        )
+        common = (
+            parse_labels(shared, max_labels=S.max_labels, max_chars=S.max_label_chars)
+            if shared.strip()
+            else None
+        )
+        sides = [
+            ("A", service.timeline(a, common or a.labels)),
+            ("B", service.timeline(b, common or b.labels)),
+        ]
+        st.caption(
+            f"A: {ui_state.md_text(a.source.title)} ({a.embeddings.duration_s:.1f} s) · "
+            f"B: {ui_state.md_text(b.source.title)} ({b.embeddings.duration_s:.1f} s)"
+        )
     else:
         one_id = st.selectbox("Audio", ids, format_func=names.get, key="cmp_one")
-        one = library.open_analysis(store, model, one_id)
+        one = service.open(one_id)
         left, right = st.columns(2)
         with left:
             labels_a = label_box("Labels A", "cmp_la", one.labels.to_text() if one.labels else "")
         with right:
             labels_b = label_box("Labels B", "cmp_lb", "")
-        sides = [("A", score(texts, one.embeddings, labels_a)),
-                 ("B", score(texts, one.embeddings, labels_b))]  # fmt: skip
+        sides = [("A", service.timeline(one, labels_a)), ("B", service.timeline(one, labels_b))]
 except SonoTagError as exc:
     ui_state.error(exc)
     st.stop()

@@ -11,7 +11,6 @@ import streamlit as st
 import ui_state
 from sonotag_core import access, library
 from sonotag_core.errors import SonoTagError
-from sonotag_core.search import search_library
 from sonotag_core.sources import format_duration
 from sonotag_core.store import AnalysisSummary
 from sonotag_core.timeline import timecode
@@ -35,18 +34,19 @@ except SonoTagError as exc:
 
 st.subheader("Search all stored audio")
 with st.form("library_search", border=False):
-    query = st.text_input("A sound, in words", key="lib_query", max_chars=S.max_label_chars,
-                          placeholder="a siren wailing")  # fmt: skip
+    query = st.text_input(
+        "A sound, in words",
+        key="lib_query",
+        max_chars=S.max_label_chars,
+        placeholder="a siren wailing",
+    )
     searched = st.form_submit_button("Search", icon=":material/search:")
 if searched and query.strip():
     try:
-        model = ui_state.model()
+        service = ui_state.service(ui_state.model(), store)
         with st.spinner("Searching every stored recording…"):
             t0 = time.perf_counter()
-            hits = search_library(store, ui_state.text_cache(), query.strip(), top_k=20,
-                                  checkpoint_sha256=model.info.checkpoint_sha256,
-                                  max_label_chars=S.max_label_chars,
-                                  visible_to=me.scope)  # fmt: skip
+            hits = service.search(query.strip(), top_k=20, viewer=me)
         st.session_state.lib_hits = (query.strip(), hits, time.perf_counter() - t0)
     except SonoTagError as exc:
         ui_state.error(exc)
@@ -58,8 +58,10 @@ if found := st.session_state.get("lib_hits"):
             f"No stored audio to search yet for “{ui_state.md_text(label)}”: analyse something first."
         )
     else:
-        st.caption(f"Top {len(hits)} moments for “{ui_state.md_text(label)}” ({took:.2f} s). Open one to play "
-                   "it and see the timeline from there.")  # fmt: skip
+        st.caption(
+            f"Top {len(hits)} moments for “{ui_state.md_text(label)}” ({took:.2f} s). Open one to play "
+            "it and see the timeline from there."
+        )
         for hit in hits:
             cols = st.columns([1, 1, 4, 1.3], vertical_alignment="center")
             cols[0].markdown(f"**{timecode(hit.time_s)}**")
@@ -68,17 +70,22 @@ if found := st.session_state.get("lib_hits"):
             # the searched label first, then the stored ones (negatives keep their '-')
             stored = [("-" + x) if x in hit.labels.negatives else x for x in hit.labels.labels]
             labels = [label, *(x for x in stored if x.lstrip("-") != label)][: S.max_labels]
-            cols[3].page_link(ANALYZE, label="Open here", icon=":material/play_arrow:",
-                              query_params={"analysis": hit.analysis_id, "t": f"{hit.time_s:.2f}",
-                                            "l": labels})  # fmt: skip
+            cols[3].page_link(
+                ANALYZE,
+                label="Open here",
+                icon=":material/play_arrow:",
+                query_params={"analysis": hit.analysis_id, "t": f"{hit.time_s:.2f}", "l": labels},
+            )
 
 # ---------------------------------------------------------------- stored analyses
 
 st.subheader("Stored analyses")
 rows = library.visible_analyses(store, me)
 if me.sees_all:  # the server's disk use is the operator's business, not a visitor's
-    st.caption(f"{len(rows)} stored; kept audio: {library.usage_text(store.media_usage())} "
-               "(the least recently played goes first).")  # fmt: skip
+    st.caption(
+        f"{len(rows)} stored; kept audio: {library.usage_text(store.media_usage())} "
+        "(the least recently played goes first)."
+    )
 else:
     st.caption(f"{len(rows)} yours or from public links; others' uploads are not listed.")
 # the outcome of the last deletion, said once, after the rerun that cleared the table
@@ -114,8 +121,14 @@ def table_of(shown: list[AnalysisSummary]) -> list[AnalysisSummary]:
     # that is gone (the IndexError of deleting the last row).
     generation = st.session_state.setdefault(GENERATION, 0)
     ids = hashlib.sha256(" ".join(r.id for r in shown).encode()).hexdigest()[:16]
-    picked = st.dataframe(table, hide_index=True, on_select="rerun", selection_mode="multi-row",
-                          key=f"lib_table_{generation}_{ids}", width="stretch")  # fmt: skip
+    picked = st.dataframe(
+        table,
+        hide_index=True,
+        on_select="rerun",
+        selection_mode="multi-row",
+        key=f"lib_table_{generation}_{ids}",
+        width="stretch",
+    )
     rows = picked.selection.rows if picked else []
     return [shown[i] for i in dict.fromkeys(rows) if 0 <= i < len(shown)]
 
@@ -127,13 +140,21 @@ def actions(chosen: list[AnalysisSummary]) -> None:
     a, b = st.columns(2)
     if len(chosen) == 1:
         row = chosen[0]
-        a.page_link(ANALYZE, label=f"Open “{ui_state.md_text(row.title)}”", icon=":material/open_in_new:",
-                    query_params={"analysis": row.id})  # fmt: skip
+        a.page_link(
+            ANALYZE,
+            label=f"Open “{ui_state.md_text(row.title)}”",
+            icon=":material/open_in_new:",
+            query_params={"analysis": row.id},
+        )
     else:
         a.caption(f"{len(chosen)} selected; select just one to open it.")
     if mine:
-        b.button(f"Delete {library.analyses(len(mine))}", icon=":material/delete:",
-                 on_click=ask_to_delete, args=([(r.id, r.title) for r in mine],))  # fmt: skip
+        b.button(
+            f"Delete {library.analyses(len(mine))}",
+            icon=":material/delete:",
+            on_click=ask_to_delete,
+            args=([(r.id, r.title) for r in mine],),
+        )
     if theirs:
         names = library.name_list([r.title for r in theirs])
         b.caption(
@@ -147,8 +168,10 @@ def confirmation(pending: list[tuple[str, str]], selected: list[str]) -> None:
     with st.container(border=True):
         st.markdown(ui_state.md_text(library.delete_question([t for _, t in pending])))
         if set(selected) != {i for i, _ in pending}:
-            st.caption("That is what was selected when you pressed Delete, not what is "
-                       "selected now: Cancel to choose again.")  # fmt: skip
+            st.caption(
+                "That is what was selected when you pressed Delete, not what is "
+                "selected now: Cancel to choose again."
+            )
         buttons = st.container(horizontal=True)
         if buttons.button("Delete for good", type="primary", key="lib_delete_confirmed"):
             done = library.delete_many(store, me, [i for i, _ in pending])
@@ -162,8 +185,9 @@ def confirmation(pending: list[tuple[str, str]], selected: list[str]) -> None:
 
 
 f_col, s_col = st.columns([3, 1], vertical_alignment="bottom")
-needle = f_col.text_input("Filter", key="lib_filter", max_chars=200,
-                          placeholder="words in a title, link or label")  # fmt: skip
+needle = f_col.text_input(
+    "Filter", key="lib_filter", max_chars=200, placeholder="words in a title, link or label"
+)
 order = s_col.selectbox("Sort", list(library.SORTS), key="lib_sort")
 shown = library.filter_analyses(library.sort_analyses(rows, order), needle)
 if needle.strip():
@@ -171,8 +195,10 @@ if needle.strip():
 pending = st.session_state.get(CONFIRM)
 chosen: list[AnalysisSummary] = []
 if not shown:
-    st.info("No stored analysis matches the filter: all its words must appear in the "
-            "title, the link or the labels.")  # fmt: skip
+    st.info(
+        "No stored analysis matches the filter: all its words must appear in the "
+        "title, the link or the labels."
+    )
 else:
     chosen = table_of(shown)
     if chosen and not pending:  # while a confirmation is open, it is the only action

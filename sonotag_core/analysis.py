@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Generator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -77,8 +77,9 @@ def embed_file(
         raise LimitError(_too_long(name, info.duration_s, settings.max_duration_s))
     shown_progress = EncodeProgress(progress, shown(name), expected_windows(info.duration_s, hop))
     # decoding reports nothing itself: it is folded into the one "encode" stage
-    decoded = decode.stream_samples(path, max_duration_s=settings.max_duration_s, info=info,
-                                    name=name)  # fmt: skip
+    decoded = decode.stream_samples(
+        path, max_duration_s=settings.max_duration_s, info=info, name=name
+    )
     counted = 0
 
     def blocks():
@@ -93,8 +94,11 @@ def embed_file(
     try:
         with model.queue.slot(on_wait=lambda ahead: progress(_queued(ahead))):
             shown_progress.start()
-            batches = encode_windows(model, iter_windows(blocks(), hop),
-                                     batch_size=settings.batch_size)  # fmt: skip
+            # a generator (closed below), though encode_windows is annotated as an Iterator
+            batches = cast(
+                Generator[tuple[list[int], np.ndarray], None, None],
+                encode_windows(model, iter_windows(blocks(), hop), batch_size=settings.batch_size),
+            )
             with contextlib.closing(batches):
                 for batch_starts, batch_feats in batches:
                     starts.extend(batch_starts)
@@ -111,8 +115,9 @@ def embed_file(
 
 def _queued(ahead: int) -> Progress:
     waiting = "1 analysis" if ahead == 1 else f"{ahead} analyses"
-    return Progress("queue", 0, None, "analyses",
-                    f"Queued, position {ahead + 1}: {waiting} ahead of yours")  # fmt: skip
+    return Progress(
+        "queue", 0, None, "analyses", f"Queued, position {ahead + 1}: {waiting} ahead of yours"
+    )
 
 
 def score(texts: TextCache, embeddings: AudioEmbeddings, labels: LabelSet) -> Timeline:
@@ -133,29 +138,6 @@ class Analysis:
     labels: LabelSet
     timeline: Timeline
     hop_s: float
-
-
-def analyze(
-    model: LoadedModel,
-    texts: TextCache,
-    source: SourceInfo,
-    labels: LabelSet,
-    *,
-    settings: Settings,
-    hop_s: float | None = None,
-    progress: ProgressFn = no_progress,
-) -> Analysis:
-    """Embed ``source`` and score ``labels`` on it."""
-    hop_s = settings.hop_s if hop_s is None else hop_s
-    emb = embed_file(model, source.path, hop_s=hop_s, settings=settings, progress=progress,
-                     name=source.display_name)  # fmt: skip
-    return Analysis(source, emb, labels, score(texts, emb, labels), hop_s)
-
-
-def relabel(texts: TextCache, analysis: Analysis, labels: LabelSet) -> Analysis:
-    """Same audio, new labels: re-scored from the kept embeddings."""
-    timeline = score(texts, analysis.embeddings, labels)
-    return Analysis(analysis.source, analysis.embeddings, labels, timeline, analysis.hop_s)
 
 
 def build_report(
@@ -195,6 +177,28 @@ def _hms(seconds: float) -> str:
     return f"{h} h {m:02d} min" if h else f"{m} min {s:02d} s"
 
 
+def known_embeddings(
+    model: LoadedModel,
+    source: SourceInfo,
+    *,
+    hop_s: float,
+    cache: EmbeddingCache | None = None,
+    store: Store | None = None,
+) -> AudioEmbeddings | None:
+    """This audio's embeddings for this model and hop if they exist already: the
+    in-memory cache first, then the result store (float16, converted back to float32)."""
+    key = EmbeddingKey(source.content_id, float(hop_s), model.info.checkpoint_sha256)
+    emb = cache.get(key) if cache is not None else None
+    if emb is None and store is not None:
+        try:
+            emb = store.get_embeddings(*key)
+        except StoreError:  # a damaged or locked store costs an encoding, not the analysis
+            log.warning("stored embeddings unreadable; encoding again", exc_info=True)
+        if emb is not None and cache is not None:
+            cache.put(key, emb)
+    return emb
+
+
 def embed_source(
     model: LoadedModel,
     source: SourceInfo,
@@ -205,25 +209,23 @@ def embed_source(
     store: Store | None = None,
     progress: ProgressFn = no_progress,
 ) -> AudioEmbeddings:
-    """:func:`embed_file`, unless this audio was already encoded with this model and hop:
-    the in-memory cache first, then the result store (float16, converted back to float32).
+    """:func:`embed_file`, unless :func:`known_embeddings` has them already.
 
     Nothing is saved here: the caller decides when a run becomes a stored analysis
     (:func:`save_analysis`).
     """
-    key = EmbeddingKey(source.content_id, float(hop_s), model.info.checkpoint_sha256)
-    emb = cache.get(key) if cache is not None else None
-    if emb is None and store is not None:
-        try:
-            emb = store.get_embeddings(*key)
-        except StoreError:  # a damaged or locked store costs an encoding, not the analysis
-            log.warning("stored embeddings unreadable; encoding again", exc_info=True)
-        if emb is not None and cache is not None:
-            cache.put(key, emb)
+    emb = known_embeddings(model, source, hop_s=hop_s, cache=cache, store=store)
     if emb is None:
-        emb = embed_file(model, source.path, hop_s=hop_s, settings=settings, progress=progress,
-                         name=source.display_name)  # fmt: skip
+        emb = embed_file(
+            model,
+            source.path,
+            hop_s=hop_s,
+            settings=settings,
+            progress=progress,
+            name=source.display_name,
+        )
         if cache is not None:
+            key = EmbeddingKey(source.content_id, float(hop_s), model.info.checkpoint_sha256)
             cache.put(key, emb)
     return emb
 
@@ -274,22 +276,7 @@ def save_analysis(
     try:
         return analysis_id, store.keep_media(source)
     except StoreError:
-        log.warning("analysis %s saved, but its audio could not be kept", analysis_id,
-                    exc_info=True)  # fmt: skip
+        log.warning(
+            "analysis %s saved, but its audio could not be kept", analysis_id, exc_info=True
+        )
         return analysis_id, source
-
-
-def report_for(
-    model: LoadedModel,
-    texts: TextCache,
-    source: SourceInfo,
-    embeddings: AudioEmbeddings,
-    labels: LabelSet,
-    params: EventParams,
-    *,
-    hop_s: float,
-) -> Report:
-    """Kept embeddings + a label set + event parameters -> the report every view shows.
-    Costs a text encoding (cached per label) and a matrix product: this is relabeling."""
-    analysis = Analysis(source, embeddings, labels, score(texts, embeddings, labels), hop_s)
-    return build_report(analysis, model, params)

@@ -17,7 +17,7 @@ import json
 import math
 from collections.abc import Mapping, Sequence
 from numbers import Real
-from typing import Any
+from typing import Any, Literal
 
 import altair as alt
 import numpy as np
@@ -41,11 +41,19 @@ NO_EVENTS_TEXT = "no events above threshold"
 MAX_FRAME_ROWS = 5000  #: Altair's default max_rows for DataFrame data
 #: one colour per label, in label order (Tableau 10, legible on light and dark themes)
 PALETTE: tuple[str, ...] = (
-    "#4c78a8", "#f58518", "#54a24b", "#e45756", "#72b7b2",
-    "#eeca3b", "#b279a2", "#ff9da6", "#9d755d", "#bab0ac",
-)  # fmt: skip
+    "#4c78a8",
+    "#f58518",
+    "#54a24b",
+    "#e45756",
+    "#72b7b2",
+    "#eeca3b",
+    "#b279a2",
+    "#ff9da6",
+    "#9d755d",
+    "#bab0ac",
+)
 
-Width = int | str  # pixels, or "container" to fill the parent
+Width = int | Literal["container"]  # pixels, or "container" to fill the parent
 
 # Single views fit their width to the container but keep ``height`` as the plot height
 # (Streamlit's default for single views, "fit", would squeeze the axes into ``height``).
@@ -164,7 +172,10 @@ def _top_level(param: alt.Parameter, views: list[str]) -> alt.TopLevelSelectionP
     Copies of a param in several concatenated views are merged by Altair with a warning
     and generated view names; declaring it once with explicit names is deterministic.
     """
-    return alt.TopLevelSelectionParameter(**param.param.to_dict(), views=views)
+    spec = param.param
+    if alt.utils.is_undefined(spec):
+        raise ValueError(f"parameter {param.name!r} has no selection definition")
+    return alt.TopLevelSelectionParameter(**spec.to_dict(), views=views)
 
 
 def _time_x(duration_s: float, *, axis: alt.Axis | None = None) -> alt.X:
@@ -289,7 +300,8 @@ def heatmap_chart(
     cost a Voronoi over every cell).
     """
     pooled, starts, ends = _pooled(timeline, max_columns)
-    keys = [f"p{i}" for i in range(len(timeline.labels))]  # safe field names, any label text
+    # safe field names, any label text (typed as transform_fold's list wants)
+    keys: list[str | alt.FieldName] = [f"p{i}" for i in range(len(timeline.labels))]
     wide = pd.DataFrame(
         {TIME_FIELD: starts, "time_end_s": ends, **dict(zip(keys, pooled, strict=True))}
     )

@@ -22,6 +22,7 @@ import tempfile
 import time
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from . import __version__, workdirs
 from .errors import ConfigError, SonoTagError
@@ -41,8 +42,8 @@ class StderrProgress:
 
     def __init__(self, enabled: bool = True) -> None:
         self.enabled = enabled
-        self._bar = None
-        self._stage = None
+        self._bar: Any = None  # a tqdm.tqdm (tqdm ships no type information)
+        self._stage: str | None = None
 
     def __call__(self, p: Progress) -> None:
         if not self.enabled:
@@ -161,26 +162,40 @@ def _library_parser(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--top", type=int, default=20, help="how many moments (default 20)")
     e = cmds.add_parser("export", help="export a stored analysis (optionally relabelled)")
     e.add_argument("id", help="analysis id (see `sonotag library list`)")
-    e.add_argument("--format", choices=FORMAT_CHOICES, default="csv",
-                   help="csv = events; all = every format into -o DIR")  # fmt: skip
-    e.add_argument("-o", "--output", type=Path,
-                   help="output file (or directory with --format all); - or none: stdout")  # fmt: skip
+    e.add_argument(
+        "--format",
+        choices=FORMAT_CHOICES,
+        default="csv",
+        help="csv = events; all = every format into -o DIR",
+    )
+    e.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        help="output file (or directory with --format all); - or none: stdout",
+    )
     e.add_argument("--labels", help="score these labels instead of the stored ones")
-    e.add_argument("--threshold", type=float, default=None,
-                   help="event threshold (default: the stored one)")  # fmt: skip
-    e.add_argument("--reviewed", action="store_true",
-                   help="accepted events only, under their corrected labels")  # fmt: skip
+    e.add_argument(
+        "--threshold", type=float, default=None, help="event threshold (default: the stored one)"
+    )
+    e.add_argument(
+        "--reviewed", action="store_true", help="accepted events only, under their corrected labels"
+    )
     r = cmds.add_parser("review", help="review counts per label; --set records a verdict")
     r.add_argument("id", help="analysis id (see `sonotag library list`)")
     verdict = r.add_mutually_exclusive_group()
-    verdict.add_argument("--set", dest="verdict", choices=REVIEW_CHOICES,
-                         help="accept or reject the event given by --label and --onset")  # fmt: skip
-    verdict.add_argument("--clear", action="store_true",
-                         help="forget the verdict on that event")  # fmt: skip
+    verdict.add_argument(
+        "--set",
+        dest="verdict",
+        choices=REVIEW_CHOICES,
+        help="accept or reject the event given by --label and --onset",
+    )
+    verdict.add_argument("--clear", action="store_true", help="forget the verdict on that event")
     r.add_argument("--label", help="the event's label")
     r.add_argument("--onset", help="the event's onset: seconds (3.75) or [h:]mm:ss(.ss)")
-    r.add_argument("--relabel", metavar="TEXT",
-                   help="the correct label of that event (implies --set accepted)")  # fmt: skip
+    r.add_argument(
+        "--relabel", metavar="TEXT", help="the correct label of that event (implies --set accepted)"
+    )
     d = cmds.add_parser("delete", help="delete a stored analysis")
     d.add_argument("id", help="analysis id (see `sonotag library list`)")
 
@@ -202,11 +217,9 @@ def _label_thresholds(items: list[str]) -> dict[str, float]:
 
 def _analyze(args: argparse.Namespace, settings: Settings, progress: ProgressFn) -> int:
     from . import sources
-    from .analysis import Analysis, build_report, embed_source, score
     from .labels import parse_labels
-    from .library import stored_link
     from .model import load_model
-    from .scoring import TextCache
+    from .service import Service
 
     labels = parse_labels(
         args.labels,
@@ -232,36 +245,30 @@ def _analyze(args: argparse.Namespace, settings: Settings, progress: ProgressFn)
             source = sources.resolve_source(
                 args.source, Path(tmp), max_duration_s=settings.max_duration_s, progress=progress
             )
-        model = load_model(settings, progress)
+        service = Service(load_model(settings, progress), settings, store)
         if link is not None:  # a link whose audio and embeddings are stored is not fetched
-            sha = model.info.checkpoint_sha256
-            stored = store and _try_store(
-                lambda: stored_link(store, link.url, hop_s=hop_s, checkpoint_sha256=sha), problems
+            source = service.link_source(link.url, Path(tmp), hop_s=hop_s, progress=progress)
+        done = service.analyse(
+            source, labels, hop_s=hop_s, params=params, save=True, progress=progress
+        )
+        if done.unsaved:  # the store could not keep it: the export is still written below
+            problems.append(
+                f"{done.unsaved} The export was written; this run is not in the library."
             )
-            source = stored or sources.from_url(
-                link.url, Path(tmp), max_duration_s=settings.max_duration_s, progress=progress
-            )
-        key = (source.content_id, hop_s, model.info.checkpoint_sha256)
-        emb = _try_store(lambda: store.get_embeddings(*key), problems) if store else None
-        reused = emb is not None
-        if emb is None:
-            emb = embed_source(model, source, hop_s=hop_s, settings=settings, progress=progress)
-        analysis = Analysis(source, emb, labels, score(TextCache(model), emb, labels), hop_s)
+        elif done.warning:
+            problems.append(done.warning)
         _close(progress)
-        report = build_report(analysis, model, params)
+        report = service.report(done, labels, params)
         written = _write(report, args.format, args.output, source.title)
-        analysis_id = None  # saved after the export, which a store failure must not cost
-        if store is not None and not problems:
-            seconds = time.perf_counter() - t0
-            analysis_id = _try_store(
-                lambda: _save(store, analysis, model, params, seconds), problems
-            )
     if not args.quiet:
-        what = f"{emb.n_windows} window(s)" + (" (reused stored embeddings)" if reused else "")
-        saved = f", analysis {analysis_id}" if analysis_id else ""
-        print(f"sonotag: {len(report.events)} event(s) for {len(labels.labels)} label(s) in "
-              f"{analysis.timeline.duration_s:.1f} s of audio, {what}, "
-              f"{time.perf_counter() - t0:.1f} s -> {written}{saved}", file=sys.stderr)  # fmt: skip
+        reused = " (reused stored embeddings)" if done.reused else ""
+        saved = f", analysis {done.analysis_id}" if done.analysis_id else ""
+        print(
+            f"sonotag: {len(report.events)} event(s) for {len(labels.labels)} label(s) in "
+            f"{report.timeline.duration_s:.1f} s of audio, {done.embeddings.n_windows} "
+            f"window(s){reused}, {time.perf_counter() - t0:.1f} s -> {written}{saved}",
+            file=sys.stderr,
+        )
     for problem in problems:
         print(f"sonotag: warning: {one_line(problem)}", file=sys.stderr)
     return 0
@@ -295,12 +302,12 @@ def _check_output(fmt: str, output: Path | None) -> None:
     from .exports import check_directory, check_target
 
     if fmt == "all":
-        if _is_stdout(output):
+        if output is None or _is_stdout(output):
             raise ConfigError(
                 "--format all writes one file per format: give a directory with -o DIR."
             )
         check_directory(output)
-    elif not _is_stdout(output):
+    elif output is not None and not _is_stdout(output):
         check_target(output)
 
 
@@ -341,16 +348,6 @@ def _try_store(fn, problems: list[str]):
         return None
 
 
-def _save(store, analysis, model, params, seconds: float) -> str:
-    from .analysis import save_analysis
-
-    settings = {"hop_s": analysis.hop_s, **params.as_settings()}
-    analysis_id, _ = save_analysis(store, analysis.source, analysis.embeddings, analysis.labels,
-                                   model, hop_s=analysis.hop_s, settings=settings,
-                                   seconds=seconds)  # fmt: skip
-    return analysis_id
-
-
 EVENT_KEYS = ("threshold", "label_thresholds", "median_frames", "fill_gap_s", "min_event_s")
 
 
@@ -361,9 +358,10 @@ def _write(report, fmt: str, output: Path | None, title: str, *, reviewed: bool 
 
     if fmt == "all":
         _check_output(fmt, output)  # -o missing: the one message that says what to give
+        assert output is not None  # _check_output raised ConfigError for a missing -o
         paths = exports.export_all(report, output, _stem(title), reviewed=reviewed)
         return ", ".join(str(p) for p in paths)
-    if not _is_stdout(output):
+    if output is not None and not _is_stdout(output):
         return str(exports.write_export(report, fmt, output, reviewed=reviewed))
     sys.stdout.write(exports.export_text(report, fmt, reviewed=reviewed))
     sys.stdout.flush()
@@ -409,16 +407,15 @@ def _library(args: argparse.Namespace, settings: Settings, progress: ProgressFn)
 
         parse_labels(args.label, max_labels=settings.max_labels, max_chars=settings.max_label_chars)
     from .model import load_model
-    from .scoring import TextCache
+    from .service import Service
 
-    model = load_model(settings, progress)
+    service = Service(load_model(settings, progress), settings, store)
     _close(progress)
-    texts = TextCache(model)
     if command == "search":
-        return _library_search(store, texts, model, args, settings)
+        return _library_search(service, args, settings)
     if command == "review":
-        return _library_review(store, stored, texts, model, args, settings)
-    return _library_export(store, stored, texts, model, args, settings)
+        return _library_review(service, stored, args, settings)
+    return _library_export(service, stored, args, settings)
 
 
 def _library_list(store) -> int:
@@ -430,22 +427,29 @@ def _library_list(store) -> int:
     for r in rows:
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(r.created))
         duration = clock(r.duration_s, decimals=0) if r.duration_s else "?"
-        table.append((r.id, when, _cut(shown(r.title, 40), 40), duration, _cut(shown(r.labels_text, 50), 50),
-                      r.model_name))  # fmt: skip
+        table.append(
+            (
+                r.id,
+                when,
+                _cut(shown(r.title, 40), 40),
+                duration,
+                _cut(shown(r.labels_text, 50), 50),
+                r.model_name,
+            )
+        )
     widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
     for row in table:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
     return 0
 
 
-def _library_search(store, texts, model, args, settings: Settings) -> int:
-    from .search import search_library
-
-    hits = search_library(store, texts, args.label, checkpoint_sha256=model.info.checkpoint_sha256,
-                          top_k=args.top, max_label_chars=settings.max_label_chars)  # fmt: skip
+def _library_search(service, args, settings: Settings) -> int:
+    hits = service.search(args.label, top_k=args.top)
     if not hits:
-        print("sonotag: no stored audio for this model yet; `sonotag analyze` adds to the "
-              "library.", file=sys.stderr)  # fmt: skip
+        print(
+            "sonotag: no stored audio for this model yet; `sonotag analyze` adds to the library.",
+            file=sys.stderr,
+        )
     for hit in hits:
         print(
             f"{clock(hit.time_s)}\t{hit.probability:.4f}\t{shown(hit.title, 200)}\t{hit.analysis_id}"
@@ -453,41 +457,33 @@ def _library_search(store, texts, model, args, settings: Settings) -> int:
     return 0
 
 
-def _stored_report(store, stored, texts, model, settings: Settings, labels, threshold):
+def _stored_report(service, stored, settings: Settings, labels, threshold):
     """The report of a stored analysis from its embeddings, with its stored event settings
     (or ``threshold``) and its stored reviews applied: what the dashboard shows for it."""
-    from .analysis import Analysis, build_report, score
-    from .errors import ModelError
-    from .review import with_reviews
-
-    if stored.checkpoint_sha256 != model.info.checkpoint_sha256:
-        raise ModelError(
-            f"Analysis {stored.id} was made with another OpenFLAM checkpoint "
-            f"({stored.checkpoint_sha256[:12]}…) than the one loaded "
-            f"({model.info.checkpoint_sha256[:12]}…); point SONOTAG_CHECKPOINT at that one, "
-            "or analyse the audio again."
-        )
     params = _stored_params(settings, stored.settings, threshold)
-    analysis = Analysis(stored.source, stored.embeddings, labels,
-                        score(texts, stored.embeddings, labels), stored.hop_s)  # fmt: skip
-    report = build_report(analysis, model, params, settings={"analysis_id": stored.id})
-    return with_reviews(report, store.get_reviews(stored.id))
+    return service.report(service.open(stored.id), labels, params, extra={"analysis_id": stored.id})
 
 
-def _library_export(store, stored, texts, model, args, settings: Settings) -> int:
+def _library_export(service, stored, args, settings: Settings) -> int:
     from .labels import parse_labels
     from .review import accepted_only
 
     labels = stored.labels
     if args.labels is not None:
-        labels = parse_labels(args.labels, max_labels=settings.max_labels,
-                              max_chars=settings.max_label_chars)  # fmt: skip
-    report = _stored_report(store, stored, texts, model, settings, labels, args.threshold)
+        labels = parse_labels(
+            args.labels, max_labels=settings.max_labels, max_chars=settings.max_label_chars
+        )
+    report = _stored_report(service, stored, settings, labels, args.threshold)
     written = _write(report, args.format, args.output, stored.source.title, reviewed=args.reviewed)
-    events = (f"{len(accepted_only(report.events))} accepted event(s)" if args.reviewed
-              else f"{len(report.events)} event(s)")  # fmt: skip
-    print(f"sonotag: analysis {stored.id} ({len(labels.labels)} label(s), {events}) -> "
-          f"{written}", file=sys.stderr)  # fmt: skip
+    events = (
+        f"{len(accepted_only(report.events))} accepted event(s)"
+        if args.reviewed
+        else f"{len(report.events)} event(s)"
+    )
+    print(
+        f"sonotag: analysis {stored.id} ({len(labels.labels)} label(s), {events}) -> {written}",
+        file=sys.stderr,
+    )
     return 0
 
 
@@ -529,20 +525,24 @@ def _seconds(text: str) -> float:
     return seconds
 
 
-def _library_review(store, stored, texts, model, args, settings: Settings) -> int:
+def _library_review(service, stored, args, settings: Settings) -> int:
     """Print per-label review counts of a stored analysis at its stored settings, after
     recording the verdict of ``--set``/``--clear`` when given (the CLI is the operator)."""
+    store = service.store
     from .access import OPERATOR
     from .review import Review, apply_reviews, event_key, review_counts
 
     positives = stored.labels.positives
-    report = _stored_report(store, stored, texts, model, settings, stored.labels, None)
+    report = _stored_report(service, stored, settings, stored.labels, None)
     label = " ".join(str(args.label).split())
     if args.clear:  # also a verdict whose event the stored settings no longer make
         key = event_key(label, args.onset_s)
         gone = store.clear_review(stored.id, *key)
-        print(f"sonotag: analysis {stored.id}: {quoted(label)} at {clock(args.onset_s)} "
-              + ("is unreviewed again" if gone else "had no verdict"), file=sys.stderr)  # fmt: skip
+        print(
+            f"sonotag: analysis {stored.id}: {quoted(label)} at {clock(args.onset_s)} "
+            + ("is unreviewed again" if gone else "had no verdict"),
+            file=sys.stderr,
+        )
     elif args.verdict is not None:
         if label not in positives:
             raise ConfigError(
@@ -551,9 +551,13 @@ def _library_review(store, stored, texts, model, args, settings: Settings) -> in
             )
         key = event_key(label, args.onset_s)
         events = report.events
-        match = [(on, off) for name, on, off in
-                 zip(events["label"], events["onset_s"], events["offset_s"], strict=True)
-                 if event_key(name, on) == key]  # fmt: skip
+        match = [
+            (on, off)
+            for name, on, off in zip(
+                events["label"], events["onset_s"], events["offset_s"], strict=True
+            )
+            if event_key(name, on) == key
+        ]
         if not match:
             raise ConfigError(_no_event(stored.id, label, args.onset_s, events))
         onset, offset = float(match[0][0]), float(match[0][1])
@@ -561,8 +565,11 @@ def _library_review(store, stored, texts, model, args, settings: Settings) -> in
         if not store.set_review(stored.id, review, reviewer=OPERATOR):
             raise _unknown(stored.id)  # deleted meanwhile
         what = f"accepted as {quoted(review.relabel)}" if review.relabel else review.status
-        print(f"sonotag: analysis {stored.id}: {quoted(key[0])} at {clock(onset)}–"
-              f"{clock(offset)} {what}", file=sys.stderr)  # fmt: skip
+        print(
+            f"sonotag: analysis {stored.id}: {quoted(key[0])} at {clock(onset)}–"
+            f"{clock(offset)} {what}",
+            file=sys.stderr,
+        )
     events = apply_reviews(report.events, store.get_reviews(stored.id))
     for count in review_counts(events, positives).values():
         print(shown(count.summary(), 400))
@@ -572,10 +579,14 @@ def _library_review(store, stored, texts, model, args, settings: Settings) -> in
 def _no_event(analysis_id: str, label: str, onset_s: float, events) -> str:
     onsets = events.loc[events["label"] == label, "onset_s"].astype(float).tolist()
     near = sorted(onsets, key=lambda t: abs(t - onset_s))[:3]
-    hint = (f"; the nearest {quoted(label)} onsets are " + ", ".join(clock(t) for t in sorted(near))
-            if near else f"; {quoted(label)} has no events at the stored settings")  # fmt: skip
-    return (f"Analysis {analysis_id} has no {quoted(label)} event starting at "
-            f"{clock(onset_s)}{hint}.")  # fmt: skip
+    hint = (
+        f"; the nearest {quoted(label)} onsets are " + ", ".join(clock(t) for t in sorted(near))
+        if near
+        else f"; {quoted(label)} has no events at the stored settings"
+    )
+    return (
+        f"Analysis {analysis_id} has no {quoted(label)} event starting at {clock(onset_s)}{hint}."
+    )
 
 
 def _stored_params(settings: Settings, stored: Mapping, threshold: float | None):
@@ -594,9 +605,9 @@ def _stored_params(settings: Settings, stored: Mapping, threshold: float | None)
 
 
 def _unknown(analysis_id: str) -> SonoTagError:
-    from .errors import SourceError
+    from .errors import NotFoundError
 
-    return SourceError(
+    return NotFoundError(
         f"There is no stored analysis {quoted(analysis_id)}; `sonotag library list` shows the ids."
     )
 

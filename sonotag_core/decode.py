@@ -21,7 +21,7 @@ import logging
 import shutil
 import subprocess
 import threading
-from collections.abc import Iterator
+from collections.abc import Generator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -117,11 +117,19 @@ def probe(path: Path, *, name: str | None = None) -> AudioProbe:
     name = name or path.name
     _check_file(path, name)
     cmd = [
-        _require("ffprobe"), "-v", "warning", *INPUT_GUARDS,
-        "-select_streams", "a:0",
-        "-show_entries", "format=duration,format_name:stream=codec_name,sample_rate,channels,duration",
-        "-of", "json", "--", input_url(path),
-    ]  # fmt: skip
+        _require("ffprobe"),
+        "-v",
+        "warning",
+        *INPUT_GUARDS,
+        "-select_streams",
+        "a:0",
+        "-show_entries",
+        "format=duration,format_name:stream=codec_name,sample_rate,channels,duration",
+        "-of",
+        "json",
+        "--",
+        input_url(path),
+    ]
     try:
         proc = subprocess.run(
             cmd, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL
@@ -163,7 +171,7 @@ def _float(value: object) -> float | None:
 
 def _int(value: object) -> int | None:
     try:
-        return int(value)  # type: ignore[arg-type]
+        return int(value)  # type: ignore[call-overload]
     except (TypeError, ValueError):
         return None
 
@@ -207,7 +215,7 @@ def stream_samples(
     progress: ProgressFn = no_progress,
     info: AudioProbe | None = None,
     name: str | None = None,
-) -> Iterator[np.ndarray]:
+) -> Generator[np.ndarray, None, None]:
     """Yield the first audio stream of ``path`` as 48 kHz mono float32 blocks.
 
     Blocks hold ``block_samples`` samples (the last one fewer). Raises
@@ -221,10 +229,27 @@ def stream_samples(
     info = info or probe(path, name=name)  # callers that already probed pass it in
     total_s = info.duration_s
     cmd = [
-        _require("ffmpeg"), "-nostdin", "-hide_banner", "-v", "error", *INPUT_GUARDS,
-        "-i", input_url(path), "-map", "0:a:0", "-vn", "-sn", "-dn",
-        "-ac", "1", "-ar", str(SAMPLE_RATE), "-f", "f32le", "pipe:1",
-    ]  # fmt: skip
+        _require("ffmpeg"),
+        "-nostdin",
+        "-hide_banner",
+        "-v",
+        "error",
+        *INPUT_GUARDS,
+        "-i",
+        input_url(path),
+        "-map",
+        "0:a:0",
+        "-vn",
+        "-sn",
+        "-dn",
+        "-ac",
+        "1",
+        "-ar",
+        str(SAMPLE_RATE),
+        "-f",
+        "f32le",
+        "pipe:1",
+    ]
     limit = None if max_duration_s is None else int(max_duration_s * SAMPLE_RATE)
     proc = subprocess.Popen(
         cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE
@@ -242,7 +267,7 @@ def stream_samples(
             if not np.isfinite(block).all():
                 raise _not_finite(name, decoded + int(np.argmin(np.isfinite(block))))
             decoded += block.size
-            if limit is not None and decoded > limit:
+            if limit is not None and max_duration_s is not None and decoded > limit:
                 raise LimitError(
                     f"{quoted(name)} is longer than the {max_duration_s / 60:.0f}-minute limit "
                     "(SONOTAG_MAX_DURATION_S). Trim the audio or raise the limit."

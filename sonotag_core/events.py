@@ -28,8 +28,8 @@ import numpy as np
 import pandas as pd
 from scipy.ndimage import median_filter
 
-from .errors import LimitError
-from .settings import Settings
+from .errors import ConfigError
+from .settings import DEFAULTS, Settings
 from .timeline import Timeline
 from .untrusted import quoted
 from .windows import FRAME_S
@@ -40,7 +40,8 @@ TIME_EPS_S = 1e-9  # float slack when comparing clipped event lengths with min_e
 
 @dataclass(frozen=True)
 class EventParams:
-    """How frame probabilities become events; invalid values raise :class:`LimitError`.
+    """How frame probabilities become events; invalid values raise :class:`ConfigError`.
+    The defaults are the settings table's (``SONOTAG_THRESHOLD`` ...).
 
     ``label_thresholds`` overrides ``threshold`` per label (e.g. a rarer sound that needs a
     lower bar). ``median_frames`` (odd, 1 = off) smooths each label along time before
@@ -49,11 +50,11 @@ class EventParams:
     clipped times) are dropped.
     """
 
-    threshold: float = 0.5
+    threshold: float = DEFAULTS.threshold
     label_thresholds: Mapping[str, float] = field(default_factory=dict)
-    median_frames: int = 1
-    fill_gap_s: float = 0.32
-    min_event_s: float = 0.0
+    median_frames: int = DEFAULTS.median_frames
+    fill_gap_s: float = DEFAULTS.fill_gap_s
+    min_event_s: float = DEFAULTS.min_event_s
 
     def __post_init__(self) -> None:
         _check_threshold(self.threshold, "Threshold")
@@ -65,18 +66,18 @@ class EventParams:
         try:
             median = operator.index(self.median_frames)
         except TypeError:
-            raise LimitError(
+            raise ConfigError(
                 f"Median filter length must be a whole number of frames, not {self.median_frames!r}."
             ) from None
         if median < 1 or median % 2 == 0:
-            raise LimitError(
+            raise ConfigError(
                 f"Median filter length must be an odd number of frames (1 = off), not {median}."
             )
         object.__setattr__(self, "median_frames", int(median))
         for name in ("fill_gap_s", "min_event_s"):
             value = float(getattr(self, name))
             if not (value >= 0.0 and math.isfinite(value)):  # also rejects NaN
-                raise LimitError(f"{name} must be a finite number of seconds >= 0, not {value}.")
+                raise ConfigError(f"{name} must be a finite number of seconds >= 0, not {value}.")
             object.__setattr__(self, name, value)
 
     @classmethod
@@ -111,9 +112,11 @@ def _check_threshold(value: Any, what: str) -> None:
     try:
         v = float(value)
     except (TypeError, ValueError):
-        raise LimitError(f"{what} must be a number between 0 and 1, not {quoted(value)}.") from None
+        raise ConfigError(
+            f"{what} must be a number between 0 and 1, not {quoted(value)}."
+        ) from None
     if not 0.0 < v < 1.0:  # also rejects NaN
-        raise LimitError(f"{what} must be between 0 and 1 (exclusive), not {value}.")
+        raise ConfigError(f"{what} must be between 0 and 1 (exclusive), not {value}.")
 
 
 def empty_events() -> pd.DataFrame:

@@ -12,7 +12,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import DecodeError
+from .errors import SourceError
 from .untrusted import quoted
 
 
@@ -71,7 +71,7 @@ def example_path(example_id: str, data_dir: str | Path) -> Path:
     try:
         ex = EXAMPLES[example_id]
     except KeyError:
-        raise DecodeError(
+        raise SourceError(
             f"There is no example called {quoted(example_id)}; choose one of: {', '.join(EXAMPLES)}."
         ) from None
     folder = Path(data_dir) / "examples"
@@ -81,15 +81,24 @@ def example_path(example_id: str, data_dir: str | Path) -> Path:
         return path
     tmp = folder / f".{ex.id}.{os.getpid()}.tmp.wav"
     cmd = [
-        "ffmpeg", "-nostdin", "-v", "error", "-y", "-f", "lavfi",
-        "-i", f"aevalsrc='{ex.expression}':s=48000:d={ex.seconds}",
-        "-c:a", "pcm_s16le", str(tmp),
-    ]  # fmt: skip
+        "ffmpeg",
+        "-nostdin",
+        "-v",
+        "error",
+        "-y",
+        "-f",
+        "lavfi",
+        "-i",
+        f"aevalsrc='{ex.expression}':s=48000:d={ex.seconds}",
+        "-c:a",
+        "pcm_s16le",
+        str(tmp),
+    ]
     try:
         subprocess.run(cmd, check=True, capture_output=True, timeout=120)
         os.replace(tmp, path)
     except (OSError, subprocess.SubprocessError) as exc:
-        raise DecodeError(f"Could not generate the example clip {ex.title!r} ({exc}).") from exc
+        raise SourceError(f"Could not generate the example clip {ex.title!r} ({exc}).") from exc
     finally:
         tmp.unlink(missing_ok=True)
     return path

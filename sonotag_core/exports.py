@@ -52,7 +52,7 @@ from typing import Any, NamedTuple, TextIO
 import numpy as np
 
 from . import __version__
-from .errors import ExportError, LimitError
+from .errors import ConfigError, ExportError
 from .report import Report
 from .review import RELABEL_COLUMN, STATUS_COLUMN, accepted_only
 from .untrusted import quoted
@@ -156,10 +156,17 @@ def write_events_csv(report: Report, out: TextIO) -> None:
     w = csv.writer(out, lineterminator="\n")
     w.writerow(["label", "onset_s", "offset_s", "peak", "mean", STATUS_COLUMN, RELABEL_COLUMN])
     w.writerows(
-        (_sheet_safe(_csv_text(e.label)), _time(e.onset), _time(e.offset), _prob(e.peak),
-         _prob(e.mean), _sheet_safe(_csv_text(e.status)), _sheet_safe(_csv_text(e.relabel)))
+        (
+            _sheet_safe(_csv_text(e.label)),
+            _time(e.onset),
+            _time(e.offset),
+            _prob(e.peak),
+            _prob(e.mean),
+            _sheet_safe(_csv_text(e.status)),
+            _sheet_safe(_csv_text(e.relabel)),
+        )
         for e in _event_rows(report)
-    )  # fmt: skip
+    )
 
 
 def write_frames_csv(report: Report, out: TextIO) -> None:
@@ -367,12 +374,12 @@ FORMATS: dict[str, ExportFormat] = {
 
 
 def get_format(fmt: str) -> ExportFormat:
-    """The registered format, or a :class:`LimitError` naming the valid ones."""
+    """The registered format, or a :class:`ConfigError` naming the valid ones."""
     try:
         return FORMATS[fmt]
     except (KeyError, TypeError):
         valid = ", ".join(FORMATS)
-        raise LimitError(f"Unknown export format {fmt!r}; choose one of: {valid}.") from None
+        raise ConfigError(f"Unknown export format {quoted(fmt)}; choose one of: {valid}.") from None
 
 
 def reviewed_report(report: Report) -> Report:
@@ -415,7 +422,7 @@ class Target:
 
 
 def _cannot(path: Path, exc: OSError) -> ExportError:
-    why = {
+    reasons: dict[int | None, str] = {  # exc.errno is None for an OSError built without one
         errno.EROFS: "the file system is read-only",
         errno.EACCES: "permission denied",
         errno.EPERM: "permission denied",
@@ -423,7 +430,8 @@ def _cannot(path: Path, exc: OSError) -> ExportError:
         errno.EDQUOT: "the disk quota is used up",
         errno.ENAMETOOLONG: "the name is too long",
         errno.ENOENT: "that folder does not accept new files",
-    }.get(exc.errno, (exc.strerror or type(exc).__name__).lower())
+    }
+    why = reasons.get(exc.errno, (exc.strerror or type(exc).__name__).lower())
     return ExportError(f"Cannot write {quoted(path)}: {why}. Choose another path.")
 
 
@@ -539,8 +547,9 @@ def _replace_atomically(spec: ExportFormat, report: Report, path: Path) -> None:
 
 
 def _check_stem(stem: str) -> None:
+    """A bad name is a bad option (:class:`ConfigError`), not a place that refused the file."""
     if not stem or stem in (".", "..") or re.search(r"[\\/\x00]", stem):
-        raise ExportError(f"Export name must be a plain file name, not {quoted(stem)}.")
+        raise ConfigError(f"Export name must be a plain file name, not {quoted(stem)}.")
 
 
 def export_all(report: Report, directory: Path, stem: str, *, reviewed: bool = False) -> list[Path]:

@@ -16,13 +16,13 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from .access import OPERATOR_VIEWER, AccessError, Viewer, can_list, check_change
-from .analysis import embed_source, save_analysis
+from .analysis import embed_source, known_embeddings, save_analysis
 from .embedding_cache import EmbeddingCache
 from .embeddings import AudioEmbeddings
-from .errors import ModelError, SourceError
+from .errors import ModelError, NotFoundError
 from .labels import LabelSet
 from .model import LoadedModel
 from .progress import ProgressFn, no_progress
@@ -32,6 +32,7 @@ from .store import MEDIA_DIR, AnalysisSummary, MediaUsage, Store, StoreError
 from .untrusted import quoted
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,8 @@ class Analysed:
     analysis_id: str | None = None  # None when the store could not be written
     labels: LabelSet | None = None  # the labels it was stored with
     warning: str | None = None  # something the user should know (e.g. not saved)
+    reused: bool = False  # the embeddings were stored or cached: no audio encoding ran
+    unsaved: str | None = None  # why the store could not keep this run (each front end says it)
 
 
 def describe(summary: AnalysisSummary, label_chars: int = 60) -> str:
@@ -68,7 +71,7 @@ def open_analysis(store: Store, model: LoadedModel, analysis_id: str) -> Analyse
     """A stored analysis, ready to relabel; errors say why it cannot be opened."""
     stored = store.get_analysis(analysis_id)
     if stored is None:
-        raise SourceError(
+        raise NotFoundError(
             f"There is no analysis {analysis_id} in the Library of this server: it was deleted, "
             "or the link comes from another SonoTag server. Analyse the audio again."
         )
@@ -85,8 +88,9 @@ def open_analysis(store: Store, model: LoadedModel, analysis_id: str) -> Analyse
             "The audio of this analysis is no longer kept on this server (storage limit, "
             "SONOTAG_MEDIA_CAP_MB): results are shown without playback."
         )
-    return Analysed(stored.source, stored.embeddings, stored.hop_s, 0.0, stored.id,
-                    stored.labels, warning)  # fmt: skip
+    return Analysed(
+        stored.source, stored.embeddings, stored.hop_s, 0.0, stored.id, stored.labels, warning
+    )
 
 
 def stored_link(
@@ -128,34 +132,67 @@ def run(
     """
     t0 = time.perf_counter()
     sha = model.info.checkpoint_sha256
-    existing = _safe(lambda: store.latest_analysis_id(source.content_id, hop_s, sha,
-                                                      visible_to=viewer.scope), store)  # fmt: skip
+    existing = _safe(
+        lambda s: s.latest_analysis_id(source.content_id, hop_s, sha, visible_to=viewer.scope),
+        store,
+    )
     try:
-        emb = embed_source(model, source, hop_s=hop_s, settings=settings, cache=cache,
-                           store=store, progress=progress)  # fmt: skip
+        emb = known_embeddings(model, source, hop_s=hop_s, cache=cache, store=store)
+        reused = emb is not None
+        if emb is None:
+            emb = embed_source(
+                model, source, hop_s=hop_s, settings=settings, cache=cache, progress=progress
+            )
     except BaseException:  # an error, or a cancelled run (a closed browser session)
         dirs: list[str | Path] = [settings.data_dir, *([store.data_dir] if store else [])]
         _discard_upload(source, dirs)
         raise
     seconds = time.perf_counter() - t0
     if store is None:
-        return Analysed(source, emb, hop_s, seconds, labels=labels)
+        return Analysed(source, emb, hop_s, seconds, labels=labels, reused=reused)
     if existing is not None and not save:
-        return Analysed(source, emb, hop_s, seconds, existing, labels)
+        return Analysed(source, emb, hop_s, seconds, existing, labels, reused=reused)
     mine = None
     if update_existing:
-        mine = _safe(lambda: store.latest_analysis_id(source.content_id, hop_s, sha,
-                                                      owned_by=viewer.scope), store)  # fmt: skip
+        mine = _safe(
+            lambda s: s.latest_analysis_id(source.content_id, hop_s, sha, owned_by=viewer.scope),
+            store,
+        )
     try:
-        analysis_id, kept = save_analysis(store, source, emb, labels, model, hop_s=hop_s,
-                                          settings=dict(run_settings or {}), seconds=seconds,
-                                          owner=viewer.owner, update_of=mine)  # fmt: skip
+        analysis_id, kept = save_analysis(
+            store,
+            source,
+            emb,
+            labels,
+            model,
+            hop_s=hop_s,
+            settings=dict(run_settings or {}),
+            seconds=seconds,
+            owner=viewer.owner,
+            update_of=mine,
+        )
     except StoreError as exc:
         log.warning("could not save the analysis", exc_info=True)
-        return Analysed(source, emb, hop_s, seconds, existing, labels,
-                        f"{exc} The results below are not saved in the Library.")  # fmt: skip
-    return Analysed(replace(kept, start_s=source.start_s), emb, hop_s, seconds, analysis_id,
-                    labels)  # fmt: skip
+        return Analysed(
+            source,
+            emb,
+            hop_s,
+            seconds,
+            existing,
+            labels,
+            f"{exc} The results below are not saved in the Library.",
+            reused,
+            unsaved=str(exc),
+        )
+    return Analysed(
+        replace(kept, start_s=source.start_s),
+        emb,
+        hop_s,
+        seconds,
+        analysis_id,
+        labels,
+        reused=reused,
+    )
 
 
 def _discard_upload(source: SourceInfo, data_dirs: list[str | Path]) -> None:
@@ -177,12 +214,13 @@ def _discard_upload(source: SourceInfo, data_dirs: list[str | Path]) -> None:
         log.warning("could not delete the upload %s", source.path, exc_info=True)
 
 
-def _safe(fn, store: Store | None):
-    """A store read that may fail (damaged or locked database) counts as 'nothing stored'."""
+def _safe(fn: Callable[[Store], _T], store: Store | None) -> _T | None:
+    """``fn(store)``, a store read that may fail (damaged or locked database): that, or no
+    store, counts as 'nothing stored'."""
     if store is None:
         return None
     try:
-        return fn()
+        return fn(store)
     except StoreError:
         log.warning("store read failed", exc_info=True)
         return None
@@ -266,8 +304,13 @@ class Deleted:
                 ("success", f"Deleted {analyses(len(self.deleted))}: {names(self.deleted)}.")
             )
         if self.refused:
-            out.append(("warning", f"Not deleted, not yours: {names(self.refused)}. Only the "
-                        "person who made an analysis, or the operator, can delete it."))  # fmt: skip
+            out.append(
+                (
+                    "warning",
+                    f"Not deleted, not yours: {names(self.refused)}. Only the "
+                    "person who made an analysis, or the operator, can delete it.",
+                )
+            )
         if self.missing:
             out.append(("warning", f"Already deleted elsewhere: {names(self.missing)}."))
         if self.failed:
@@ -289,8 +332,10 @@ def name_list(titles: Sequence[str], most: int = 8) -> str:
 
 def delete_question(titles: Sequence[str]) -> str:
     """The confirmation of a deletion, naming what it deletes."""
-    return (f"Delete {analyses(len(titles))} for good: {name_list(titles, most=20)}? Their "
-            "audio and embeddings go too unless another analysis uses them.")  # fmt: skip
+    return (
+        f"Delete {analyses(len(titles))} for good: {name_list(titles, most=20)}? Their "
+        "audio and embeddings go too unless another analysis uses them."
+    )
 
 
 def delete_many(store: Store, viewer: Viewer, analysis_ids: Sequence[str]) -> Deleted:
@@ -308,4 +353,10 @@ def delete_many(store: Store, viewer: Viewer, analysis_ids: Sequence[str]) -> De
             log.warning("could not delete %s", analysis_id, exc_info=True)
             outcome, error = "failed", error or str(exc)
         done[outcome].append(analysis_id)
-    return Deleted(*(tuple(done[k]) for k in ("deleted", "refused", "missing", "failed")), error)
+    return Deleted(
+        deleted=tuple(done["deleted"]),
+        refused=tuple(done["refused"]),
+        missing=tuple(done["missing"]),
+        failed=tuple(done["failed"]),
+        error=error,
+    )

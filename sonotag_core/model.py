@@ -9,17 +9,21 @@ fetch the same files the same way, with two differences that matter to users:
 * the checkpoint is memory-mapped and assigned in place (``torch.load(mmap=True)`` +
   ``load_state_dict(assign=True)``): same tensors, ~0.7 GB lower peak than a plain load.
 
-Missing weights with no reachable hub raise :class:`ModelError` saying what to fetch.
+Missing weights with no reachable hub, or a checkpoint that cannot be read, raise
+:class:`ModelError` saying what to fetch. Only the errors that mean that are caught
+(:func:`hub_unavailable_errors`, :data:`UNREADABLE_CHECKPOINT`): a bug in our own code
+(a ``TypeError``, say) propagates as itself instead of posing as missing weights.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import pickle
 import re
 import threading
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,7 +42,7 @@ CHECKPOINT_FILE = "open_flam_oct17.pth"
 TEXT_MODEL = "roberta-base"
 
 
-def _openflam_hook() -> Any:
+def openflam_hook() -> Any:
     """openflam's hook module (importing the package puts its ``module`` on sys.path)."""
     try:
         import openflam  # noqa: F401
@@ -63,7 +67,7 @@ def build_flam(cache_dir: str) -> Any:
     """FLAM exactly as ``OpenFLAM("v1-base")`` builds it (random init, roberta from cache_dir)."""
     import lightning as L
 
-    hook = _openflam_hook()
+    hook = openflam_hook()
     with warnings.catch_warnings():  # HTSAT's torch.meshgrid call: noise on every CLI run
         warnings.filterwarnings("ignore", message="torch.meshgrid", category=UserWarning)
         return hook.FLAM(
@@ -83,6 +87,42 @@ def select_device(requested: str) -> str:
     if requested.startswith("cuda") and not torch.cuda.is_available():
         raise ModelError("SONOTAG_DEVICE asks for CUDA but no GPU is visible; use auto or cpu.")
     return requested
+
+
+# What torch.load / load_state_dict raise for a file that is not a loadable checkpoint:
+# truncated or not a zip (RuntimeError), unreadable (OSError), cut short (EOFError), a
+# pickle that weights_only refuses (UnpicklingError), bad header data (ValueError), and
+# RuntimeError again for a state dict whose keys or shapes are not OpenFLAM v1-base's.
+UNREADABLE_CHECKPOINT: tuple[type[BaseException], ...] = (
+    OSError,
+    EOFError,
+    RuntimeError,
+    ValueError,
+    pickle.UnpicklingError,
+)
+
+
+def hub_unavailable_errors() -> tuple[type[BaseException], ...]:
+    """What the Hugging Face hub raises when a file is neither cached nor downloadable:
+    offline mode, not found, unreachable, refused, a failed transfer. Most are OSError
+    subclasses today; they are named so a change in the hub's hierarchy cannot turn them
+    into bugs, and nothing broader (no ``Exception``) is caught."""
+    from huggingface_hub.errors import (
+        HfHubHTTPError,
+        LocalEntryNotFoundError,
+        OfflineModeIsEnabled,
+        XetAuthorizationError,
+        XetDownloadError,
+    )
+
+    return (
+        OSError,
+        HfHubHTTPError,
+        LocalEntryNotFoundError,
+        OfflineModeIsEnabled,
+        XetAuthorizationError,
+        XetDownloadError,
+    )
 
 
 def missing_weights_message(settings: Settings, detail: str) -> str:
@@ -107,17 +147,21 @@ def resolve_checkpoint(settings: Settings, progress: ProgressFn = no_progress) -
     from huggingface_hub import hf_hub_download, try_to_load_from_cache
 
     cached = try_to_load_from_cache(OPENFLAM_REPO, CHECKPOINT_FILE, cache_dir=settings.model_dir)
+    unavailable = hub_unavailable_errors()
     try:
         if isinstance(cached, str):  # the usual case: no network, no watcher
             return Path(cached)
         return Path(
             with_download_progress(
-                lambda: hf_hub_download(OPENFLAM_REPO, CHECKPOINT_FILE, cache_dir=settings.model_dir),
-                hub_blobs(settings.model_dir, OPENFLAM_REPO), progress,
+                lambda: hf_hub_download(
+                    OPENFLAM_REPO, CHECKPOINT_FILE, cache_dir=settings.model_dir
+                ),
+                hub_blobs(settings.model_dir, OPENFLAM_REPO),
+                progress,
                 f"Downloading the OpenFLAM weights ({CHECKPOINT_FILE})",
             )
-        )  # fmt: skip
-    except Exception as exc:  # offline, unreachable, not cached: all mean "get the weights"
+        )
+    except unavailable as exc:  # offline, unreachable, not cached: all mean "get the weights"
         log.info("checkpoint lookup failed", exc_info=True)
         raise ModelError(missing_weights_message(settings, type(exc).__name__)) from exc
 
@@ -193,7 +237,7 @@ def load_model(settings: Settings, progress: ProgressFn = no_progress) -> Loaded
     """Load OpenFLAM v1-base for inference (see module docstring)."""
     import torch
 
-    hook = _openflam_hook()
+    hook = openflam_hook()
     torch.set_num_threads(settings.threads)
     device = select_device(settings.device)
     progress(Progress("model", 0, 3, "steps", "Locating the OpenFLAM checkpoint"))
@@ -204,20 +248,25 @@ def load_model(settings: Settings, progress: ProgressFn = no_progress) -> Loaded
     flam.default_ckpt_path = settings.model_dir
     try:  # roberta-base comes from the same cache (downloaded on a fresh volume)
         flam.model = with_download_progress(
-            lambda: build_flam(settings.model_dir), hub_blobs(settings.model_dir, TEXT_MODEL),
-            progress, f"Downloading the text encoder ({TEXT_MODEL})",
-        )  # fmt: skip
+            lambda: build_flam(settings.model_dir),
+            hub_blobs(settings.model_dir, TEXT_MODEL),
+            progress,
+            f"Downloading the text encoder ({TEXT_MODEL})",
+        )
     except OSError as exc:  # transformers: roberta-base not cached and hub unreachable
         log.info("text model load failed", exc_info=True)
         raise ModelError(missing_weights_message(settings, f"{TEXT_MODEL} not found")) from exc
     progress(Progress("model", 2, 3, "steps", "Loading weights"))
     try:
         state = torch.load(ckpt, map_location="cpu", weights_only=True, mmap=True)
+        if not isinstance(state, Mapping):  # load_state_dict would raise TypeError
+            raise ValueError(f"it holds a {type(state).__name__}, not a state dict")
         flam.model.load_state_dict(state, assign=True)
-    except (RuntimeError, OSError, EOFError, ValueError) as exc:
+    except UNREADABLE_CHECKPOINT as exc:
         log.info("checkpoint load failed", exc_info=True)
+        detail = (str(exc).splitlines() or [type(exc).__name__])[0][:200]
         raise ModelError(
-            f"The checkpoint {ckpt} could not be loaded ({str(exc).splitlines()[0][:200]}). "
+            f"The checkpoint {ckpt} could not be loaded ({detail}). "
             f"It may be truncated or not an OpenFLAM v1-base checkpoint: delete it and run "
             f"`sonotag fetch-model` again."
         ) from exc
@@ -233,6 +282,7 @@ def fetch_model(settings: Settings, progress: ProgressFn = no_progress) -> Path:
     from huggingface_hub import hf_hub_download, snapshot_download
 
     progress(Progress("model", 0, 2, "steps", f"Downloading {OPENFLAM_REPO}/{CHECKPOINT_FILE}"))
+    unavailable = hub_unavailable_errors()
     try:
         ckpt = hf_hub_download(OPENFLAM_REPO, CHECKPOINT_FILE, cache_dir=settings.model_dir)
         progress(Progress("model", 1, 2, "steps", f"Downloading {TEXT_MODEL}"))
@@ -247,7 +297,7 @@ def fetch_model(settings: Settings, progress: ProgressFn = no_progress) -> Path:
                 "model.safetensors",
             ],
         )
-    except Exception as exc:
+    except unavailable as exc:  # a bug in this function is not "check the connection"
         log.info("fetch failed", exc_info=True)
         raise ModelError(
             f"Could not download the OpenFLAM weights into {settings.model_dir} ({type(exc).__name__}: "

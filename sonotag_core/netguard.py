@@ -29,7 +29,7 @@ from urllib3.util.connection import create_connection
 from yt_dlp.networking._requests import RequestsRH
 from yt_dlp.networking.exceptions import RequestError
 
-from .sources import is_public
+from .addresses import is_public
 from .untrusted import shown
 
 AddrInfo = tuple[Any, ...]  # one socket.getaddrinfo() entry
@@ -93,9 +93,12 @@ class _GuardedConnection(HTTPConnection):
         error: Exception = NewConnectionError(self, f"No address for {self.host}")
         for ip in dict.fromkeys(str(info[4][0]) for info in infos):
             try:
-                return create_connection((ip, self.port), self.timeout,
-                                         source_address=self.source_address,
-                                         socket_options=self.socket_options)  # fmt: skip
+                return create_connection(
+                    (ip, self.port),
+                    self.timeout,
+                    source_address=self.source_address,
+                    socket_options=self.socket_options,
+                )
             except TimeoutError as exc:
                 error = ConnectTimeoutError(self, f"Connection to {self.host} timed out.")
                 error.__cause__ = exc
@@ -108,13 +111,11 @@ class _GuardedConnection(HTTPConnection):
 def _pool_classes(guard: AddressGuard) -> dict[str, type]:
     """HTTP and HTTPS connection pools whose connections go through ``guard``."""
     http = type("GuardedHTTPConnection", (_GuardedConnection,), {"guard": guard})
-    https = type("GuardedHTTPSConnection", (_GuardedConnection, HTTPSConnection),
-                 {"guard": guard})  # fmt: skip
+    https = type("GuardedHTTPSConnection", (_GuardedConnection, HTTPSConnection), {"guard": guard})
     return {
         "http": type("GuardedHTTPPool", (urllib3.HTTPConnectionPool,), {"ConnectionCls": http}),
-        "https": type("GuardedHTTPSPool", (urllib3.HTTPSConnectionPool,),
-                      {"ConnectionCls": https}),
-    }  # fmt: skip
+        "https": type("GuardedHTTPSPool", (urllib3.HTTPSConnectionPool,), {"ConnectionCls": https}),
+    }
 
 
 class GuardedRequestsRH(RequestsRH):

@@ -7,17 +7,57 @@ import unicodedata
 from collections.abc import Sequence
 
 PRESETS: dict[str, tuple[str, ...]] = {
-    "Everyday & urban": ("a man speaking", "footsteps", "car horn", "traffic noise", "siren",
-                         "dog barking", "door slam", "construction drilling"),
-    "Speech & music": ("a man speaking", "a woman speaking", "laughter", "applause", "singing",
-                       "acoustic guitar", "piano", "drums"),
-    "Animals": ("dog barking", "cat meowing", "bird chirping", "rooster crowing", "cow mooing",
-                "horse neighing", "frog croaking", "insects buzzing"),
-    "Vehicles & alarms": ("car engine", "motorcycle", "train horn", "airplane", "helicopter",
-                          "siren", "fire alarm", "car alarm"),
-    "Household": ("door knock", "doorbell", "vacuum cleaner", "microwave beep", "water running",
-                  "dishes clattering", "kettle whistle", "telephone ringing"),
-}  # fmt: skip
+    "Everyday & urban": (
+        "a man speaking",
+        "footsteps",
+        "car horn",
+        "traffic noise",
+        "siren",
+        "dog barking",
+        "door slam",
+        "construction drilling",
+    ),
+    "Speech & music": (
+        "a man speaking",
+        "a woman speaking",
+        "laughter",
+        "applause",
+        "singing",
+        "acoustic guitar",
+        "piano",
+        "drums",
+    ),
+    "Animals": (
+        "dog barking",
+        "cat meowing",
+        "bird chirping",
+        "rooster crowing",
+        "cow mooing",
+        "horse neighing",
+        "frog croaking",
+        "insects buzzing",
+    ),
+    "Vehicles & alarms": (
+        "car engine",
+        "motorcycle",
+        "train horn",
+        "airplane",
+        "helicopter",
+        "siren",
+        "fire alarm",
+        "car alarm",
+    ),
+    "Household": (
+        "door knock",
+        "doorbell",
+        "vacuum cleaner",
+        "microwave beep",
+        "water running",
+        "dishes clattering",
+        "kettle whistle",
+        "telephone ringing",
+    ),
+}
 _SPLIT = re.compile(r"[;\n\r]+")  # the label box's separators (as parse_labels)
 
 

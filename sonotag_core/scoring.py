@@ -107,9 +107,9 @@ def frame_probabilities(features: np.ndarray, enc: LabelEncoding, chunk: int = 2
     """
     import torch
 
-    from .model import _openflam_hook
+    from .model import openflam_hook
 
-    act_map = _openflam_hook().get_unbiased_framewise_act_map
+    act_map = openflam_hook().get_unbiased_framewise_act_map
     n = features.shape[0]
     out = np.empty((n, len(enc.labels), features.shape[1]), dtype=np.float32)
     if n == 0 or not enc.labels:

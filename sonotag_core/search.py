@@ -175,8 +175,16 @@ def _rank(
         peaks = _peaks(ranker.frames(stored), radius, top_k, floor)
         if not peaks:
             continue
-        audios.append(_Audio(peaks[0][0], stored.content_id, stored.title, stored.hop_s,
-                             stored.analysis_id, stored.labels))  # fmt: skip
+        audios.append(
+            _Audio(
+                peaks[0][0],
+                stored.content_id,
+                stored.title,
+                stored.hop_s,
+                stored.analysis_id,
+                stored.labels,
+            )
+        )
         for value, _ in peaks:
             (heapq.heappush if len(kth) < top_k else heapq.heappushpop)(kth, value)
     floor = kth[0] - 2 * ranker.delta if len(kth) == top_k else -np.inf
@@ -204,8 +212,14 @@ def _confirm(
             continue
         timeline = score(texts, emb, LabelSet((text,)))
         for value, frame in _peaks(timeline.probabilities[0], radius, top_k, -np.inf):
-            hit = SearchHit(audio.analysis_id, audio.content_id, audio.title, frame * FRAME_S,
-                            value, audio.labels)  # fmt: skip
+            hit = SearchHit(
+                audio.analysis_id,
+                audio.content_id,
+                audio.title,
+                frame * FRAME_S,
+                value,
+                audio.labels,
+            )
             order += 1
             item = (value, -order, hit)  # equal probabilities: the earlier found ranks first
             (heapq.heappush if len(hits) < top_k else heapq.heappushpop)(hits, item)

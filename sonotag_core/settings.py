@@ -1,74 +1,232 @@
-"""All configuration in one place: a declarative table of ``SONOTAG_*`` settings.
+"""All configuration in one place: one declarative table of ``SONOTAG_*`` settings.
 
-The table feeds :class:`Settings` (read from the environment), the CLI help and the
-README's settings section; a test checks that every setting is documented there.
+Each field of :class:`Settings` is one row: its name, type, default, help and check
+(:func:`setting`). Everything else reads that table: :meth:`Settings.from_env`,
+:data:`SETTINGS` (the CLI's ``sonotag settings``, the About page), the README's settings
+section (a test keeps it equal to :func:`settings_table_markdown`), and the launch
+scripts: ``python -m sonotag_core.settings max_upload_mb`` prints the effective upload
+limit that ``scripts/run.sh`` and the Docker image hand to Streamlit. Code that needs a
+default (``EventParams``, the share-link view) takes it from :data:`DEFAULTS`, never
+restates it; a test greps the tree for that.
 """
 
 from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass, fields, replace
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from types import MappingProxyType
+from typing import Any, TypeVar, cast, get_type_hints
 
-from .errors import LimitError
-from .untrusted import quoted
+from .access import check_mode, parse_networks
+from .errors import ConfigError, SonoTagError
+from .untrusted import one_line, quoted
+from .windows import FRAME_S, WINDOW_S
 
 ENV_PREFIX = "SONOTAG_"
 
+T = TypeVar("T")
+Check = Callable[[Any], object]  # raises ConfigError for a bad value; the result is ignored
 
-def _default_model_dir() -> str:
-    return str(Path(os.environ.get("HF_HOME", Path.home() / ".cache" / "huggingface")) / "hub")
+
+def setting(default: T, help: str, check: Check | None = None, *, secret: bool = False) -> T:
+    """One row of the table: a dataclass field that carries its help text and check."""
+    meta = {"help": help, "check": check, "secret": secret}
+    return cast(T, field(default=default, metadata=meta))
 
 
-def _default_data_dir() -> str:
-    return str(Path.home() / ".local" / "share" / "sonotag")
+# ---------------------------------------------------------------- checks (one per row)
+
+
+def check_hop(hop_s: float) -> None:
+    """Hops must be whole frames so overlapping frames align and can be averaged."""
+    frames = hop_s / FRAME_S
+    if not (0 < hop_s <= WINDOW_S) or abs(frames - round(frames)) > 1e-9:
+        raise ConfigError(
+            f"Hop must be a multiple of {FRAME_S} s between {FRAME_S} and {WINDOW_S:g} s "
+            f"({WINDOW_S:g} = no overlap, {WINDOW_S / 2:g} = 50 % overlap), not {hop_s}."
+        )
+
+
+def _device(value: str) -> None:
+    if value not in ("auto", "cpu", "cuda") and not value.startswith("cuda:"):
+        raise ConfigError(f"SONOTAG_DEVICE must be auto, cpu or cuda[:N], not {quoted(value)}.")
+
+
+def _at_least(low: int, name: str, meaning: str = "") -> Check:
+    def check(value: int) -> None:
+        if value < low:
+            raise ConfigError(f"{ENV_PREFIX}{name} must be {meaning or f'at least {low}'}.")
+
+    return check
+
+
+def _positive(name: str, unit: str) -> Check:
+    def check(value: float) -> None:
+        if not (math.isfinite(value) and value > 0):  # also rejects NaN
+            raise ConfigError(
+                f"{ENV_PREFIX}{name} must be a positive number of {unit}, not {value}."
+            )
+
+    return check
+
+
+def _threshold(value: float) -> None:
+    if not 0.0 < value < 1.0:  # also rejects NaN
+        raise ConfigError(f"Threshold must be between 0 and 1 (exclusive), not {value}.")
+
+
+def _median(value: int) -> None:
+    if value < 1 or value % 2 == 0:
+        raise ConfigError("Median filter length must be an odd number of frames (1 = off).")
+
+
+def _seconds(name: str) -> Check:
+    def check(value: float) -> None:
+        if not (math.isfinite(value) and value >= 0):
+            raise ConfigError(f"{ENV_PREFIX}{name} must be a number of seconds >= 0, not {value}.")
+
+    return check
+
+
+# ---------------------------------------------------------------- the table
 
 
 @dataclass(frozen=True)
 class Settings:
-    """Effective settings; build with :meth:`from_env` and change with :meth:`with_`."""
+    """Effective settings; build with :meth:`from_env` and change with :meth:`with_`.
+    ``Settings()`` holds the table's raw defaults (empty dirs, ``threads=0``);
+    :meth:`validated` fills those in and runs every row's check."""
 
-    model_dir: str = ""
-    checkpoint: str = ""
-    device: str = "auto"
-    threads: int = 0
-    batch_size: int = 4
-    max_duration_s: float = 3 * 3600.0
-    max_labels: int = 32
-    max_label_chars: int = 100
-    hop_s: float = 10.0
-    threshold: float = 0.5
-    median_frames: int = 1
-    fill_gap_s: float = 0.32
-    min_event_s: float = 0.0
-    data_dir: str = ""
-    media_cap_mb: float = 4096.0
-    max_upload_mb: int = 500
-    rate_limit_per_hour: int = 30
-    access: str = "shared"
-    admin_token: str = ""
-    admin_emails: str = ""
-    trusted_proxies: str = ""
-    secret: str = ""
+    model_dir: str = setting(
+        "",
+        "Hugging Face cache directory holding the OpenFLAM checkpoint and roberta-base "
+        "(default: $HF_HOME/hub or ~/.cache/huggingface/hub). `sonotag fetch-model` fills it.",
+    )
+    checkpoint: str = setting(
+        "",
+        "Path to a local open_flam_oct17.pth; when set, the checkpoint is not looked up in "
+        "the hub cache.",
+    )
+    device: str = setting("auto", "auto (cuda if present, else cpu), cpu, or cuda[:N].", _device)
+    threads: int = setting(
+        0,
+        "CPU threads for inference (torch.set_num_threads); 0 = the cores this process may "
+        "use (a container's CPU quota included).",
+    )
+    batch_size: int = setting(
+        4,
+        "10-s windows per audio-encoder batch (2-4 is fastest on CPU).",
+        _at_least(1, "BATCH_SIZE"),
+    )
+    max_duration_s: float = setting(
+        3 * 3600.0,
+        "Longest media accepted, in seconds (default 3 h); longer links are refused before "
+        "download.",
+        _positive("MAX_DURATION_S", "seconds"),
+    )
+    max_labels: int = setting(32, "Most labels per analysis.", _at_least(1, "MAX_LABELS"))
+    max_label_chars: int = setting(
+        100, "Longest label text, in characters.", _at_least(1, "MAX_LABEL_CHARS")
+    )
+    hop_s: float = setting(
+        10.0,
+        "Default window hop in seconds: 10 = no overlap, 5 = 50 % overlap (frames averaged).",
+        check_hop,
+    )
+    threshold: float = setting(0.5, "Default event threshold on the frame probability.", _threshold)
+    median_frames: int = setting(
+        1,
+        "Default median-filter length in frames (odd; 1 = off) before thresholding.",
+        _median,
+    )
+    fill_gap_s: float = setting(
+        0.32,
+        "Default: gaps between events shorter than this are filled (one 0.3125-s frame by "
+        "default).",
+        _seconds("FILL_GAP_S"),
+    )
+    min_event_s: float = setting(
+        0.0, "Default: events shorter than this are dropped.", _seconds("MIN_EVENT_S")
+    )
+    data_dir: str = setting(
+        "", "Where SonoTag keeps downloads and results (default ~/.local/share/sonotag)."
+    )
+    media_cap_mb: float = setting(
+        4096.0,
+        "Most disk space (MB) for kept audio (uploads, downloads) under "
+        "SONOTAG_DATA_DIR/media; least recently used files are evicted first (their analyses "
+        "stay, playback goes).",
+        _positive("MEDIA_CAP_MB", "MB"),
+    )
+    max_upload_mb: int = setting(
+        500,
+        "Largest upload, in MB (the dashboard's upload box). scripts/run.sh and the Docker "
+        "image hand it to Streamlit as server.maxUploadSize (`python -m "
+        "sonotag_core.settings max_upload_mb` prints it). The default covers 3 h of any "
+        "compressed format (mp3 at 320 kbit/s is 430 MB for 3 h); convert WAV files over "
+        "about 45 min first.",
+        _at_least(1, "MAX_UPLOAD_MB"),
+    )
+    rate_limit_per_hour: int = setting(
+        30,
+        "Most analyses one visitor may start per hour in the dashboard, counted by owner "
+        "cookie and by client address (see SONOTAG_TRUSTED_PROXIES); 0 = no limit. "
+        "Relabeling and opening stored analyses do not count.",
+        _at_least(0, "RATE_LIMIT_PER_HOUR", "0 (no limit) or more"),
+    )
+    access: str = setting(
+        "shared",
+        "Who sees what in the dashboard: shared (everyone sees and may delete every "
+        "analysis: one user or a trusted team) or private (a visitor sees their own analyses "
+        "and those of public links, opens others' only through a share link, read-only). The "
+        "Docker image sets private.",
+        check_mode,
+    )
+    admin_token: str = setting(
+        "",
+        "With private access: an operator who enters this token on the About page sees and "
+        "may delete every analysis. Empty = no such operator.",
+        secret=True,
+    )
+    admin_emails: str = setting(
+        "",
+        "With private access and st.login (OIDC) configured: comma-separated e-mail "
+        "addresses of signed-in accounts that act as the operator.",
+    )
+    trusted_proxies: str = setting(
+        "",
+        "Comma-separated proxy addresses or CIDR ranges (e.g. Railway's) whose "
+        "X-Forwarded-For header names the visitor's address for the rate limit; empty = "
+        "trust none.",
+        parse_networks,
+    )
+    secret: str = setting(
+        "",
+        "Key that signs visitors' owner cookies; empty = a random key kept in "
+        "SONOTAG_DATA_DIR/secret.key (made on first start).",
+        secret=True,
+    )
 
     @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
-        """Read every ``SONOTAG_*`` variable; unknown values raise a clear error."""
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read every ``SONOTAG_*`` variable; a bad value raises :class:`ConfigError`."""
         env = os.environ if environ is None else environ
         values: dict[str, Any] = {}
-        for f in fields(cls):
-            raw = env.get(ENV_PREFIX + f.name.upper())
-            if raw is None or raw == "":
-                continue
-            values[f.name] = _parse(f.name, raw, type(getattr(cls(), f.name)))
+        for row in SETTINGS:
+            raw = env.get(row.env)
+            if raw is not None and raw != "":
+                values[row.name] = _parse(row, raw)
         return cls(**values).validated()
 
     def with_(self, **changes: Any) -> Settings:
         return replace(self, **changes).validated()
 
     def validated(self) -> Settings:
+        """Fill in the defaults that depend on the machine, then run every row's check."""
         s = self
         if not s.model_dir:
             s = replace(s, model_dir=_default_model_dir())
@@ -76,29 +234,9 @@ class Settings:
             s = replace(s, data_dir=_default_data_dir())
         if s.threads <= 0:
             s = replace(s, threads=available_cpus())
-        if s.device not in ("auto", "cpu", "cuda") and not s.device.startswith("cuda:"):
-            raise LimitError(f"SONOTAG_DEVICE must be auto, cpu or cuda[:N], not {s.device!r}.")
-        if s.batch_size < 1:
-            raise LimitError("SONOTAG_BATCH_SIZE must be at least 1.")
-        if s.max_duration_s <= 0:
-            raise LimitError("SONOTAG_MAX_DURATION_S must be positive.")
-        check_hop(s.hop_s)
-        if not 0.0 < s.threshold < 1.0:
-            raise LimitError(f"Threshold must be between 0 and 1 (exclusive), not {s.threshold}.")
-        if s.median_frames < 1 or s.median_frames % 2 == 0:
-            raise LimitError("Median filter length must be an odd number of frames (1 = off).")
-        if not (math.isfinite(s.media_cap_mb) and s.media_cap_mb > 0):
-            raise LimitError(
-                f"SONOTAG_MEDIA_CAP_MB must be a positive number of MB, not {s.media_cap_mb}."
-            )
-        if s.max_upload_mb < 1:
-            raise LimitError("SONOTAG_MAX_UPLOAD_MB must be at least 1.")
-        if s.rate_limit_per_hour < 0:
-            raise LimitError("SONOTAG_RATE_LIMIT_PER_HOUR must be 0 (no limit) or more.")
-        from .access import check_mode, parse_networks
-
-        check_mode(s.access)
-        parse_networks(s.trusted_proxies)
+        for row in SETTINGS:
+            if row.check is not None:
+                row.check(getattr(s, row.name))
         return s
 
     @property
@@ -112,6 +250,43 @@ class Settings:
         if redact:
             values.update({k: "(set)" for k in SECRET_SETTINGS if values[k]})
         return values
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One row of the settings table, as readers (CLI, README, About page) see it."""
+
+    name: str
+    type: type
+    default: Any
+    help: str
+    check: Check | None = None
+    secret: bool = False
+
+    @property
+    def env(self) -> str:
+        """The environment variable, e.g. ``SONOTAG_MAX_UPLOAD_MB``."""
+        return ENV_PREFIX + self.name.upper()
+
+
+def _rows() -> tuple[Setting, ...]:
+    hints = get_type_hints(Settings)
+    return tuple(Setting(f.name, hints[f.name], f.default, **f.metadata) for f in fields(Settings))
+
+
+SETTINGS: tuple[Setting, ...] = _rows()
+DEFAULTS = Settings()  #: the table's defaults, for code that needs one (never restate them)
+# Compatible views of the table for older readers (CLI, About page): derived, not a copy.
+SETTINGS_HELP: Mapping[str, str] = MappingProxyType({r.name: r.help for r in SETTINGS})
+SECRET_SETTINGS: tuple[str, ...] = tuple(r.name for r in SETTINGS if r.secret)
+
+
+def _default_model_dir() -> str:
+    return str(Path(os.environ.get("HF_HOME", Path.home() / ".cache" / "huggingface")) / "hub")
+
+
+def _default_data_dir() -> str:
+    return str(Path.home() / ".local" / "share" / "sonotag")
 
 
 def available_cpus(cgroup_cpu_max: Path = Path("/sys/fs/cgroup/cpu.max")) -> int:
@@ -131,74 +306,46 @@ def available_cpus(cgroup_cpu_max: Path = Path("/sys/fs/cgroup/cpu.max")) -> int
     return max(1, n)
 
 
-def check_hop(hop_s: float) -> None:
-    """Hops must be whole frames (0.3125 s) so overlapping frames align and can be averaged."""
-    frames = hop_s / 0.3125
-    if not (0 < hop_s <= 10.0) or abs(frames - round(frames)) > 1e-9:
-        raise LimitError(
-            f"Hop must be a multiple of 0.3125 s between 0.3125 and 10 s (10 = no overlap, 5 = 50 % overlap), not {hop_s}."
-        )
-
-
-def _parse(name: str, raw: str, kind: type) -> Any:
+def _parse(row: Setting, raw: str) -> Any:
     try:
-        if kind is bool:
+        if row.type is bool:
             return raw.strip().lower() in ("1", "true", "yes", "on")
-        return kind(raw)
+        return row.type(raw)
     except ValueError:
-        raise LimitError(
-            f"{ENV_PREFIX}{name.upper()}={quoted(raw)} is not a valid {kind.__name__}."
-        ) from None
-
-
-# name -> help. The single place settings are documented; README's table is generated from it.
-SETTINGS_HELP: dict[str, str] = {
-    "model_dir": "Hugging Face cache directory holding the OpenFLAM checkpoint and roberta-base "
-    "(default: $HF_HOME/hub or ~/.cache/huggingface/hub). `sonotag fetch-model` fills it.",
-    "checkpoint": "Path to a local open_flam_oct17.pth; when set, the checkpoint is not looked up in the hub cache.",
-    "device": "auto (cuda if present, else cpu), cpu, or cuda[:N].",
-    "threads": "CPU threads for inference (torch.set_num_threads); 0 = the cores this process may use (a container's CPU quota included).",
-    "batch_size": "10-s windows per audio-encoder batch (2-4 is fastest on CPU).",
-    "max_duration_s": "Longest media accepted, in seconds (default 3 h); longer links are refused before download.",
-    "max_labels": "Most labels per analysis.",
-    "max_label_chars": "Longest label text, in characters.",
-    "hop_s": "Default window hop in seconds: 10 = no overlap, 5 = 50 % overlap (frames averaged).",
-    "threshold": "Default event threshold on the frame probability.",
-    "median_frames": "Default median-filter length in frames (odd; 1 = off) before thresholding.",
-    "fill_gap_s": "Default: gaps between events shorter than this are filled (one 0.3125-s frame by default).",
-    "min_event_s": "Default: events shorter than this are dropped.",
-    "data_dir": "Where SonoTag keeps downloads and results (default ~/.local/share/sonotag).",
-    "max_upload_mb": "Largest upload, in MB (the dashboard's upload box; scripts/run.sh and the "
-    "Docker image pass it to Streamlit as server.maxUploadSize).",
-    "rate_limit_per_hour": "Most analyses one visitor may start per hour in the dashboard, "
-    "counted by owner cookie and by client address (see SONOTAG_TRUSTED_PROXIES); 0 = no "
-    "limit. Relabeling and opening stored analyses do not count.",
-    "media_cap_mb": "Most disk space (MB) for kept audio (uploads, downloads) under "
-    "SONOTAG_DATA_DIR/media; least recently used files are evicted first (their analyses "
-    "stay, playback goes).",
-    "access": "Who sees what in the dashboard: shared (everyone sees and may delete every "
-    "analysis: one user or a trusted team) or private (a visitor sees their own analyses and "
-    "those of public links, opens others' only through a share link, read-only). The Docker "
-    "image sets private.",
-    "admin_token": "With private access: an operator who enters this token on the About page "
-    "sees and may delete every analysis. Empty = no such operator.",
-    "admin_emails": "With private access and st.login (OIDC) configured: comma-separated "
-    "e-mail addresses of signed-in accounts that act as the operator.",
-    "trusted_proxies": "Comma-separated proxy addresses or CIDR ranges (e.g. Railway's) whose "
-    "X-Forwarded-For header names the visitor's address for the rate limit; empty = trust none.",
-    "secret": "Key that signs visitors' owner cookies; empty = a random key kept in "
-    "SONOTAG_DATA_DIR/secret.key (made on first start).",
-}
-
-SECRET_SETTINGS = ("admin_token", "secret")  # shown as "(set)", never their value
+        raise ConfigError(f"{row.env}={quoted(raw)} is not a valid {row.type.__name__}.") from None
 
 
 def settings_table_markdown() -> str:
     """Markdown table of every setting, its default and help (used in the README)."""
-    default = Settings()
     rows = ["| variable | default | meaning |", "| --- | --- | --- |"]
-    for f in fields(Settings):
-        value = getattr(default, f.name)
-        shown = "" if value == "" else str(value)
-        rows.append(f"| `{ENV_PREFIX}{f.name.upper()}` | `{shown}` | {SETTINGS_HELP[f.name]} |")
+    for row in SETTINGS:
+        shown = "" if row.default == "" else str(row.default)
+        rows.append(f"| `{row.env}` | `{shown}` | {row.help} |")
     return "\n".join(rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m sonotag_core.settings NAME...``: the effective value of each setting,
+    one a line, for launch scripts (a bad environment fails here, with one line)."""
+    names = sys.argv[1:] if argv is None else argv
+    known = [r.name for r in SETTINGS]
+    unknown = [n for n in names if n not in known]
+    if not names or unknown:
+        print(
+            f"usage: python -m sonotag_core.settings NAME...; NAME is one of: {', '.join(known)}"
+            + (f" (not {', '.join(map(quoted, unknown))})" if unknown else ""),
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        settings = Settings.from_env()
+    except SonoTagError as exc:
+        print(f"sonotag: error: {one_line(str(exc))}", file=sys.stderr)
+        return 1
+    for name in names:
+        print(getattr(settings, name))
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover - exercised through a subprocess in tests
+    sys.exit(main())

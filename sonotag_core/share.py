@@ -46,7 +46,7 @@ from urllib.parse import urlencode
 
 from .errors import SonoTagError
 from .labels import LabelSet, parse_labels
-from .settings import Settings
+from .settings import DEFAULTS, Settings
 
 DEFAULT_LABELS: tuple[str, ...] = ("dog barking", "siren", "applause")
 VIEWS: tuple[str, ...] = ("timeline", "heatmap", "events", "scores")
@@ -80,12 +80,12 @@ class ViewState:
     analysis: str | None = None
     labels: tuple[str, ...] = DEFAULT_LABELS
     negatives: frozenset[str] = frozenset()
-    threshold: float = 0.5
+    threshold: float = DEFAULTS.threshold
     label_thresholds: dict[str, float] = field(default_factory=dict)
-    hop_s: float = 10.0
-    median_frames: int = 1
-    min_event_s: float = 0.0
-    fill_gap_s: float = 0.32
+    hop_s: float = DEFAULTS.hop_s
+    median_frames: int = DEFAULTS.median_frames
+    min_event_s: float = DEFAULTS.min_event_s
+    fill_gap_s: float = DEFAULTS.fill_gap_s
     view: str = "timeline"
     t: float | None = None
 
@@ -241,14 +241,18 @@ def _labels(r: _Reader, settings: Settings, default: ViewState) -> LabelSet:
     parts = [part for value in values for part in _LABEL_SPLIT.split(value)]
     long = [p for p in parts if len(p) > MAX_VALUE_CHARS]
     if long:  # dropped before any per-character work
-        r.warn(f"Ignored {_count(len(long), 'label')} in the link (longer than "
-               f"{MAX_VALUE_CHARS} characters).")  # fmt: skip
+        r.warn(
+            f"Ignored {_count(len(long), 'label')} in the link (longer than "
+            f"{MAX_VALUE_CHARS} characters)."
+        )
         parts = [p for p in parts if len(p) <= MAX_VALUE_CHARS]
     given = [p for p in parts if p.strip(" \t-")]  # what a reader of the link counts
     if len(given) > max_labels:
         dropped = len(given) - max_labels
-        r.warn(f"The link has {len(given)} labels; kept the first {max_labels} and dropped "
-               f"{dropped} (SONOTAG_MAX_LABELS is {max_labels}).")  # fmt: skip
+        r.warn(
+            f"The link has {len(given)} labels; kept the first {max_labels} and dropped "
+            f"{dropped} (SONOTAG_MAX_LABELS is {max_labels})."
+        )
         parts = given[:max_labels]
     if not parts:  # every value was over-long
         return default.label_set

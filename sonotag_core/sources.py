@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
 from . import decode, workdirs
+from .addresses import is_public
 from .errors import DecodeError, LimitError, SonoTagError, SourceError
 from .progress import Progress, ProgressFn, no_progress
 from .untrusted import quoted, shown
@@ -51,9 +52,22 @@ SOUNDCLOUD_HOSTS = {"soundcloud.com", "www.soundcloud.com", "m.soundcloud.com"}
 _VIDEO_ID = re.compile(r"[A-Za-z0-9_-]{11}")
 _SC_PART = re.compile(r"[A-Za-z0-9_-]{1,255}")
 _SC_RESERVED = {
-    "sets", "likes", "reposts", "tracks", "albums", "popular-tracks", "followers",
-    "following", "comments", "discover", "search", "stream", "you", "upload", "charts",
-}  # fmt: skip
+    "sets",
+    "likes",
+    "reposts",
+    "tracks",
+    "albums",
+    "popular-tracks",
+    "followers",
+    "following",
+    "comments",
+    "discover",
+    "search",
+    "stream",
+    "you",
+    "upload",
+    "charts",
+}
 
 
 @dataclass(frozen=True)
@@ -344,16 +358,6 @@ def format_duration(seconds: float) -> str:
     return f"{hours} h" if not minutes else f"{hours} h {minutes:02d} min"
 
 
-def is_public(ip: str) -> bool:
-    """True for a globally routable unicast address (not loopback, private, link-local,
-    shared, reserved, multicast or an IPv4-mapped form of those)."""
-    try:
-        addr = ipaddress.ip_address(str(ip).split("%", 1)[0])  # drop an IPv6 scope id
-    except ValueError:
-        return False
-    return addr.is_global and not addr.is_multicast
-
-
 def _is_local_host(url: object) -> bool:
     """True when a URL's host is this machine or a private/link-local/reserved IP literal."""
     try:
@@ -439,42 +443,90 @@ def check_hosts(info: dict[str, Any], guard: AddressGuard) -> None:
 
 
 _ERRORS = (
-    (("certificate verify failed", "certificateverifyerror"),
-     "The site's security certificate could not be verified, so nothing was downloaded from "
-     "it. Try again later or another link."),
-    (("did not get any data blocks", "downloaded file is empty"),
-     "The download was empty: the site sent no audio data. Try again later or another link."),
+    (
+        ("certificate verify failed", "certificateverifyerror"),
+        "The site's security certificate could not be verified, so nothing was downloaded from "
+        "it. Try again later or another link.",
+    ),
+    (
+        ("did not get any data blocks", "downloaded file is empty"),
+        "The download was empty: the site sent no audio data. Try again later or another link.",
+    ),
     (("private video",), "This video is private; only public media can be analysed."),
-    (("unsupported url", "no suitable extractor"), "This link is not a YouTube video or SoundCloud track page."),
-    (("confirm your age", "age-restricted", "age restricted", "inappropriate for some users"),
-     "YouTube asks for a signed-in account to confirm age for this video, and SonoTag does "
-     "not sign in. Download the audio yourself and upload the file instead."),
+    (
+        ("unsupported url", "no suitable extractor"),
+        "This link is not a YouTube video or SoundCloud track page.",
+    ),
+    (
+        ("confirm your age", "age-restricted", "age restricted", "inappropriate for some users"),
+        "YouTube asks for a signed-in account to confirm age for this video, and SonoTag does "
+        "not sign in. Download the audio yourself and upload the file instead.",
+    ),
     # not "confirm you": yt-dlp ends its bug-report notes with "Confirm you are on the
     # latest version", which would turn any unexpected error into this one
-    (("not a bot", "sign in", "cookies"),
-     "YouTube is asking this server to prove it is not a bot, so the audio cannot be "
-     "downloaded right now. Download the audio yourself and upload the file, or try later "
-     "or a different link."),
-    (("no space left on device", "disk full", "disk quota"),
-     "The disk holding SonoTag's data folder is full, so the audio could not be downloaded. "
-     "Free some space (or delete old analyses) and try again."),
-    (("content too short", "did not get all data", "incompleteread", "incomplete read",
-      "bytes read", "remote end closed", "connection reset", "connection broken"),
-     "The download was cut off before the end (the connection dropped). Try again."),
-    (("ffmpeg could not be found", "ffmpeg is not installed", "ffmpeg not found"),
-     "The site sends this audio as a stream SonoTag does not download; try a different link, "
-     "or download the audio yourself and upload the file."),
-    (("requested format is not available", "no video formats", "no formats found"),
-     "The site offered no downloadable audio for this link; try a different link."),
-    (("members-only", "join this channel"),
-     "This video is for channel members only; only public media can be analysed."),
-    (("unavailable", "removed", "not available", "in your country", "geo restrict", "blocked",
-      "copyright", "terminated"),
-     "This media is unavailable (removed, blocked or region-restricted)."),
+    (
+        ("not a bot", "sign in", "cookies"),
+        "YouTube is asking this server to prove it is not a bot, so the audio cannot be "
+        "downloaded right now. Download the audio yourself and upload the file, or try later "
+        "or a different link.",
+    ),
+    (
+        ("no space left on device", "disk full", "disk quota"),
+        "The disk holding SonoTag's data folder is full, so the audio could not be downloaded. "
+        "Free some space (or delete old analyses) and try again.",
+    ),
+    (
+        (
+            "content too short",
+            "did not get all data",
+            "incompleteread",
+            "incomplete read",
+            "bytes read",
+            "remote end closed",
+            "connection reset",
+            "connection broken",
+        ),
+        "The download was cut off before the end (the connection dropped). Try again.",
+    ),
+    (
+        ("ffmpeg could not be found", "ffmpeg is not installed", "ffmpeg not found"),
+        "The site sends this audio as a stream SonoTag does not download; try a different link, "
+        "or download the audio yourself and upload the file.",
+    ),
+    (
+        ("requested format is not available", "no video formats", "no formats found"),
+        "The site offered no downloadable audio for this link; try a different link.",
+    ),
+    (
+        ("members-only", "join this channel"),
+        "This video is for channel members only; only public media can be analysed.",
+    ),
+    (
+        (
+            "unavailable",
+            "removed",
+            "not available",
+            "in your country",
+            "geo restrict",
+            "blocked",
+            "copyright",
+            "terminated",
+        ),
+        "This media is unavailable (removed, blocked or region-restricted).",
+    ),
     (("404", "not found"), "Not found: nothing is at this link; check it for typos."),
-    (("unable to download webpage", "timed out", "urlopen error", "connection", "resolve",
-      "network"), "Could not reach the site; check the connection and try again."),
-)  # fmt: skip
+    (
+        (
+            "unable to download webpage",
+            "timed out",
+            "urlopen error",
+            "connection",
+            "resolve",
+            "network",
+        ),
+        "Could not reach the site; check the connection and try again.",
+    ),
+)
 
 
 def download_error_message(url: str, detail: str) -> str:
@@ -553,8 +605,15 @@ def _progress_hook(progress: ProgressFn) -> Callable[[dict[str, Any]], None]:
         if d.get("status") in ("downloading", "finished"):
             total = d.get("total_bytes") or d.get("total_bytes_estimate")
             done = d.get("downloaded_bytes") or 0
-            progress(Progress("download", float(done), float(total) if total else None, "bytes",
-                              "Downloading audio"))  # fmt: skip
+            progress(
+                Progress(
+                    "download",
+                    float(done),
+                    float(total) if total else None,
+                    "bytes",
+                    "Downloading audio",
+                )
+            )
 
     return hook
 

@@ -44,7 +44,7 @@ import numpy as np
 
 from .access import OPERATOR, PUBLIC_KINDS
 from .embeddings import EMBED_DIM, AudioEmbeddings
-from .errors import SonoTagError
+from .errors import SonoTagError, StoreError  # StoreError lives in errors; importable here too
 from .labels import LabelSet
 from .overview import forget_overview, overview_dir
 from .review import Review
@@ -139,10 +139,6 @@ _PUBLIC_KINDS_SQL = ",".join(f"'{kind}'" for kind in sorted(PUBLIC_KINDS))  # co
 def _visible_sql(owner_column: str) -> str:
     """access.can_list as SQL (two ``?``: the owner id twice; NULL = every analysis)."""
     return f"(? IS NULL OR {owner_column} = ? OR s.kind IN ({_PUBLIC_KINDS_SQL}))"
-
-
-class StoreError(SonoTagError):
-    """The result store could not be read or written (disk full, damaged database)."""
 
 
 @dataclass(frozen=True)
@@ -277,8 +273,10 @@ class Store:
                 "database). Point SONOTAG_DATA_DIR at a writable directory, or copy it to one."
             )
         if "full" in text.lower() or getattr(exc, "errno", None) == errno.ENOSPC:
-            return (f"The disk holding {self.path.parent} is full, so results could not be "
-                    "saved. Free some space (or delete old analyses) and try again.")  # fmt: skip
+            return (
+                f"The disk holding {self.path.parent} is full, so results could not be "
+                "saved. Free some space (or delete old analyses) and try again."
+            )
         return f"The result store at {self.path} could not {what} ({text})."
 
     def _migrate(self, db: sqlite3.Connection) -> None:
@@ -336,8 +334,18 @@ class Store:
         with self._guard("read stored embeddings"):
             cursor = self._conn().execute(sql, (visible_to, visible_to, checkpoint_sha256))
             try:
-                for (cid, title, hop_s, n_samples, n_windows, starts, feats, aid, labels,
-                     negatives) in cursor:  # fmt: skip
+                for (
+                    cid,
+                    title,
+                    hop_s,
+                    n_samples,
+                    n_windows,
+                    starts,
+                    feats,
+                    aid,
+                    labels,
+                    negatives,
+                ) in cursor:
                     emb = _embeddings((n_samples, n_windows, starts, feats), hop_s, STORED_DTYPE)
                     label_set = LabelSet(
                         tuple(json.loads(labels)), frozenset(json.loads(negatives))
@@ -372,9 +380,18 @@ class Store:
                     "INSERT INTO sources VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT(content_id) DO "
                     "UPDATE SET title=excluded.title, url=COALESCE(excluded.url, url), "
                     "media_path=COALESCE(excluded.media_path, media_path)",
-                    (source.content_id, source.kind, source.title, source.url, source.file_name,
-                     source.duration_s, source.uploader, _path_text(source.path), now),
-                )  # fmt: skip
+                    (
+                        source.content_id,
+                        source.kind,
+                        source.title,
+                        source.url,
+                        source.file_name,
+                        source.duration_s,
+                        source.uploader,
+                        _path_text(source.path),
+                        now,
+                    ),
+                )
                 key = (source.content_id, float(hop_s), checkpoint_sha256)
                 row = db.execute(
                     "SELECT id FROM embeddings WHERE content_id=? AND hop_s=? AND checkpoint_sha256=?",
@@ -385,19 +402,33 @@ class Store:
                     cur = db.execute(
                         "INSERT INTO embeddings (content_id, hop_s, checkpoint_sha256, n_samples, "
                         "n_windows, starts, features, created) VALUES (?,?,?,?,?,?,?,?)",
-                        (*key, int(embeddings.n_samples), embeddings.n_windows,
-                         np.asarray(embeddings.starts, np.int64).tobytes(), feats.tobytes(), now),
-                    )  # fmt: skip
+                        (
+                            *key,
+                            int(embeddings.n_samples),
+                            embeddings.n_windows,
+                            np.asarray(embeddings.starts, np.int64).tobytes(),
+                            feats.tobytes(),
+                            now,
+                        ),
+                    )
                     embedding_id = cur.lastrowid
                 else:
                     embedding_id = row[0]
                 db.execute(
                     "INSERT INTO analyses (id, embedding_id, labels, negatives, settings, "
                     "model_name, seconds, created, owner) VALUES (?,?,?,?,?,?,?,?,?)",
-                    (analysis_id, embedding_id, json.dumps(list(labels.labels)),
-                     json.dumps(sorted(labels.negatives)), json.dumps(dict(settings or {}), default=str),
-                     model_name, float(seconds), now, owner),
-                )  # fmt: skip
+                    (
+                        analysis_id,
+                        embedding_id,
+                        json.dumps(list(labels.labels)),
+                        json.dumps(sorted(labels.negatives)),
+                        json.dumps(dict(settings or {}), default=str),
+                        model_name,
+                        float(seconds),
+                        now,
+                        owner,
+                    ),
+                )
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(self._message("save the analysis", exc)) from exc
         return analysis_id
@@ -418,10 +449,15 @@ class Store:
                 n = db.execute(
                     "UPDATE analyses SET labels=?, negatives=?, settings=?, seconds=?, created=? "
                     "WHERE id=?",
-                    (json.dumps(list(labels.labels)), json.dumps(sorted(labels.negatives)),
-                     json.dumps(dict(settings or {}), default=str), float(seconds), time.time(),
-                     analysis_id),
-                ).rowcount  # fmt: skip
+                    (
+                        json.dumps(list(labels.labels)),
+                        json.dumps(sorted(labels.negatives)),
+                        json.dumps(dict(settings or {}), default=str),
+                        float(seconds),
+                        time.time(),
+                        analysis_id,
+                    ),
+                ).rowcount
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(self._message("update the analysis", exc)) from exc
         return n == 1
@@ -445,16 +481,46 @@ class Store:
             )
         if row is None:
             return None
-        (aid, labels, negatives, settings, model_name, seconds, created, hop_s, sha,
-         n_samples, n_windows, starts, feats, cid, kind, title, url, file_name, duration,
-         uploader, media_path, owner) = row  # fmt: skip
-        source = SourceInfo(kind, self._playable(cid, media_path), title, cid, file_name,
-                            duration, uploader, url)  # fmt: skip
+        (
+            aid,
+            labels,
+            negatives,
+            settings,
+            model_name,
+            seconds,
+            created,
+            hop_s,
+            sha,
+            n_samples,
+            n_windows,
+            starts,
+            feats,
+            cid,
+            kind,
+            title,
+            url,
+            file_name,
+            duration,
+            uploader,
+            media_path,
+            owner,
+        ) = row
+        source = SourceInfo(
+            kind, self._playable(cid, media_path), title, cid, file_name, duration, uploader, url
+        )
         return StoredAnalysis(
-            aid, source, _embeddings((n_samples, n_windows, starts, feats), hop_s),
+            aid,
+            source,
+            _embeddings((n_samples, n_windows, starts, feats), hop_s),
             LabelSet(tuple(json.loads(labels)), frozenset(json.loads(negatives))),
-            json.loads(settings), model_name, sha, hop_s, seconds, created, owner,
-        )  # fmt: skip
+            json.loads(settings),
+            model_name,
+            sha,
+            hop_s,
+            seconds,
+            created,
+            owner,
+        )
 
     def latest_analysis_id(
         self,
@@ -484,7 +550,7 @@ class Store:
                         visible_to,
                         owned_by,
                         owned_by,
-                    ),  # fmt: skip
+                    ),
                 )
                 .fetchone()
             )
@@ -509,8 +575,7 @@ class Store:
         for cid, kind, title, stored_url, file_name, duration, uploader in rows:
             if stored_url == url or (link is not None and _same_link(stored_url, link.url)):
                 path = self.media_path(cid) or Path("")
-                return SourceInfo(kind, path, title, cid, file_name, duration, uploader,
-                                  stored_url)  # fmt: skip
+                return SourceInfo(kind, path, title, cid, file_name, duration, uploader, stored_url)
         return None
 
     def analysis_owner(self, analysis_id: str) -> str | None:
@@ -551,8 +616,21 @@ class Store:
                 )
                 .fetchall()
             )
-        return [AnalysisSummary(r[0], r[1], r[2], r[3], r[4], tuple(json.loads(r[5])), r[6], r[7],
-                                frozenset(json.loads(r[8])), r[9]) for r in rows]  # fmt: skip
+        return [
+            AnalysisSummary(
+                r[0],
+                r[1],
+                r[2],
+                r[3],
+                r[4],
+                tuple(json.loads(r[5])),
+                r[6],
+                r[7],
+                frozenset(json.loads(r[8])),
+                r[9],
+            )
+            for r in rows
+        ]
 
     def delete_analysis(self, analysis_id: str) -> bool:
         """Delete one analysis; embeddings, sources and kept audio that no analysis uses
@@ -597,9 +675,18 @@ class Store:
                 "ON CONFLICT(analysis_id, label, onset_frame) DO UPDATE SET "
                 "onset_s=excluded.onset_s, offset_s=excluded.offset_s, status=excluded.status, "
                 "relabel=excluded.relabel, reviewer=excluded.reviewer, updated=excluded.updated",
-                (analysis_id, review.label, review.onset_frame, review.onset_s, review.offset_s,
-                 review.status, review.relabel, str(reviewer), review.updated),
-            )  # fmt: skip
+                (
+                    analysis_id,
+                    review.label,
+                    review.onset_frame,
+                    review.onset_s,
+                    review.offset_s,
+                    review.status,
+                    review.relabel,
+                    str(reviewer),
+                    review.updated,
+                ),
+            )
         return True
 
     def clear_review(self, analysis_id: str, label: str, onset_frame: int) -> bool:

@@ -1,5 +1,10 @@
 """Shared fixtures: a random-weight OpenFLAM checkpoint in the Hugging Face cache layout,
-generated once per test run and loaded through the same code users run, offline."""
+generated once per test run and loaded through the same code users run, offline; and a
+stand-in model for the fast tier, which tests what surrounds the model without building it.
+
+Tiers (``bash scripts/test.sh --fast`` runs ``-m "not slow and not browser"``): every test
+whose fixtures build or load the model is marked ``slow`` (tests/tiers.py), and every
+Playwright test ``browser``, so no test can be left in the fast tier by a forgotten marker."""
 
 from __future__ import annotations
 
@@ -16,6 +21,13 @@ from pathlib import Path  # noqa: E402
 import pytest  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))  # for tests/audiogen.py
+
+from tiers import mark_tiers  # noqa: E402
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark the tiers from what a test uses, not from what someone remembered to write."""
+    mark_tiers(items)
 
 
 @pytest.fixture(scope="session")
@@ -90,3 +102,30 @@ def encoder_calls(monkeypatch) -> list[int]:
 
     monkeypatch.setattr(analysis, "encode_windows", counting)
     return calls
+
+
+# ---------------------------------------------------------------- the fast tier's stand-in
+
+
+@pytest.fixture
+def standin_model():
+    """A real ``LoadedModel`` (its lock and first-come-first-served queue are real) around
+    ``tests/standin.py``'s StandInNet instead of OpenFLAM: for tests of what surrounds the
+    model (progress, names in messages, caching, storing, the UI), which need some encoder,
+    not this one. Its checkpoint hash is a stand-in's, so nothing it stores passes for an
+    OpenFLAM result."""
+    from standin import standin_loaded_model
+
+    return standin_loaded_model()
+
+
+@pytest.fixture
+def standin_settings(tmp_path: Path):
+    """Settings for a run with :func:`standin_model`: no model dir, and a data dir of its
+    own (as the session's ``settings`` has), apart from any ``tmp_path / "data"`` a test
+    makes itself."""
+    from sonotag_core.settings import Settings
+
+    return Settings(
+        model_dir=str(tmp_path / "no-model"), data_dir=str(tmp_path / "settings-data"), threads=1
+    ).validated()

@@ -38,8 +38,16 @@ def test_a_cookie_names_one_owner_and_cannot_be_forged():
     assert access.owner_from_cookie(value, SECRET) == owner  # stable
     assert access.owner_from_cookie(access.new_cookie_value(SECRET), SECRET) != owner
     flipped = signature[:-1] + ("0" if signature[-1] != "0" else "1")
-    forged = [f"{token}.{flipped}", f"{'0' * 32}.{signature}", value + ".x", token, "", None,
-              "." * 500, value.upper()]  # fmt: skip
+    forged = [
+        f"{token}.{flipped}",
+        f"{'0' * 32}.{signature}",
+        value + ".x",
+        token,
+        "",
+        None,
+        "." * 500,
+        value.upper(),
+    ]
     for bad in forged:
         assert access.owner_from_cookie(bad, SECRET) is None, bad
     assert access.owner_from_cookie(value, b"another server's key") is None
@@ -68,11 +76,25 @@ def test_admin_tokens():
 def saved(store: Store, cid: str, owner: str, kind: str = "upload") -> str:
     src = fake_source(cid)
     if kind == "url":
-        src = SourceInfo("url", Path(""), "A public video", cid, "v.webm", 10.0, None,
-                         f"https://www.youtube.com/watch?v={cid[:11]}")  # fmt: skip
-    return store.save_analysis(src, random_embeddings(2, seed=len(owner)), LabelSet(("a",)),
-                               hop_s=10.0, checkpoint_sha256=SHA, model_name="m",
-                               owner=owner)  # fmt: skip
+        src = SourceInfo(
+            "url",
+            Path(""),
+            "A public video",
+            cid,
+            "v.webm",
+            10.0,
+            None,
+            f"https://www.youtube.com/watch?v={cid[:11]}",
+        )
+    return store.save_analysis(
+        src,
+        random_embeddings(2, seed=len(owner)),
+        LabelSet(("a",)),
+        hop_s=10.0,
+        checkpoint_sha256=SHA,
+        model_name="m",
+        owner=owner,
+    )
 
 
 @pytest.fixture

@@ -31,8 +31,14 @@ def app_env(settings, monkeypatch, tmp_path):
     monkeypatch.setenv("SONOTAG_MODEL_DIR", settings.model_dir)
     monkeypatch.setenv("SONOTAG_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("SONOTAG_THREADS", "2")
-    for fn in (ui_state.settings, ui_state.text_cache, ui_state.embedding_cache,
-               ui_state.link_memo, ui_state.store, ui_state.rate_limiter):  # fmt: skip
+    for fn in (
+        ui_state.settings,
+        ui_state.text_cache,
+        ui_state.embedding_cache,
+        ui_state.link_memo,
+        ui_state.store,
+        ui_state.rate_limiter,
+    ):
         fn.clear()
     ui_state.forget_model()
     yield tmp_path
@@ -82,8 +88,12 @@ def player(at: AppTest) -> dict | None:
 
 
 def test_share_link_to_example_runs_and_restores(app_env, encoder_calls):
-    at = new_app(ex="alarm-clock", l=["alarm clock beeping", "-silence", "a man speaking"],
-                 thr="0.3", view="heatmap")  # fmt: skip
+    at = new_app(
+        ex="alarm-clock",
+        l=["alarm clock beeping", "-silence", "a man speaking"],
+        thr="0.3",
+        view="heatmap",
+    )
     at.run()
     assert not at.exception, at.exception
     assert not texts(at, "error"), texts(at, "error")
@@ -98,8 +108,10 @@ def test_share_link_to_example_runs_and_restores(app_env, encoder_calls):
     assert shown is not None, "no player rendered"
     assert shown["view"] == "heatmap" and shown["duration_s"] == 20.0
     assert [row["display"] for row in shown["labels"]] == [
-        "alarm clock beeping", "silence (negative)", "a man speaking"
-    ]  # fmt: skip
+        "alarm clock beeping",
+        "silence (negative)",
+        "a man speaking",
+    ]
     assert shown["overview"]["n_columns"] > 0 and shown["audio_url"].startswith("/sonotag/audio?")
     downloads = at.get("download_button")
     assert len(downloads) == len(exports.FORMATS) + 1  # each format, and all of them zipped
@@ -481,8 +493,14 @@ def test_a_dashboard_analysis_keeps_the_users_event_settings(app_env, tmp_path, 
     smoothing the user chose travel with the stored analysis now."""
     from sonotag_core.cli import main
 
-    at = new_app(ex="siren-street", l=["siren", "car horn"], thr="0.3", med="3", gap="0.6",
-                 lt=["car horn:0.8"])  # fmt: skip
+    at = new_app(
+        ex="siren-street",
+        l=["siren", "car horn"],
+        thr="0.3",
+        med="3",
+        gap="0.6",
+        lt=["car horn:0.8"],
+    )
     at.run()
     [analyze] = [b for b in at.button if b.label == "Analyze"]
     analyze.click().run()

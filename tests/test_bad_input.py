@@ -127,16 +127,17 @@ def test_limits_still_hold_just_under_the_text_bound():
 def test_shell_and_path_syntax_is_only_text():
     text = "$(touch /tmp/x); `id`; ../../etc/passwd; a|b && c > /dev/null"
     parsed = limits(text)
-    assert parsed.labels == ("$(touch /tmp/x)", "`id`", "../../etc/passwd",
-                             "a|b && c > /dev/null")  # fmt: skip
+    assert parsed.labels == ("$(touch /tmp/x)", "`id`", "../../etc/passwd", "a|b && c > /dev/null")
 
 
 # ---------------------------------------------------------------- share links
 
 
 def test_10000_labels_and_thresholds_in_a_link_are_cut(cleaned_chars):
-    params = {"l": [f"\u202elabel {i}" for i in range(10_000)],
-              "lt": [f"label {i}:0.3" for i in range(10_000)]}  # fmt: skip
+    params = {
+        "l": [f"\u202elabel {i}" for i in range(10_000)],
+        "lt": [f"label {i}:0.3" for i in range(10_000)],
+    }
     state, warnings = share.from_query_params(params, settings=S, example_ids=())
     assert state.labels == tuple(f"label {i}" for i in range(S.max_labels))
     assert len(state.label_thresholds) == S.max_labels
@@ -173,9 +174,11 @@ def test_links_with_invisible_characters_are_refused(link):
 
 
 def test_lookalike_hosts_are_refused():
-    for link in ("https://ｙｏｕｔｕｂｅ.com/watch?v=dQw4w9WgXcQ",  # fullwidth letters
-                 "https://www.youtube.com.evil.example/watch?v=dQw4w9WgXcQ",
-                 "https://xn--yutube-wqf.com/watch?v=dQw4w9WgXcQ"):  # fmt: skip
+    for link in (
+        "https://ｙｏｕｔｕｂｅ.com/watch?v=dQw4w9WgXcQ",  # fullwidth letters
+        "https://www.youtube.com.evil.example/watch?v=dQw4w9WgXcQ",
+        "https://xn--yutube-wqf.com/watch?v=dQw4w9WgXcQ",
+    ):
         with pytest.raises(SourceError, match="not supported"):
             sources.parse_link(link)
 
@@ -236,8 +239,9 @@ def test_cli_labels_and_file_names_are_only_data(tmp_path, cli, capsys, monkeypa
     clip = make_audio(tmp_path / "...wav", 12.0, kind="mix")  # its stem: ".."
     labels = "$(touch pwned); ../../escape; `touch pwned2`"
     out = tmp_path / "out"
-    assert cli("analyze", str(clip), "--labels", labels, "--format", "all", "-o", str(out),
-               "-q") == 0  # fmt: skip
+    assert (
+        cli("analyze", str(clip), "--labels", labels, "--format", "all", "-o", str(out), "-q") == 0
+    )
     written = sorted(p.name for p in out.iterdir())
     assert len(written) == 6 and all(name.startswith("sonotag.") for name in written), written
     frames = (out / "sonotag.frames.csv").read_text()
@@ -306,9 +310,13 @@ def test_cli_output_to_a_symlink_to_its_own_stdout(tmp_path, cli_env):
     link.symlink_to("/proc/self/fd/1")
     clip = make_audio(tmp_path / "c.wav", 3.0)
     env = dict(cli_env, SONOTAG_DATA_DIR=str(tmp_path / "data"))
-    proc = subprocess.run([SONOTAG, "analyze", str(clip), "--labels", "a tone", "-q",
-                           "-o", str(link)], env=env, capture_output=True, text=True,
-                          timeout=300)  # fmt: skip
+    proc = subprocess.run(
+        [SONOTAG, "analyze", str(clip), "--labels", "a tone", "-q", "-o", str(link)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("label,onset_s,offset_s,peak,mean,status,reviewed_label\n")
     assert link.is_symlink() and os.readlink(link) == "/proc/self/fd/1"
@@ -363,8 +371,10 @@ def test_cli_bad_output_paths_get_one_clear_line(tmp_path, cli, capsys, no_model
 def test_cli_format_all_onto_a_file_is_refused(tmp_path, cli, capsys, no_model):
     clip = make_audio(tmp_path / "c.wav", 3.0)
     (tmp_path / "taken").write_text("keep me")
-    assert cli("analyze", str(clip), "--labels", "x", "--format", "all", "-o",
-               str(tmp_path / "taken")) == 1  # fmt: skip
+    assert (
+        cli("analyze", str(clip), "--labels", "x", "--format", "all", "-o", str(tmp_path / "taken"))
+        == 1
+    )
     assert "is a file; --format all writes one file per format" in capsys.readouterr().err
     assert (tmp_path / "taken").read_text() == "keep me"
 
@@ -386,11 +396,21 @@ def formula_report(tmp_path: Path):
     parsed = limits("; ".join(FORMULAS) + "; -=NEG()")
     probs = np.full((len(parsed.labels), 32), 0.9, dtype=np.float32)
     tl = Timeline(parsed.labels, probs, 10.0, parsed.negatives)
-    source = {"kind": "file", "path": tmp_path / "-2+3.wav", "title": "x",
-              "content_id": "0" * 64, "file_name": "-2+3.wav", "duration_s": 10.0}  # fmt: skip
-    return parsed, Report(source=source, model=ModelInfo("v1-base", "1", "ab" * 32),
-                          settings={}, timeline=tl,
-                          events=detect_events(tl, EventParams()))  # fmt: skip
+    source = {
+        "kind": "file",
+        "path": tmp_path / "-2+3.wav",
+        "title": "x",
+        "content_id": "0" * 64,
+        "file_name": "-2+3.wav",
+        "duration_s": 10.0,
+    }
+    return parsed, Report(
+        source=source,
+        model=ModelInfo("v1-base", "1", "ab" * 32),
+        settings={},
+        timeline=tl,
+        events=detect_events(tl, EventParams()),
+    )
 
 
 def cells(text: str, delimiter: str) -> list[list[str]]:
@@ -438,8 +458,9 @@ def float_wav(path: Path, samples, rate: int = 48_000, channels: int = 1) -> Pat
     import soundfile
 
     data = np.asarray(samples, dtype=np.float32)
-    soundfile.write(path, np.stack([data] * channels, 1) if channels > 1 else data, rate,
-                    subtype="FLOAT")  # fmt: skip
+    soundfile.write(
+        path, np.stack([data] * channels, 1) if channels > 1 else data, rate, subtype="FLOAT"
+    )
     return path
 
 
@@ -494,8 +515,11 @@ def test_untrusted_names_are_escaped_in_one_line_messages(tmp_path, cli, capsys,
     assert not any(c in err[:-1] for c in "\n\u202e\x07\x1b"), err
     assert shown(name) in err  # escaped, still recognisable: \n, \u202e, \x1b
     log = (tmp_path / "data" / "logs" / "sonotag.log").read_text()
-    assert all(line[:4].isdigit() or line.startswith(("Traceback", " ", "sonotag_core"))
-               for line in log.splitlines() if line), log  # fmt: skip
+    assert all(
+        line[:4].isdigit() or line.startswith(("Traceback", " ", "sonotag_core"))
+        for line in log.splitlines()
+        if line
+    ), log
     assert "\u202e" not in log and "\x1b" not in log
 
 
@@ -541,7 +565,9 @@ def test_a_protocol_looking_audio_file_is_its_own_audio(tmp_path, monkeypatch):
     assert decode.probe(Path("file:victim.wav")).duration_s == pytest.approx(1.0, abs=0.05)
 
 
-def test_messages_name_the_users_upload_not_the_servers_copy(tmp_path, model, settings):
+def test_messages_name_the_users_upload_not_the_servers_copy(
+    tmp_path, standin_model, standin_settings
+):
     """An upload is kept as <sha256>.<ext>; every message still says what the user chose."""
     import numpy as np
 
@@ -554,5 +580,7 @@ def test_messages_name_the_users_upload_not_the_servers_copy(tmp_path, model, se
     src = sources.from_upload(data, "field take 3.wav", tmp_path / "up")
     assert src.path.name != "field take 3.wav"
     with pytest.raises(DecodeError) as err:
-        library.run(model, src, limits("a tone"), hop_s=10.0, settings=settings, store=None)
+        library.run(
+            standin_model, src, limits("a tone"), hop_s=10.0, settings=standin_settings, store=None
+        )
     assert str(err.value).startswith("'field take 3.wav' contains samples that are not numbers")

@@ -46,8 +46,14 @@ def test_library_filter_sort_and_delete_several(settings, model, browser, tmp_pa
     store = Store(data)
     for i, title in enumerate(TITLES):  # three stored analyses, oldest first
         clip = make_audio(tmp_path / f"{title}.wav", 12.0, kind="mix", freq=300 + 150 * i)
-        library.run(model, from_path(clip), LabelSet((title.split()[1],)), hop_s=10.0,
-                    settings=settings, store=store)  # fmt: skip
+        library.run(
+            model,
+            from_path(clip),
+            LabelSet((title.split()[1],)),
+            hop_s=10.0,
+            settings=settings,
+            store=store,
+        )
     assert stored_titles(data) == list(TITLES)
     ARTIFACTS.mkdir(exist_ok=True)
     with streamlit_server(settings, data) as base:
@@ -128,8 +134,9 @@ def test_library_filter_sort_and_delete_several(settings, model, browser, tmp_pa
         ctx.close()
 
 
-def test_about_shows_a_load_error_first_and_the_checkpoint_whole(settings, model, browser,
-                                                                 tmp_path):  # fmt: skip
+def test_about_shows_a_load_error_first_and_the_checkpoint_whole(
+    settings, model, browser, tmp_path
+):
     ARTIFACTS.mkdir(exist_ok=True)
     # no weights: the red error leads, and the "loads on first analysis" box is gone
     empty = tmp_path / "no-weights"

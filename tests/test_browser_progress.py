@@ -50,7 +50,11 @@ def files_under(folder: Path) -> set[str]:
 
 def working_folders(data: Path) -> list[str]:
     """Run folders (``sonotag-*``, download staging) anywhere under the data dir."""
-    return [str(p) for p in data.rglob("*") if p.is_dir() and p.name.startswith(("sonotag-", ".download-"))]  # fmt: skip
+    return [
+        str(p)
+        for p in data.rglob("*")
+        if p.is_dir() and p.name.startswith(("sonotag-", ".download-"))
+    ]
 
 
 def progress_texts(page) -> list[str]:

@@ -1,5 +1,5 @@
 """Charts: max-pooled plot data, Vega-Lite specs that validate, one "pick" selection per
-chart that Streamlit accepts, and a click parser that never raises."""
+chart that Streamlit accepts, a click parser that never raises, and one colour per label."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 
 from sonotag_core import charts
+from sonotag_core.charts import NEGATIVE_COLOR, PALETTE, label_colors
 from sonotag_core.events import EventParams, detect_events, empty_events
 from sonotag_core.timeline import Timeline
 from sonotag_core.windows import FRAME_S, SAMPLE_RATE, frame_count
@@ -433,3 +434,15 @@ def test_streamlit_check_can_fail() -> None:
 def test_core_never_imports_streamlit() -> None:
     code = "import sys, sonotag_core.charts; assert 'streamlit' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_each_label_keeps_one_colour_and_negatives_are_grey():
+    colors = label_colors(["dog", "-x", "cat", "bird"], {"-x"})
+    assert colors == {
+        "dog": PALETTE[0],
+        "-x": NEGATIVE_COLOR,
+        "cat": PALETTE[1],
+        "bird": PALETTE[2],
+    }
+    many = label_colors([f"l{i}" for i in range(12)])
+    assert many["l10"] == PALETTE[0] and len(set(many.values())) == len(PALETTE)

@@ -64,8 +64,14 @@ def test_five_minute_file_writes_every_format(tmp_path, cli_env):
     assert list(frames.columns) == ["time_s", "label", "probability"] and len(frames) == 5 * 960
     events = pd.read_csv(next(p for p in out.glob("*.csv") if not p.name.endswith(".frames.csv")))
     assert list(events.columns) == [
-        "label", "onset_s", "offset_s", "peak", "mean", "status", "reviewed_label"
-    ]  # fmt: skip
+        "label",
+        "onset_s",
+        "offset_s",
+        "peak",
+        "mean",
+        "status",
+        "reviewed_label",
+    ]
     assert "music" not in set(events.label)  # negative prompt: never an event
     assert (events.offset_s <= 300.0 + 1e-9).all()
     assert len(events) == len(doc["events"])
@@ -91,8 +97,15 @@ def test_stdout_csv_and_progress_on_stderr(tmp_path, cli, capsys):
     assert cli("analyze", str(clip), "--labels", "a tone; siren", "--threshold", "0.3") == 0
     captured = capsys.readouterr()
     rows = list(csv.DictReader(io.StringIO(captured.out)))
-    assert rows and set(rows[0]) == {"label", "onset_s", "offset_s", "peak", "mean", "status",
-                                     "reviewed_label"}  # fmt: skip
+    assert rows and set(rows[0]) == {
+        "label",
+        "onset_s",
+        "offset_s",
+        "peak",
+        "mean",
+        "status",
+        "reviewed_label",
+    }
     assert {row["status"] for row in rows} == {""}  # a fresh run: nothing reviewed yet
     assert "encode" in captured.err and "2 window(s)" in captured.err
 
@@ -223,8 +236,22 @@ def test_library_search_export_delete_round_trip(tmp_path, library_cli, capsys):
     assert len(doc["frame_times_s"]) == 80 and doc["settings"]["analysis_id"] == aid
     # relabelled from the stored embeddings, with another threshold
     frames = tmp_path / "relabel.frames.csv"
-    assert library_cli("library", "export", aid, "--format", "frames-csv", "-o", str(frames),
-                       "--labels", "siren; rain", "--threshold", "0.3") == 0  # fmt: skip
+    assert (
+        library_cli(
+            "library",
+            "export",
+            aid,
+            "--format",
+            "frames-csv",
+            "-o",
+            str(frames),
+            "--labels",
+            "siren; rain",
+            "--threshold",
+            "0.3",
+        )
+        == 0
+    )
     table = pd.read_csv(frames)
     assert list(table.label.unique()) == ["siren", "rain"] and len(table) == 2 * 80
     assert (
@@ -273,8 +300,14 @@ def test_a_stored_link_is_neither_downloaded_nor_encoded(
     clip = make_audio(tmp_path / "dl" / "clip.m4a", 12.0, kind="mix")
     link = "https://youtu.be/abcdefghijk"
     src = dataclasses.replace(sources.from_path(clip), kind="url", url=link, title="Stored video")
-    library.run(model, src, LabelSet(("a tone",)), hop_s=10.0,
-                settings=settings.with_(data_dir=str(data)), store=Store(data))  # fmt: skip
+    library.run(
+        model,
+        src,
+        LabelSet(("a tone",)),
+        hop_s=10.0,
+        settings=settings.with_(data_dir=str(data)),
+        store=Store(data),
+    )
     assert sum(library_cli.encoded) == 2
     fetched: list[str] = []
 
@@ -285,8 +318,19 @@ def test_a_stored_link_is_neither_downloaded_nor_encoded(
     monkeypatch.setattr(sources, "from_url", no_network)
     # another spelling of the same video, with a start time
     out = tmp_path / "stored.json"
-    assert library_cli("analyze", "https://www.youtube.com/watch?v=abcdefghijk&t=5",
-                       "--labels", "siren; rain", "--format", "json", "-o", str(out)) == 0  # fmt: skip
+    assert (
+        library_cli(
+            "analyze",
+            "https://www.youtube.com/watch?v=abcdefghijk&t=5",
+            "--labels",
+            "siren; rain",
+            "--format",
+            "json",
+            "-o",
+            str(out),
+        )
+        == 0
+    )
     err = capsys.readouterr().err
     assert fetched == [] and sum(library_cli.encoded) == 2 and "reused stored embeddings" in err
     doc = json.loads(out.read_text())
@@ -353,12 +397,17 @@ def reviewable(tmp_path, model, text_cache):
     store = Store(tmp_path / "data")
     labels = LabelSet(("a tone", "siren", "music"), frozenset({"music"}))
     src = SourceInfo("file", Path(""), "Review clip", "e" * 64, "review.wav", 30.0)
-    aid = store.save_analysis(src, emb, labels, hop_s=10.0, model_name="m",
-                              checkpoint_sha256=model.info.checkpoint_sha256)  # fmt: skip
+    aid = store.save_analysis(
+        src, emb, labels, hop_s=10.0, model_name="m", checkpoint_sha256=model.info.checkpoint_sha256
+    )
     timeline = score(text_cache, store.get_analysis(aid).embeddings, labels)
-    params = EventParams(label_thresholds={label: _middle_threshold(row) for label, row
-                                           in zip(labels.labels, timeline.probabilities, strict=True)
-                                           if label != "music"})  # fmt: skip
+    params = EventParams(
+        label_thresholds={
+            label: _middle_threshold(row)
+            for label, row in zip(labels.labels, timeline.probabilities, strict=True)
+            if label != "music"
+        }
+    )
     assert store.update_analysis(aid, labels, settings={"hop_s": 10.0, **params.as_settings()})
     events = detect_events(timeline, params)
     counts = events["label"].value_counts()
@@ -378,8 +427,10 @@ def test_library_review_counts_and_set_round_trip(library_cli, capsys, reviewabl
         return out.out.splitlines(), out.err
 
     lines, _ = review()
-    assert lines == [f"a tone: 0 of {n_tone} reviewed (0 accepted, 0 rejected)",
-                     f"siren: 0 of {n_siren} reviewed (0 accepted, 0 rejected)"]  # fmt: skip
+    assert lines == [
+        f"a tone: 0 of {n_tone} reviewed (0 accepted, 0 rejected)",
+        f"siren: 0 of {n_siren} reviewed (0 accepted, 0 rejected)",
+    ]
 
     first, second = float(tones.onset_s[0]), float(tones.onset_s[1])
     _, err = review("--set", "accepted", "--label", "a tone", "--onset", str(first))
@@ -387,14 +438,19 @@ def test_library_review_counts_and_set_round_trip(library_cli, capsys, reviewabl
     review("--set", "rejected", "--label", "a tone", "--onset", clock(second))  # h:mm:ss.ss
     review("--label", "siren", "--onset", str(siren.onset_s[0]), "--relabel", "beep")
     lines, _ = review()
-    assert lines == [f"a tone: 2 of {n_tone} reviewed (1 accepted, 1 rejected)",
-                     f"siren: 1 of {n_siren} reviewed (1 accepted, 0 rejected; 1 relabelled)"]  # fmt: skip
+    assert lines == [
+        f"a tone: 2 of {n_tone} reviewed (1 accepted, 1 rejected)",
+        f"siren: 1 of {n_siren} reviewed (1 accepted, 0 rejected; 1 relabelled)",
+    ]
     # a second verdict on an event replaces the first
     lines, _ = review("--set", "accepted", "--label", "a tone", "--onset", str(second))
     assert lines[0] == f"a tone: 2 of {n_tone} reviewed (2 accepted, 0 rejected)"
     stored = {(r.label, r.onset_s): (r.status, r.relabel) for r in store.get_reviews(aid)}
-    assert stored == {("a tone", first): ("accepted", None), ("a tone", second): ("accepted", None),
-                      ("siren", float(siren.onset_s[0])): ("accepted", "beep")}  # fmt: skip
+    assert stored == {
+        ("a tone", first): ("accepted", None),
+        ("a tone", second): ("accepted", None),
+        ("siren", float(siren.onset_s[0])): ("accepted", "beep"),
+    }
 
     # exports of the stored analysis carry the verdicts; --reviewed keeps the accepted only
     out = tmp_path / "all.csv"
@@ -403,15 +459,21 @@ def test_library_review_counts_and_set_round_trip(library_cli, capsys, reviewabl
     assert len(table) == len(events)
     assert (table.status != "").sum() == 3 and table.reviewed_label.tolist().count("beep") == 1
     dcase = tmp_path / "reviewed.tsv"
-    assert library_cli("library", "export", aid, "--format", "dcase", "-o", str(dcase),
-                       "--reviewed") == 0  # fmt: skip
+    assert (
+        library_cli("library", "export", aid, "--format", "dcase", "-o", str(dcase), "--reviewed")
+        == 0
+    )
     assert "3 accepted event(s)" in capsys.readouterr().err
     got = pd.read_csv(dcase, sep="\t", keep_default_na=False)
     want = sorted([(first, "a tone"), (second, "a tone"), (float(siren.onset_s[0]), "beep")])
     assert list(zip(got.onset, got.event_label, strict=True)) == want
     audacity = tmp_path / "reviewed.txt"
-    assert library_cli("library", "export", aid, "--format", "audacity", "-o", str(audacity),
-                       "--reviewed") == 0  # fmt: skip
+    assert (
+        library_cli(
+            "library", "export", aid, "--format", "audacity", "-o", str(audacity), "--reviewed"
+        )
+        == 0
+    )
     assert [line.split("\t")[2] for line in audacity.read_text().splitlines()] == [
         label for _on, label in want
     ]
@@ -428,11 +490,27 @@ def test_library_review_errors_are_one_line(library_cli, capsys, reviewable, no_
         (("library", "review", "f" * 32), "no stored analysis"),
         (("library", "review", aid, "--set", "accepted", "--label", "a tone"), "--onset"),
         (("library", "review", aid, "--label", "a tone", "--onset", "1"), "--set or --clear"),
-        (("library", "review", aid, "--set", "rejected", "--relabel", "x", "--label", "a tone",
-          "--onset", "1"), "--relabel accepts"),
-        (("library", "review", aid, "--set", "accepted", "--label", "a tone", "--onset", "1:x"),
-         "--onset expects"),
-    ]:  # fmt: skip
+        (
+            (
+                "library",
+                "review",
+                aid,
+                "--set",
+                "rejected",
+                "--relabel",
+                "x",
+                "--label",
+                "a tone",
+                "--onset",
+                "1",
+            ),
+            "--relabel accepts",
+        ),
+        (
+            ("library", "review", aid, "--set", "accepted", "--label", "a tone", "--onset", "1:x"),
+            "--onset expects",
+        ),
+    ]:
         assert library_cli(*args) == 1, args
         err = capsys.readouterr().err
         assert err.startswith("sonotag: error: ") and err.count("\n") == 1, err
@@ -448,11 +526,27 @@ def test_library_review_of_a_missing_event_names_the_nearest(library_cli, capsys
     aid, store, events = reviewable
     onsets = set(events.onset_s[events.label == "a tone"])
     nowhere = next(t * 0.3125 for t in range(96) if t * 0.3125 not in onsets)
-    assert library_cli("library", "review", aid, "--set", "accepted", "--label", "a tone",
-                       "--onset", str(nowhere)) == 1  # fmt: skip
+    assert (
+        library_cli(
+            "library",
+            "review",
+            aid,
+            "--set",
+            "accepted",
+            "--label",
+            "a tone",
+            "--onset",
+            str(nowhere),
+        )
+        == 1
+    )
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "no 'a tone' event starting at" in err and "nearest" in err
-    assert library_cli("library", "review", aid, "--set", "accepted", "--label", "rain",
-                       "--onset", "0") == 1  # fmt: skip
+    assert (
+        library_cli(
+            "library", "review", aid, "--set", "accepted", "--label", "rain", "--onset", "0"
+        )
+        == 1
+    )
     assert "no label 'rain'" in capsys.readouterr().err
     assert store.get_reviews(aid) == []

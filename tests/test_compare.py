@@ -61,8 +61,14 @@ def test_pooled_chart_keeps_real_values_next_to_padding():
 
 @pytest.mark.parametrize(
     "seconds, text",
-    [(0, "0:00.0"), (7.5, "0:07.5"), (59.96, "1:00.0"), (723.14, "12:03.1"), (3723.4, "1:02:03.4"),
-     (-1, "0:00.0")],
-)  # fmt: skip
+    [
+        (0, "0:00.0"),
+        (7.5, "0:07.5"),
+        (59.96, "1:00.0"),
+        (723.14, "12:03.1"),
+        (3723.4, "1:02:03.4"),
+        (-1, "0:00.0"),
+    ],
+)
 def test_timecode(seconds, text):
     assert timecode(seconds) == text

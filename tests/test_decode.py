@@ -140,10 +140,21 @@ def test_garbage_after_valid_header(tmp_path: Path) -> None:
 def test_video_without_audio(tmp_path: Path) -> None:
     path = tmp_path / "silent.mp4"
     subprocess.run(
-        ["ffmpeg", "-nostdin", "-v", "error", "-f", "lavfi", "-i", "color=size=32x32:duration=1",
-         "-c:v", "mpeg4", str(path)],
+        [
+            "ffmpeg",
+            "-nostdin",
+            "-v",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "color=size=32x32:duration=1",
+            "-c:v",
+            "mpeg4",
+            str(path),
+        ],
         check=True,
-    )  # fmt: skip
+    )
     with pytest.raises(DecodeError, match="no audio stream"):
         decode.decode_all(path)
 
@@ -174,10 +185,23 @@ def loopback(tmp_path: Path):
 
 def _segment(path: Path) -> Path:
     subprocess.run(
-        ["ffmpeg", "-nostdin", "-v", "error", "-f", "lavfi", "-i", "sine=duration=2",
-         "-c:a", "aac", "-f", "mpegts", str(path)],
+        [
+            "ffmpeg",
+            "-nostdin",
+            "-v",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=duration=2",
+            "-c:a",
+            "aac",
+            "-f",
+            "mpegts",
+            str(path),
+        ],
         check=True,
-    )  # fmt: skip
+    )
     return path
 
 
@@ -201,8 +225,13 @@ def test_crafted_playlist_cannot_read_local_files_or_urls(tmp_path: Path, loopba
         f"ffconcat version 1.0\nfile '{secret}'\nfile '/etc/passwd'\n"
         f"file 'file:/etc/passwd'\nfile '{base}/x.ts'\n"
     )
-    crafted = {"evil.m3u8": playlist, "evil.wav": playlist, "evil.mp3": playlist,
-               "evil.ffconcat": concat, "concat.wav": concat}  # fmt: skip
+    crafted = {
+        "evil.m3u8": playlist,
+        "evil.wav": playlist,
+        "evil.mp3": playlist,
+        "evil.ffconcat": concat,
+        "concat.wav": concat,
+    }
     uploads = tmp_path / "uploads"
     for name, text in crafted.items():
         (tmp_path / name).write_text(text)
@@ -219,8 +248,15 @@ def test_crafted_playlist_cannot_read_local_files_or_urls(tmp_path: Path, loopba
         f"#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:2,\n{base}/x.ts\n#EXT-X-ENDLIST\n"
     )
     subprocess.run(
-        ["ffprobe", "-v", "error", "-protocol_whitelist", "file,http,tcp",
-         str(tmp_path / "remote.m3u8")],
-        capture_output=True, timeout=60,
-    )  # fmt: skip
+        [
+            "ffprobe",
+            "-v",
+            "error",
+            "-protocol_whitelist",
+            "file,http,tcp",
+            str(tmp_path / "remote.m3u8"),
+        ],
+        capture_output=True,
+        timeout=60,
+    )
     assert hits, "control: unguarded ffprobe should have fetched the segment"

@@ -281,7 +281,10 @@ def test_runtime_stage() -> None:
     # streamlit on $PORT and 0.0.0.0, through sh -c so $PORT expands
     cmd = exec_form(runtime.one("CMD"))
     assert cmd[:2] == ["sh", "-c"] and len(cmd) == 3
-    line = shlex.split(cmd[2])
+    # the upload limit is read from the settings table first (a bad value stops it there)
+    prelude, _, launch = cmd[2].partition(" && ")
+    assert prelude == "upload_mb=$(python -m sonotag_core.settings max_upload_mb)"
+    line = shlex.split(launch)
     assert line[:4] == ["exec", "streamlit", "run", "serve.py"]  # the app behind its middleware
     opts = dict(zip(line[4::2], line[5::2], strict=True))
     assert opts == {
@@ -291,7 +294,7 @@ def test_runtime_stage() -> None:
         "--server.fileWatcherType": "none",
         "--browser.gatherUsageStats": "false",
         # the upload limit is a setting (SONOTAG_MAX_UPLOAD_MB), as in scripts/run.sh
-        "--server.maxUploadSize": "${SONOTAG_MAX_UPLOAD_MB:-500}",
+        "--server.maxUploadSize": "$upload_mb",
     }
     assert exec_form(runtime.one("ENTRYPOINT")) == ["sonotag-entrypoint"]
     # HEALTHCHECK: python's urllib (slim has no curl) on Streamlit's health endpoint
@@ -329,7 +332,8 @@ def test_streamlit_config_fits_the_container() -> None:
     config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
     assert config["server"]["headless"] is True
     assert config["server"]["fileWatcherType"] == "none"
-    assert config["server"]["maxUploadSize"] >= 200
+    # the upload limit is the setting SONOTAG_MAX_UPLOAD_MB, passed by run.sh and the CMD
+    assert "maxUploadSize" not in config["server"]
     assert config["browser"]["gatherUsageStats"] is False
 
 

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sonotag_core.errors import LimitError
+from sonotag_core.errors import ConfigError
 from sonotag_core.events import EVENT_COLUMNS, EventParams, detect_events
 from sonotag_core.settings import Settings
 from sonotag_core.timeline import Timeline
@@ -261,8 +261,8 @@ def test_min_event_measured_on_clipped_length() -> None:
         {"min_event_s": float("inf")},
     ],
 )
-def test_invalid_params_raise_limit_error(kwargs: dict) -> None:
-    with pytest.raises(LimitError):
+def test_invalid_params_raise_config_error(kwargs: dict) -> None:
+    with pytest.raises(ConfigError):
         EventParams(**kwargs)
 
 
@@ -274,7 +274,7 @@ def test_params_defaults_and_from_settings() -> None:
     assert (p.threshold, p.median_frames, p.fill_gap_s, p.min_event_s) == (0.4, 5, 1.0, 0.2)
     p = EventParams.from_settings(s, threshold=0.7, label_thresholds={"x": 0.2})
     assert p.threshold == 0.7 and p.threshold_for("x") == 0.2 and p.median_frames == 5
-    with pytest.raises(LimitError):
+    with pytest.raises(ConfigError):
         EventParams.from_settings(s, median_frames=4)
 
 

@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 
 from sonotag_core import exports
-from sonotag_core.errors import ExportError, LimitError
+from sonotag_core.errors import ConfigError
 from sonotag_core.events import EVENT_COLUMNS, EventParams, detect_events
 from sonotag_core.exports import FORMATS, ExportFormat
 from sonotag_core.report import ModelInfo, Report
@@ -501,18 +501,18 @@ def test_export_all_one_file_per_format(report: Report, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("stem", ["../x", "a/b", "a\\b", "/abs", "", ".", "..", "a\x00b"])
 def test_export_all_refuses_path_like_stems(report: Report, tmp_path: Path, stem: str) -> None:
-    with pytest.raises(ExportError, match="plain file name"):
+    with pytest.raises(ConfigError, match="plain file name"):
         exports.export_all(report, tmp_path / "out", stem)
     assert os.listdir(tmp_path) == []
 
 
 @pytest.mark.parametrize("bad", ["nope", "CSV", "", None, ["csv"]])
 def test_get_format_unknown_names_valid_ones(bad: Any) -> None:
-    with pytest.raises(LimitError) as info:
+    with pytest.raises(ConfigError) as info:
         exports.get_format(bad)
     for name in FORMATS:
         assert name in str(info.value)
-    with pytest.raises(LimitError):
+    with pytest.raises(ConfigError):
         exports.export_text(make_report(), bad)
 
 
@@ -539,8 +539,10 @@ STATUSES = ["accepted", "rejected", "accepted", "", "accepted"]  # per EXPECTED_
 def reviewed_report() -> Report:
     from sonotag_core.review import Review, with_reviews
 
-    reviews = [Review.of_event(label, on, off, status, relabel=relabel)
-               for label, on, off, status, relabel in REVIEWED]  # fmt: skip
+    reviews = [
+        Review.of_event(label, on, off, status, relabel=relabel)
+        for label, on, off, status, relabel in REVIEWED
+    ]
     return with_reviews(make_report(), reviews)
 
 
@@ -561,15 +563,18 @@ def test_events_carry_their_review_in_csv_json_and_raven(tmp_path: Path) -> None
     lines = read(files["raven"]).splitlines()
     header = lines[0].split("\t")
     assert header[-1] == "Annotation"
-    annotations = [dict(zip(header, line.split("\t"), strict=True))["Annotation"]
-                   for line in lines[1:]]  # fmt: skip
+    annotations = [
+        dict(zip(header, line.split("\t"), strict=True))["Annotation"] for line in lines[1:]
+    ]
     assert annotations == ["accepted", "rejected", "'+speech", "", "accepted"]
 
 
 # accepted events, under their corrected labels, as each format writes a label
-ACCEPTED_EVENTS = [("dog, barking", 4 * FRAME_S, 12 * FRAME_S),
-                   ("+speech", 15 * FRAME_S, 18 * FRAME_S),
-                   ("café", 28 * FRAME_S, DURATION_S)]  # fmt: skip
+ACCEPTED_EVENTS = [
+    ("dog, barking", 4 * FRAME_S, 12 * FRAME_S),
+    ("+speech", 15 * FRAME_S, 18 * FRAME_S),
+    ("café", 28 * FRAME_S, DURATION_S),
+]
 SHEET_SAFE = {"csv": "'+speech", "dcase": "'+speech", "raven": "'+speech"}
 
 
@@ -577,8 +582,10 @@ SHEET_SAFE = {"csv": "'+speech", "dcase": "'+speech", "raven": "'+speech"}
 def test_reviewed_exports_hold_accepted_events_only(fmt: str, tmp_path: Path) -> None:
     rep = reviewed_report()
     path = exports.write_export(rep, fmt, tmp_path / f"x{FORMATS[fmt].suffix}", reviewed=True)
-    want = [SHEET_SAFE.get(fmt, label) if label == "+speech" else label
-            for label, _on, _off in ACCEPTED_EVENTS]  # fmt: skip
+    want = [
+        SHEET_SAFE.get(fmt, label) if label == "+speech" else label
+        for label, _on, _off in ACCEPTED_EVENTS
+    ]
     assert event_labels(fmt, path) == want
     assert read(path) == exports.export_text(rep, fmt, reviewed=True)
     if fmt == "audacity":
@@ -635,5 +642,5 @@ def test_export_zip_holds_every_format_and_is_deterministic(monkeypatch) -> None
         for name, fmt in FORMATS.items():
             got = zf.read(f"café clip{fmt.suffix}").decode("utf-8")
             assert got == exports.export_text(rep, name, reviewed=True)
-    with pytest.raises(ExportError, match="plain file name"):
+    with pytest.raises(ConfigError, match="plain file name"):
         exports.export_zip(rep, stem="../x")

@@ -153,8 +153,11 @@ def full_disk(request, tmp_path):
     mnt = tmp_path / "tiny"
     mnt.mkdir()
     try:
-        proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mnt)],
-                              capture_output=True, timeout=10)  # fmt: skip
+        proc = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mnt)],
+            capture_output=True,
+            timeout=10,
+        )
     except (OSError, subprocess.TimeoutExpired):
         proc = None
     if proc is None or proc.returncode != 0:
@@ -252,8 +255,11 @@ def test_server_killed_mid_encoding(tmp_path, cli_env, cli, capsys):
     consistent with no trace of that run, and the next run completes and is stored."""
     clip = make_audio(tmp_path / "long.wav", 300.0, kind="mix")
     env = dict(cli_env, SONOTAG_DATA_DIR=str(cli.data))
-    proc = subprocess.Popen([SONOTAG, "analyze", str(clip), "--labels", "a tone", "-o",
-                             str(tmp_path / "never.csv")], env=env, stderr=subprocess.PIPE)  # fmt: skip
+    proc = subprocess.Popen(
+        [SONOTAG, "analyze", str(clip), "--labels", "a tone", "-o", str(tmp_path / "never.csv")],
+        env=env,
+        stderr=subprocess.PIPE,
+    )
     seen = b""
     deadline = time.monotonic() + 240
     try:
@@ -322,8 +328,7 @@ def test_browser_closed_mid_analysis(tmp_path, model, settings):
 
     src = sources.from_upload(bytes_, "up.wav", data / "uploads")
     with pytest.raises(Cancelled):
-        library.run(model, src, LABELS, hop_s=10.0, settings=settings, store=store,
-                    progress=closed)  # fmt: skip
+        library.run(model, src, LABELS, hop_s=10.0, settings=settings, store=store, progress=closed)
     gc.collect()
     assert ffmpeg_children() == []
     assert files_under(data) == before and stored_rows(data) == 0  # the upload copy went too
@@ -357,8 +362,12 @@ def test_orphaned_working_copies_are_swept(tmp_path):
 
     old = _time.time() - 2 * 24 * 3600
     files = {}
-    for folder, name in [("uploads", "a.wav"), ("downloads", "b.m4a"), ("media", "c.wav"),
-                         ("uploads", "fresh.wav")]:  # fmt: skip
+    for folder, name in [
+        ("uploads", "a.wav"),
+        ("downloads", "b.m4a"),
+        ("media", "c.wav"),
+        ("uploads", "fresh.wav"),
+    ]:
         path = tmp_path / folder / name
         path.parent.mkdir(exist_ok=True)
         path.write_bytes(b"x")
@@ -379,11 +388,16 @@ def test_a_live_runs_folder_is_never_swept_and_a_dead_ones_is_at_once(tmp_path):
     process survives a sweep however old it looks; the moment that process is killed
     (SIGKILL: no cleanup runs), the next sweep removes it."""
     holder = subprocess.Popen(
-        [sys.executable, "-c",
-         "import sys, time; from pathlib import Path; from sonotag_core import workdirs\n"
-         f"with workdirs.run_folder(Path({str(tmp_path)!r}), 'sonotag-') as d:\n"
-         "    (d / 'partial.webm').write_bytes(b'x' * 1000); print(d, flush=True); time.sleep(600)"],
-        stdout=subprocess.PIPE, text=True)  # fmt: skip
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from pathlib import Path; from sonotag_core import workdirs\n"
+            f"with workdirs.run_folder(Path({str(tmp_path)!r}), 'sonotag-') as d:\n"
+            "    (d / 'partial.webm').write_bytes(b'x' * 1000); print(d, flush=True); time.sleep(600)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         folder = Path(holder.stdout.readline().strip())
         assert folder.is_dir() and (folder / workdirs.LOCK_NAME).is_file()
@@ -419,15 +433,21 @@ def read_only_data(tmp_path, cli, monkeypatch):
     data.mkdir()
     mounted = False
     if os.geteuid() == 0:
-        proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=20m", "tmpfs", str(data)],
-                              capture_output=True, timeout=10)  # fmt: skip
+        proc = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=20m", "tmpfs", str(data)],
+            capture_output=True,
+            timeout=10,
+        )
         if proc.returncode != 0:
             pytest.skip("mounting a tmpfs is not permitted here")
         mounted = True
     try:
         # an existing library, made by another process: no handle of ours keeps it busy
-        subprocess.run([sys.executable, "-c", f"from sonotag_core.store import Store; Store({str(data)!r})"],
-                       check=True, timeout=60)  # fmt: skip
+        subprocess.run(
+            [sys.executable, "-c", f"from sonotag_core.store import Store; Store({str(data)!r})"],
+            check=True,
+            timeout=60,
+        )
         monkeypatch.setenv("SONOTAG_DATA_DIR", str(data))
         cli.data = data
         if mounted:

@@ -10,7 +10,7 @@ import pytest
 from audiogen import make_audio
 
 from sonotag_core import library
-from sonotag_core.errors import ModelError, SourceError
+from sonotag_core.errors import ModelError, NotFoundError
 from sonotag_core.labels import LabelSet
 from sonotag_core.sources import from_path
 from sonotag_core.store import Store
@@ -33,55 +33,84 @@ def test_run_saves_new_audio_once_and_reuses_it(tmp_path, model, settings, encod
     assert first.analysis_id and first.warning is None and sum(encoder_calls) == 2
     assert first.source.path.is_file() and first.source.path.parent.name == "media"
     # a shared link opened again: nothing encoder_calls, no copy in the Library
-    again = library.run(model, first.source, LABELS, hop_s=10.0, settings=settings, store=store,
-                        save=False)  # fmt: skip
+    again = library.run(
+        model, first.source, LABELS, hop_s=10.0, settings=settings, store=store, save=False
+    )
     assert again.analysis_id == first.analysis_id and sum(encoder_calls) == 2
     assert len(store.list_analyses()) == 1
     # the user pressed Analyze with new labels: a new record, still no encoding
-    other = library.run(model, first.source, LabelSet(("siren",)), hop_s=10.0,
-                        settings=settings, store=store, save=True)  # fmt: skip
+    other = library.run(
+        model,
+        first.source,
+        LabelSet(("siren",)),
+        hop_s=10.0,
+        settings=settings,
+        store=store,
+        save=True,
+    )
     assert other.analysis_id != first.analysis_id and sum(encoder_calls) == 2
     assert len(store.list_analyses()) == 2
     # a new process (empty in-memory cache) reuses the stored float16 embeddings
     fresh = Store(tmp_path / "data")
     np.testing.assert_allclose(
-        library.run(model, first.source, LABELS, hop_s=10.0, settings=settings, store=fresh,
-                    save=False).embeddings.features,
-        first.embeddings.features, atol=2e-3,
-    )  # fmt: skip
+        library.run(
+            model, first.source, LABELS, hop_s=10.0, settings=settings, store=fresh, save=False
+        ).embeddings.features,
+        first.embeddings.features,
+        atol=2e-3,
+    )
     assert sum(encoder_calls) == 2
 
 
 def test_stored_link_needs_no_download(tmp_path, model, settings):
     store = Store(tmp_path / "data")
     sha = model.info.checkpoint_sha256
-    assert library.stored_link(store, "https://youtu.be/abcdefghijk", hop_s=10.0,
-                               checkpoint_sha256=sha) is None  # fmt: skip
-    done = library.run(model, url_source(tmp_path), LABELS, hop_s=10.0, settings=settings,
-                       store=store)  # fmt: skip
-    found = library.stored_link(store, "https://youtu.be/abcdefghijk", hop_s=10.0,
-                                checkpoint_sha256=sha)  # fmt: skip
+    assert (
+        library.stored_link(
+            store, "https://youtu.be/abcdefghijk", hop_s=10.0, checkpoint_sha256=sha
+        )
+        is None
+    )
+    done = library.run(
+        model, url_source(tmp_path), LABELS, hop_s=10.0, settings=settings, store=store
+    )
+    found = library.stored_link(
+        store, "https://youtu.be/abcdefghijk", hop_s=10.0, checkpoint_sha256=sha
+    )
     assert found is not None and found.content_id == done.source.content_id
     assert found.path == done.source.path
     # another hop was never encoder_calls: the link must be fetched and encoder_calls for it
-    assert library.stored_link(store, "https://youtu.be/abcdefghijk", hop_s=5.0,
-                               checkpoint_sha256=sha) is None  # fmt: skip
+    assert (
+        library.stored_link(store, "https://youtu.be/abcdefghijk", hop_s=5.0, checkpoint_sha256=sha)
+        is None
+    )
     done.source.path.unlink()  # audio evicted: a stored link without audio is no shortcut
-    assert library.stored_link(store, "https://youtu.be/abcdefghijk", hop_s=10.0,
-                               checkpoint_sha256=sha) is None  # fmt: skip
+    assert (
+        library.stored_link(
+            store, "https://youtu.be/abcdefghijk", hop_s=10.0, checkpoint_sha256=sha
+        )
+        is None
+    )
 
 
 def test_open_analysis_checks_id_model_and_audio(tmp_path, model, settings):
     store = Store(tmp_path / "data")
-    done = library.run(model, url_source(tmp_path), LABELS, hop_s=10.0, settings=settings,
-                       store=store)  # fmt: skip
+    done = library.run(
+        model, url_source(tmp_path), LABELS, hop_s=10.0, settings=settings, store=store
+    )
     opened = library.open_analysis(store, model, done.analysis_id)
     assert opened.labels == LABELS and opened.hop_s == 10.0 and opened.warning is None
     assert opened.embeddings.n_windows == done.embeddings.n_windows
-    with pytest.raises(SourceError, match="no analysis"):
+    with pytest.raises(NotFoundError, match="no analysis"):
         library.open_analysis(store, model, "0123456789abcdef")
-    foreign = store.save_analysis(done.source, done.embeddings, LABELS, hop_s=10.0,
-                                  checkpoint_sha256="ab" * 32, model_name="m")  # fmt: skip
+    foreign = store.save_analysis(
+        done.source,
+        done.embeddings,
+        LABELS,
+        hop_s=10.0,
+        checkpoint_sha256="ab" * 32,
+        model_name="m",
+    )
     with pytest.raises(ModelError, match="another OpenFLAM checkpoint"):
         library.open_analysis(store, model, foreign)
     opened.source.path.unlink()
@@ -110,8 +139,9 @@ def test_usage_text():
     assert library.usage_text(MediaUsage(0, 0, None)) == "0 files, 0.0 MB (no limit)"
 
 
-def test_an_unreadable_store_costs_an_encoding_not_the_result(tmp_path, model, settings,
-                                                              encoder_calls, monkeypatch):  # fmt: skip
+def test_an_unreadable_store_costs_an_encoding_not_the_result(
+    tmp_path, model, settings, encoder_calls, monkeypatch
+):
     from sonotag_core.store import StoreError
 
     store = Store(tmp_path / "data")
@@ -132,22 +162,44 @@ def test_an_unreadable_store_costs_an_encoding_not_the_result(tmp_path, model, s
 # ---------------------------------------------------------------- the Library table (issue 9 A3)
 
 
-def summary(i: str, title: str, *, created: float, duration_s=None, url=None, labels=("x",),
-            negatives=()):  # fmt: skip
+def summary(
+    i: str, title: str, *, created: float, duration_s=None, url=None, labels=("x",), negatives=()
+):
     from sonotag_core.store import AnalysisSummary
 
-    return AnalysisSummary(i, title, "url" if url else "upload", url, duration_s, tuple(labels),
-                           "m", created, frozenset(negatives))  # fmt: skip
+    return AnalysisSummary(
+        i,
+        title,
+        "url" if url else "upload",
+        url,
+        duration_s,
+        tuple(labels),
+        "m",
+        created,
+        frozenset(negatives),
+    )
 
 
 ROWS = [
-    summary("a", "Siren passing a street", created=100, duration_s=24.0,
-            url="https://youtu.be/abcdefghijk", labels=("siren", "car horn")),
-    summary("b", "alarm clock (quiet room)", created=300, duration_s=20.0,
-            labels=("alarm", "music"), negatives=("music",)),
+    summary(
+        "a",
+        "Siren passing a street",
+        created=100,
+        duration_s=24.0,
+        url="https://youtu.be/abcdefghijk",
+        labels=("siren", "car horn"),
+    ),
+    summary(
+        "b",
+        "alarm clock (quiet room)",
+        created=300,
+        duration_s=20.0,
+        labels=("alarm", "music"),
+        negatives=("music",),
+    ),
     summary("c", "Birds.at.dawn", created=200, duration_s=None, labels=("bird chirping",)),
     summary("d", "alarm clock (quiet room)", created=400, duration_s=95.0, labels=("beep",)),
-]  # fmt: skip
+]
 
 
 def ids(rows) -> list[str]:
@@ -197,8 +249,9 @@ def test_delete_many_deletes_exactly_those_it_may_and_says_which_it_refused(
     alice, bob = Viewer("owner:alice"), Viewer("owner:bob")
     made = {}
     for name, viewer in (("a1", alice), ("a2", alice), ("a3", alice), ("b1", bob)):
-        made[name] = library.run(model, src, LabelSet((name,)), hop_s=10.0, settings=settings,
-                                 store=store, viewer=viewer).analysis_id  # fmt: skip
+        made[name] = library.run(
+            model, src, LabelSet((name,)), hop_s=10.0, settings=settings, store=store, viewer=viewer
+        ).analysis_id
     assert len(set(made.values())) == 4
     gone = "0" * 32
     done = library.delete_many(store, alice, [made["a1"], made["b1"], made["a2"], gone, made["a1"]])

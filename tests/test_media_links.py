@@ -120,9 +120,19 @@ def test_expired_link_is_refused(roots) -> None:
 
 @pytest.mark.parametrize(
     "path_text",
-    ["0/../secret.key", "0/../../outside.wav", "0/./a.wav", "0//a.wav", "0/", "0",
-     "0/a/../../secret.key", "0/..\\secret.key", "0//etc/passwd", "0/a.wav\x00.png"],
-)  # fmt: skip
+    [
+        "0/../secret.key",
+        "0/../../outside.wav",
+        "0/./a.wav",
+        "0//a.wav",
+        "0/",
+        "0",
+        "0/a/../../secret.key",
+        "0/..\\secret.key",
+        "0//etc/passwd",
+        "0/a.wav\x00.png",
+    ],
+)
 def test_traversal_is_refused_even_when_signed(roots, path_text: str) -> None:
     (roots[0] / "a.wav").write_bytes(b"RIFF")
     with pytest.raises(MediaLinkError) as info:
@@ -181,10 +191,16 @@ def test_a_file_that_went_away_is_gone_not_forbidden(roots) -> None:
 
 @pytest.mark.parametrize(
     ("name", "mime"),
-    [("a.wav", "audio/wav"), ("b.MP3", "audio/mpeg"), ("c.flac", "audio/flac"),
-     ("d.m4a", "audio/mp4"), ("e.webm", "audio/webm"), ("f.opus", "audio/ogg"),
-     ("0123abcd", "audio/wav")],
-)  # fmt: skip
+    [
+        ("a.wav", "audio/wav"),
+        ("b.MP3", "audio/mpeg"),
+        ("c.flac", "audio/flac"),
+        ("d.m4a", "audio/mp4"),
+        ("e.webm", "audio/webm"),
+        ("f.opus", "audio/ogg"),
+        ("0123abcd", "audio/wav"),
+    ],
+)
 def test_audio_mime(name: str, mime: str) -> None:
     assert audio_mime(name) == mime
 

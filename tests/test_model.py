@@ -127,9 +127,12 @@ def test_download_progress_reports_bytes_from_the_calling_thread(tmp_path):
         return "done"
 
     got = with_download_progress(
-        fake_download, blobs, lambda p: seen.append((p.done, p.message, threading.get_ident() == caller)),
-        "Downloading the OpenFLAM weights", poll_s=0.05,
-    )  # fmt: skip
+        fake_download,
+        blobs,
+        lambda p: seen.append((p.done, p.message, threading.get_ident() == caller)),
+        "Downloading the OpenFLAM weights",
+        poll_s=0.05,
+    )
     assert got == "done"
     sizes = [s for s, _, _ in seen]
     assert sizes and sizes == sorted(sizes) and 0 < sizes[-1] <= 400_000

@@ -148,8 +148,14 @@ def test_audio_longer_than_its_probe_stays_within_the_limits(tmp_path: Path, mon
 
         def probe(p, *, name=None, guessed=guessed):
             info = real_probe(p, name=name)
-            return decode.AudioProbe(guessed, info.codec, info.sample_rate, info.channels,
-                                     info.format_name, duration_estimated=True)  # fmt: skip
+            return decode.AudioProbe(
+                guessed,
+                info.codec,
+                info.sample_rate,
+                info.channels,
+                info.format_name,
+                duration_estimated=True,
+            )
 
         monkeypatch.setattr(decode, "probe", probe)
         ov = compute_overview(path, max_buckets=500, max_columns=max_columns)

@@ -1,5 +1,6 @@
-"""Presets and suggested labels added to the label box (issue 9 A9): what is there stays as
-typed, and a label already there is not added again."""
+"""Presets (sonotag_core.presets): short concrete label lists, added to the label box with
+the suggested labels (issue 9 A9): what is there stays as typed, and a label already there
+is not added again."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sonotag_core.labels import parse_labels
-from sonotag_core.presets import PRESETS, merge_labels
+from sonotag_core.presets import PRESETS, merge_labels, preset_text
+from sonotag_core.settings import Settings
 
 LIMITS = {"max_labels": 1000, "max_chars": 1000}
+S = Settings().validated()
 
 
 def test_a_preset_adds_only_the_labels_not_yet_in_the_box():
@@ -71,3 +74,23 @@ def test_merge_keeps_every_label_once_and_never_loses_one(typed, new):
 @pytest.mark.parametrize("name", list(PRESETS))
 def test_every_preset_merges_into_an_empty_box_as_itself(name):
     assert parse_labels(merge_labels("", PRESETS[name]), **LIMITS).labels == PRESETS[name]
+
+
+def test_presets_are_short_concrete_label_lists():
+    assert set(PRESETS) == {
+        "Everyday & urban",
+        "Speech & music",
+        "Animals",
+        "Vehicles & alarms",
+        "Household",
+    }
+    for name, labels in PRESETS.items():
+        assert 6 <= len(labels) <= 10, name
+        assert len(set(labels)) == len(labels)
+        text = preset_text(name)
+        assert text == "; ".join(labels)
+        parsed = parse_labels(text, max_labels=S.max_labels, max_chars=S.max_label_chars)
+        assert parsed.labels == labels and not parsed.negatives
+        assert all(len(x) <= 30 for x in labels)
+    with pytest.raises(KeyError):
+        preset_text("no such preset")

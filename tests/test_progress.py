@@ -10,20 +10,16 @@ import threading
 from pathlib import Path
 from types import SimpleNamespace
 
-import numpy as np
 import pytest
 from audiogen import make_audio
 from support import ffmpeg_children, serve_directory, stored_rows
 
 from sonotag_core import analysis, library, sources
 from sonotag_core.embedding_cache import EmbeddingCache
-from sonotag_core.embeddings import EMBED_DIM
 from sonotag_core.errors import DecodeError
 from sonotag_core.labels import LabelSet
 from sonotag_core.progress import EncodeProgress, Progress, RateEstimator, time_left_text
-from sonotag_core.scheduler import InferenceQueue
 from sonotag_core.store import Store
-from sonotag_core.windows import FRAMES_PER_WINDOW
 
 LABELS = LabelSet(("a tone",))
 STORE_FILES = {"sonotag.db", "sonotag.db-wal", "sonotag.db-shm", "logs/sonotag.log"}
@@ -44,25 +40,6 @@ class FakeClock:
 
 def files_under(folder: Path) -> set[str]:
     return {str(p.relative_to(folder)) for p in Path(folder).rglob("*") if not p.is_dir()}
-
-
-@pytest.fixture
-def fake_encoder(monkeypatch):
-    """The audio encoder replaced by zeros: decoding and windowing stay real, and a
-    window-counting test needs no model. Returns a stand-in model (its queue is real)."""
-
-    def encode(model, windows, *, batch_size, **_):
-        batch = []
-        for w in windows:
-            batch.append(w)
-            if len(batch) == batch_size:
-                yield [x.start for x in batch], np.zeros((len(batch), FRAMES_PER_WINDOW, EMBED_DIM))
-                batch = []
-        if batch:
-            yield [x.start for x in batch], np.zeros((len(batch), FRAMES_PER_WINDOW, EMBED_DIM))
-
-    monkeypatch.setattr(analysis, "encode_windows", encode)
-    return SimpleNamespace(queue=InferenceQueue(), info=SimpleNamespace(checkpoint_sha256="x"))
 
 
 # ---------------------------------------------------------------- the estimate
@@ -121,9 +98,14 @@ def test_encode_progress_is_one_stage_counting_up_to_the_exact_total():
 
 @pytest.mark.parametrize(
     "suffix, seconds, hop_s",
-    [(".mp3", 180.0, 10.0), (".mp3", 60.0, 5.0), (".ogg", 30.0, 10.0),
-     (".wav", 25.0, 10.0), (".wav", 4.0, 10.0)],
-)  # fmt: skip
+    [
+        (".mp3", 180.0, 10.0),
+        (".mp3", 60.0, 5.0),
+        (".ogg", 30.0, 10.0),
+        (".wav", 25.0, 10.0),
+        (".wav", 4.0, 10.0),
+    ],
+)
 def test_window_total_shown_is_the_results_and_stages_never_flip(
     tmp_path, model, settings, suffix, seconds, hop_s
 ):
@@ -141,15 +123,16 @@ def test_window_total_shown_is_the_results_and_stages_never_flip(
 
 
 def test_a_total_the_stated_length_cannot_tell_is_made_exact_when_decoding_ends(
-    tmp_path, settings, fake_encoder
+    tmp_path, standin_model, standin_settings
 ):
     """A 60-s m4a states 60.000 s but decodes 18 samples more, which the windowing gives
     a 7th window: no stated length can tell, so the total becomes exact the moment the
     stream ends, before the last batch is reported, and is never below what is done."""
     clip = make_audio(tmp_path / "clip.m4a", 60.0, kind="mix")
     seen: list[Progress] = []
-    emb = analysis.embed_file(fake_encoder, clip, hop_s=10.0, settings=settings,
-                              progress=seen.append)  # fmt: skip
+    emb = analysis.embed_file(
+        standin_model, clip, hop_s=10.0, settings=standin_settings, progress=seen.append
+    )
     if emb.n_samples == 60 * 48_000:  # this ffmpeg decodes it exactly: nothing to tell
         assert {p.total for p in seen} == {emb.n_windows}
         return
@@ -159,22 +142,31 @@ def test_a_total_the_stated_length_cannot_tell_is_made_exact_when_decoding_ends(
 # ---------------------------------------------------------------- names
 
 
-def test_an_upload_is_named_as_the_user_named_it(tmp_path, model, settings):
+def test_an_upload_is_named_as_the_user_named_it(tmp_path, standin_model, standin_settings):
     data = tmp_path / "data"
     clip = make_audio(tmp_path / "take.mp3", 30.0, kind="mix").read_bytes()
     internal = hashlib.sha256(clip).hexdigest()[:16]
     src = sources.from_upload(clip, "garbage.mp3", data / sources.UPLOADS_DIR)
     assert src.path.name.startswith(internal)  # the server's copy has another name
     seen: list[Progress] = []
-    library.run(model, src, LABELS, hop_s=10.0, settings=settings, store=None,
-                progress=seen.append)  # fmt: skip
+    library.run(
+        standin_model,
+        src,
+        LABELS,
+        hop_s=10.0,
+        settings=standin_settings,
+        store=None,
+        progress=seen.append,
+    )
     assert seen and all("garbage.mp3" in p.message for p in seen)
     assert not any(internal in p.message for p in seen)
 
     cut = clip[: len(clip) // 2]  # passes the probe, fails mid-decode
     broken = sources.from_upload(cut, "garbage.mp3", data / sources.UPLOADS_DIR)
     with pytest.raises(DecodeError) as err:
-        library.run(model, broken, LABELS, hop_s=10.0, settings=settings, store=None)
+        library.run(
+            standin_model, broken, LABELS, hop_s=10.0, settings=standin_settings, store=None
+        )
     assert str(err.value).startswith("'garbage.mp3' looks truncated")
     assert hashlib.sha256(cut).hexdigest()[:16] not in str(err.value)
     with pytest.raises(DecodeError) as err:
@@ -182,13 +174,23 @@ def test_an_upload_is_named_as_the_user_named_it(tmp_path, model, settings):
     assert str(err.value).startswith("'garbage.mp3' could not be read as audio")
 
 
-def test_a_links_audio_is_named_by_its_title_not_yt_dlps_file(tmp_path, settings, fake_encoder):
+def test_a_links_audio_is_named_by_its_title_not_yt_dlps_file(
+    tmp_path, standin_model, standin_settings
+):
     path = make_audio(tmp_path / "Youtube-dQw4w9WgXcQ.webm", 12.0, kind="mix")
-    src = sources.SourceInfo("url", path, "Night walk in the rain", "c" * 64, path.name,
-                             url="https://www.youtube.com/watch?v=dQw4w9WgXcQ")  # fmt: skip
+    src = sources.SourceInfo(
+        "url",
+        path,
+        "Night walk in the rain",
+        "c" * 64,
+        path.name,
+        url="https://www.youtube.com/watch?v=dQw4w9WgXcQ",
+    )
     assert src.display_name == "Night walk in the rain"
     seen: list[Progress] = []
-    analysis.embed_source(fake_encoder, src, hop_s=10.0, settings=settings, progress=seen.append)
+    analysis.embed_source(
+        standin_model, src, hop_s=10.0, settings=standin_settings, progress=seen.append
+    )
     assert seen and all(p.message.startswith("Encoding Night walk in the rain:") for p in seen)
 
 
@@ -199,8 +201,12 @@ def test_a_download_that_is_not_audio_is_named_by_its_title(tmp_path):
 
     policy = sources.UrlPolicy(allowed_extractors=("Generic",), allow_any_host=True)
     with serve_directory(root) as server, pytest.raises(DecodeError) as err:
-        sources.from_url(f"http://127.0.0.1:{server.server_address[1]}/garbage.mp3",
-                         tmp_path / "dl", max_duration_s=60, policy=policy)  # fmt: skip
+        sources.from_url(
+            f"http://127.0.0.1:{server.server_address[1]}/garbage.mp3",
+            tmp_path / "dl",
+            max_duration_s=60,
+            policy=policy,
+        )
     assert str(err.value).startswith("'garbage' could not be read as audio")  # not Generic-…
     assert not any((tmp_path / "dl").iterdir())
 
@@ -281,8 +287,16 @@ def test_a_cancel_at_any_stage_keeps_nothing_and_the_next_run_works(
     src = sources.from_upload(audio, "my take.wav", data / sources.UPLOADS_DIR)
     try:
         with pytest.raises(Cancelled):
-            library.run(model, src, LABELS, hop_s=10.0, settings=settings, store=store,
-                        cache=cache, progress=cancel)  # fmt: skip
+            library.run(
+                model,
+                src,
+                LABELS,
+                hop_s=10.0,
+                settings=settings,
+                store=store,
+                cache=cache,
+                progress=cancel,
+            )
         assert ffmpeg_children() == []  # no gc.collect(): stopped by the unwinding itself
     finally:
         release.set()
@@ -292,7 +306,8 @@ def test_a_cancel_at_any_stage_keeps_nothing_and_the_next_run_works(
     assert stored_rows(data) == 0 and len(cache) == 0 and model.queue.depth == 0
 
     again = sources.from_upload(audio, "my take.wav", data / sources.UPLOADS_DIR)
-    done = library.run(model, again, LABELS, hop_s=10.0, settings=settings, store=store,
-                       cache=cache)  # fmt: skip
+    done = library.run(
+        model, again, LABELS, hop_s=10.0, settings=settings, store=store, cache=cache
+    )
     assert done.embeddings.n_windows == 5 and done.analysis_id and stored_rows(data) == 1
     assert len(cache) == 1

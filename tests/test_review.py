@@ -56,16 +56,21 @@ def verdicts(ev: pd.DataFrame) -> list[Review]:
     return [
         Review.of_event(dogs[0].label, dogs[0].onset_s, dogs[0].offset_s, ACCEPTED),
         Review.of_event(siren.label, siren.onset_s, siren.offset_s, REJECTED),
-        Review.of_event(dogs[1].label, dogs[1].onset_s, dogs[1].offset_s, ACCEPTED,
-                        relabel="dog growling"),
-    ]  # fmt: skip
+        Review.of_event(
+            dogs[1].label, dogs[1].onset_s, dogs[1].offset_s, ACCEPTED, relabel="dog growling"
+        ),
+    ]
 
 
 def test_planted_events() -> None:
     ev = events()
     got = list(ev[["label", "onset_s"]].itertuples(index=False, name=None))
-    assert got == [("dog barking", 3 * FRAME_S), ("siren", 10 * FRAME_S),
-                   ("dog barking", 20 * FRAME_S), ("dog barking", 40 * FRAME_S)]  # fmt: skip
+    assert got == [
+        ("dog barking", 3 * FRAME_S),
+        ("siren", 10 * FRAME_S),
+        ("dog barking", 20 * FRAME_S),
+        ("dog barking", 40 * FRAME_S),
+    ]
 
 
 def test_event_key_is_label_and_onset_frame() -> None:
@@ -110,8 +115,9 @@ def test_apply_reviews_adds_columns_and_changes_nothing_else() -> None:
     pd.testing.assert_frame_equal(out[list(EVENT_COLUMNS)], before)
     assert out["reviewed_label"].tolist() == ["", "", "dog growling", ""]
     # applying again (other verdicts) replaces the columns instead of adding more
-    rejected_all = [Review.of_event(r.label, r.onset_s, r.offset_s, REJECTED)
-                    for r in ev.itertuples()]  # fmt: skip
+    rejected_all = [
+        Review.of_event(r.label, r.onset_s, r.offset_s, REJECTED) for r in ev.itertuples()
+    ]
     twice = apply_reviews(out, rejected_all)
     assert list(twice.columns) == list(out.columns)
     assert twice["status"].tolist() == [REJECTED] * 4 and set(twice["reviewed_label"]) == {""}
@@ -169,8 +175,13 @@ def test_accepted_only_applies_relabels() -> None:
     ],
 )
 def test_invalid_reviews_are_clear_errors(kwargs: dict, message: str) -> None:
-    base = {"label": "siren", "onset_frame": 10, "onset_s": 10 * FRAME_S,
-            "offset_s": 15 * FRAME_S, "status": ACCEPTED}  # fmt: skip
+    base = {
+        "label": "siren",
+        "onset_frame": 10,
+        "onset_s": 10 * FRAME_S,
+        "offset_s": 15 * FRAME_S,
+        "status": ACCEPTED,
+    }
     with pytest.raises(ConfigError, match=message) as info:
         Review(**{**base, **kwargs})
     assert isinstance(info.value, SonoTagError)

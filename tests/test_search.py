@@ -47,8 +47,9 @@ def embeddings(seconds: float, hop_s: float, seed: int, toward=None, at_s=()) ->
 
 
 def save(store: Store, name: str, emb: AudioEmbeddings, hop_s: float, labels=("dog",)) -> str:
-    return store.save_analysis(source(name), emb, LabelSet(labels), hop_s=hop_s,
-                               checkpoint_sha256=SHA, model_name="m")  # fmt: skip
+    return store.save_analysis(
+        source(name), emb, LabelSet(labels), hop_s=hop_s, checkpoint_sha256=SHA, model_name="m"
+    )
 
 
 def greedy_peaks(values: np.ndarray, min_gap_s: float) -> list[tuple[float, int]]:
@@ -77,8 +78,10 @@ def brute_force(store: Store, texts, ids: dict[str, str], top_k: int, min_gap_s:
 @pytest.mark.parametrize("hop_s", [10.0, 5.0])
 def test_search_equals_the_timeline_and_the_true_top_k(tmp_path, text_cache, hop_s):
     store = Store(tmp_path)
-    ids = {f"clip{i}": save(store, f"clip{i}", embeddings(s, hop_s, seed=i), hop_s)
-           for i, s in enumerate((95.0, 41.3, 7.0, 240.0))}  # fmt: skip
+    ids = {
+        f"clip{i}": save(store, f"clip{i}", embeddings(s, hop_s, seed=i), hop_s)
+        for i, s in enumerate((95.0, 41.3, 7.0, 240.0))
+    }
     timelines, expected = brute_force(store, text_cache, ids, top_k=12, min_gap_s=5.0)
     hits = search_library(store, text_cache, LABEL, checkpoint_sha256=SHA, top_k=12)
     assert len(hits) == 12
@@ -105,8 +108,11 @@ def test_overlapping_windows_are_averaged(tmp_path, text_cache):
     stored = store.get_analysis(aid).embeddings
     frame = round(hit.time_s / FRAME_S)
     maps = frame_probabilities(stored.features, text_cache.encode((LABEL,)))[:, 0]  # (windows, 32)
-    singles = [float(maps[w, frame - int(start) // 15_000]) for w, start in enumerate(stored.starts)
-               if 0 <= frame - int(start) // 15_000 < 32]  # fmt: skip
+    singles = [
+        float(maps[w, frame - int(start) // 15_000])
+        for w, start in enumerate(stored.starts)
+        if 0 <= frame - int(start) // 15_000 < 32
+    ]
     assert hit.time_s == 30.0 and len(singles) == 2
     assert hit.probability == pytest.approx(float(np.mean(singles)), abs=1e-6)
     assert hit.probability not in singles
@@ -143,8 +149,11 @@ def test_newest_analysis_is_the_hit_and_other_models_are_not_searched(tmp_path, 
 def test_empty_store_and_bad_queries(tmp_path, text_cache):
     store = Store(tmp_path)
     assert search_library(store, text_cache, LABEL, checkpoint_sha256=SHA) == []
-    for bad, message in [(" ", "at least one label"), ("x" * 101, "limit is 100"),
-                         ("siren; dog", "one sound at a time")]:  # fmt: skip
+    for bad, message in [
+        (" ", "at least one label"),
+        ("x" * 101, "limit is 100"),
+        ("siren; dog", "one sound at a time"),
+    ]:
         with pytest.raises(LimitError, match=message):
             search_library(store, text_cache, bad, checkpoint_sha256=SHA)
     with pytest.raises(LimitError, match="limit is 20"):

@@ -12,7 +12,6 @@ from hypothesis import strategies as st
 
 from sonotag_core.events import EventParams
 from sonotag_core.labels import parse_labels
-from sonotag_core.presets import PRESETS, preset_text
 from sonotag_core.settings import Settings
 from sonotag_core.share import (
     DEFAULT_LABELS,
@@ -111,8 +110,10 @@ def view_states(draw):
         min_event_s=draw(st.integers(0, 60 * 10**6)) / 1e6,
         fill_gap_s=draw(st.integers(0, 10 * 10**6)) / 1e6,
         view=draw(st.sampled_from(VIEWS)),
-        t=draw(st.one_of(st.none(), st.integers(0, int(S.max_duration_s) * 100).map(lambda x: x / 100))),
-    )  # fmt: skip
+        t=draw(
+            st.one_of(st.none(), st.integers(0, int(S.max_duration_s) * 100).map(lambda x: x / 100))
+        ),
+    )
 
 
 @hsettings(max_examples=300, deadline=None)
@@ -129,15 +130,26 @@ def test_round_trip(state):
 @pytest.mark.parametrize(
     "state",
     [
-        ViewState(link=YT, labels=("a: b", "café", "x"), negatives=frozenset({"x"}),
-                  label_thresholds={"a: b": 0.3}, t=12.34),
+        ViewState(
+            link=YT,
+            labels=("a: b", "café", "x"),
+            negatives=frozenset({"x"}),
+            label_thresholds={"a: b": 0.3},
+            t=12.34,
+        ),
         ViewState(labels=("x:0.3", "k:"), label_thresholds={"x:0.3": 0.7, "k:": 0.01}),
         ViewState(example="siren-street", labels=("C++ & 50% = #1?", "a+b", "é/ü?"), view="scores"),
-        ViewState(analysis="0123abcd", hop_s=5.0, median_frames=15, min_event_s=60.0,
-                  fill_gap_s=0.0, t=0.0),
+        ViewState(
+            analysis="0123abcd",
+            hop_s=5.0,
+            median_frames=15,
+            min_event_s=60.0,
+            fill_gap_s=0.0,
+            t=0.0,
+        ),
         ViewState(labels=DEFAULT_LABELS, negatives=frozenset({"siren"})),
     ],
-)  # fmt: skip
+)
 def test_round_trip_explicit(state):
     params = to_query_params(state, settings=S)
     assert parse(params) == (state, [])
@@ -159,8 +171,15 @@ def test_defaults_give_an_empty_query_and_the_bare_base_url():
 
 
 def test_only_changed_values_are_written_compactly():
-    state = replace(D, threshold=0.1 + 0.2, median_frames=3, hop_s=5.0, view="heatmap",
-                    min_event_s=0.35000000000000003, t=12.345678)  # fmt: skip
+    state = replace(
+        D,
+        threshold=0.1 + 0.2,
+        median_frames=3,
+        hop_s=5.0,
+        view="heatmap",
+        min_event_s=0.35000000000000003,
+        t=12.345678,
+    )
     assert to_query_params(state, settings=S) == {
         "thr": "0.3",
         "med": "3",
@@ -281,14 +300,32 @@ def test_a_link_with_1000_labels_says_how_many_were_dropped(joined):
 
 
 def test_several_bad_params_make_one_message_naming_each():
-    bad = {"thr": "abc", "hop": "3", "med": "4", "min": "x", "gap": "y", "view": "zz",
-           "t": "q", "ex": "nope", "l": [f"s{i}" for i in range(40)]}  # fmt: skip
+    bad = {
+        "thr": "abc",
+        "hop": "3",
+        "med": "4",
+        "min": "x",
+        "gap": "y",
+        "view": "zz",
+        "t": "q",
+        "ex": "nope",
+        "l": [f"s{i}" for i in range(40)],
+    }
     state, warnings = parse(bad)
     assert state == replace(D, labels=tuple(f"s{i}" for i in range(S.max_labels)))
     message = combined_warning(warnings)
     assert message is not None and message.startswith(f"The link has {len(warnings)} problems")
-    for what in ("example", "threshold", "window hop", "smoothing", "minimum event length",
-                 "gap filling", "view", "playback time", "40 labels"):  # fmt: skip
+    for what in (
+        "example",
+        "threshold",
+        "window hop",
+        "smoothing",
+        "minimum event length",
+        "gap filling",
+        "view",
+        "playback time",
+        "40 labels",
+    ):
         assert message.count(what) >= 1, what
     lines = message.splitlines()
     assert len(lines) == 1 + len(warnings) == 10  # a heading, then one line per problem
@@ -352,9 +389,25 @@ def test_unknown_params_are_ignored_silently():
 
 fuzz_value = st.one_of(
     st.text(max_size=30),
-    st.sampled_from(["0.5", "5", "3", "-1", "nan", "inf", "1e308", "alarm-clock", "heatmap",
-                     YT, "https://youtu.be/dQw4w9WgXcQ", "deadbeef", "siren:0.3", "-x"]),
-)  # fmt: skip
+    st.sampled_from(
+        [
+            "0.5",
+            "5",
+            "3",
+            "-1",
+            "nan",
+            "inf",
+            "1e308",
+            "alarm-clock",
+            "heatmap",
+            YT,
+            "https://youtu.be/dQw4w9WgXcQ",
+            "deadbeef",
+            "siren:0.3",
+            "-x",
+        ]
+    ),
+)
 
 
 @hsettings(max_examples=300, deadline=None)
@@ -373,29 +426,11 @@ def test_fuzzed_params_never_raise_and_reparse_to_themselves(params):
 
 
 def test_a_real_query_string_round_trips_through_urlencode():
-    query = urlencode({"l": ["dog barking", "-music"], "lt": ["dog barking:0.2"], "t": "3"},
-                      doseq=True)  # fmt: skip
+    query = urlencode(
+        {"l": ["dog barking", "-music"], "lt": ["dog barking:0.2"], "t": "3"}, doseq=True
+    )
     state, warnings = parse(parse_qs(query))
     assert warnings == [] and state.t == 3.0 and state.label_thresholds == {"dog barking": 0.2}
-
-
-# ---------------------------------------------------------------- presets
-
-
-def test_presets_are_short_concrete_label_lists():
-    assert set(PRESETS) == {
-        "Everyday & urban", "Speech & music", "Animals", "Vehicles & alarms", "Household",
-    }  # fmt: skip
-    for name, labels in PRESETS.items():
-        assert 6 <= len(labels) <= 10, name
-        assert len(set(labels)) == len(labels)
-        text = preset_text(name)
-        assert text == "; ".join(labels)
-        parsed = parse_labels(text, max_labels=S.max_labels, max_chars=S.max_label_chars)
-        assert parsed.labels == labels and not parsed.negatives
-        assert all(len(x) <= 30 for x in labels)
-    with pytest.raises(KeyError):
-        preset_text("no such preset")
 
 
 def test_analysis_param_and_its_short_alias():

@@ -45,8 +45,13 @@ def media_server(tmp_path_factory):
 def test_download_with_yt_dlp(media_server, tmp_path, suffix):
     base, root, _ = media_server
     seen = []
-    info = sources.from_url(f"{base}/clip{suffix}", tmp_path, max_duration_s=60,
-                            progress=seen.append, policy=TEST_POLICY)  # fmt: skip
+    info = sources.from_url(
+        f"{base}/clip{suffix}",
+        tmp_path,
+        max_duration_s=60,
+        progress=seen.append,
+        policy=TEST_POLICY,
+    )
     served = (root / f"clip{suffix}").read_bytes()
     assert info.kind == "url" and info.extractor == "Generic"
     assert info.path.read_bytes() == served
@@ -60,9 +65,14 @@ def test_download_with_yt_dlp(media_server, tmp_path, suffix):
 
 @pytest.mark.parametrize(
     "link",
-    ["{base}/clip.mp3", "file:///etc/passwd", "http://169.254.169.254/latest/meta-data",
-     "https://vimeo.com/123456", "http://localhost/clip.mp3"],
-)  # fmt: skip
+    [
+        "{base}/clip.mp3",
+        "file:///etc/passwd",
+        "http://169.254.169.254/latest/meta-data",
+        "https://vimeo.com/123456",
+        "http://localhost/clip.mp3",
+    ],
+)
 def test_production_policy_refuses_before_any_request(media_server, tmp_path, link):
     base, _, requests = media_server
     before = len(requests)
@@ -159,7 +169,7 @@ def test_empty_download_is_refused(media_server, tmp_path):
             },
             SourceError,
             "private network",
-        ),  # fmt: skip
+        ),
         ({"extractor_key": "Youtube", "url": "http://localhost/a"}, SourceError, "private"),
         ({"extractor_key": "Youtube", "url": "http://10.1.2.3/a"}, SourceError, "private"),
     ],
@@ -175,12 +185,17 @@ def test_metadata_gate_accepts_a_normal_video():
         "duration": 600,
         "live_status": "was_live",
         "url": "https://rr3---sn-abc.googlevideo.com/videoplayback?x=1",
-        "formats": [{"url": "https://rr3---sn-abc.googlevideo.com/videoplayback?x=2"},
-                    {"url": "https://8.8.8.8/a"}],
-    }  # fmt: skip
+        "formats": [
+            {"url": "https://rr3---sn-abc.googlevideo.com/videoplayback?x=2"},
+            {"url": "https://8.8.8.8/a"},
+        ],
+    }
     check_info(public, PRODUCTION_POLICY, max_duration_s=3 * 3600)
-    check_info({"extractor_key": "Generic", "url": "http://127.0.0.1:1/a.mp3"},
-               TEST_POLICY, max_duration_s=60)  # fmt: skip
+    check_info(
+        {"extractor_key": "Generic", "url": "http://127.0.0.1:1/a.mp3"},
+        TEST_POLICY,
+        max_duration_s=60,
+    )
 
 
 def test_production_options_load_only_youtube_and_soundcloud(tmp_path):
@@ -292,9 +307,12 @@ def test_resolve_source_sends_links_to_from_url(tmp_path, monkeypatch):
     calls = []
     monkeypatch.setattr(sources, "from_url", lambda url, workdir, **kw: calls.append((url, kw)))
     sources.resolve_source("youtu.be/dQw4w9WgXcQ", tmp_path, max_duration_s=60)
-    assert calls == [("youtu.be/dQw4w9WgXcQ",
-                      {"max_duration_s": 60, "progress": sources.no_progress,
-                       "policy": PRODUCTION_POLICY})]  # fmt: skip
+    assert calls == [
+        (
+            "youtu.be/dQw4w9WgXcQ",
+            {"max_duration_s": 60, "progress": sources.no_progress, "policy": PRODUCTION_POLICY},
+        )
+    ]
 
 
 @pytest.mark.parametrize("name", ["../../etc/passwd.wav", "evil\nname.WAV", "a/b/c.wav"])
@@ -405,15 +423,17 @@ def test_redirects_are_followed_without_the_guard(ssrf, tmp_path):
     """Control: with every check off, the redirect does reach the second server, so the
     refusals below are the guard's doing."""
     before = len(ssrf["hits"])
-    info = sources.from_url(_via(ssrf, ssrf["back"] + "/clip.mp3"), tmp_path, max_duration_s=60,
-                            policy=TEST_POLICY)  # fmt: skip
+    info = sources.from_url(
+        _via(ssrf, ssrf["back"] + "/clip.mp3"), tmp_path, max_duration_s=60, policy=TEST_POLICY
+    )
     assert info.duration_s == pytest.approx(2.0, abs=0.1)
     assert len(ssrf["hits"]) > before
 
 
 def test_an_allowed_origin_downloads_through_the_guard(ssrf, tmp_path):
-    info = sources.from_url(f"{ssrf['front']}/clip.mp3", tmp_path, max_duration_s=60,
-                            policy=ssrf["policy"])  # fmt: skip
+    info = sources.from_url(
+        f"{ssrf['front']}/clip.mp3", tmp_path, max_duration_s=60, policy=ssrf["policy"]
+    )
     assert info.path.parent == tmp_path and info.duration_s == pytest.approx(2.0, abs=0.1)
     assert [p.name for p in tmp_path.iterdir()] == [info.file_name]
 
@@ -422,8 +442,12 @@ def test_an_allowed_origin_downloads_through_the_guard(ssrf, tmp_path):
 def test_a_redirect_to_a_local_address_is_refused_before_connecting(ssrf, tmp_path, path):
     before = len(ssrf["hits"])
     with pytest.raises(SourceError, match="private network") as err:
-        sources.from_url(_via(ssrf, ssrf["back"] + "/clip.mp3", path), tmp_path,
-                         max_duration_s=60, policy=ssrf["policy"])  # fmt: skip
+        sources.from_url(
+            _via(ssrf, ssrf["back"] + "/clip.mp3", path),
+            tmp_path,
+            max_duration_s=60,
+            policy=ssrf["policy"],
+        )
     assert "127.0.0.2" in str(err.value) and "\n" not in str(err.value)
     assert ssrf["hits"][before:] == []  # not one request reached the target
     assert list(tmp_path.iterdir()) == []
@@ -434,11 +458,18 @@ def test_a_redirect_to_cloud_metadata_never_connects(ssrf, tmp_path, monkeypatch
 
     connects: list[tuple] = []
     real = netguard.create_connection
-    monkeypatch.setattr(netguard, "create_connection",
-                        lambda addr, *a, **kw: connects.append(addr) or real(addr, *a, **kw))  # fmt: skip
+    monkeypatch.setattr(
+        netguard,
+        "create_connection",
+        lambda addr, *a, **kw: connects.append(addr) or real(addr, *a, **kw),
+    )
     with pytest.raises(SourceError, match="169.254.169.254"):
-        sources.from_url(_via(ssrf, "http://169.254.169.254/latest/meta-data/"), tmp_path,
-                         max_duration_s=60, policy=ssrf["policy"])  # fmt: skip
+        sources.from_url(
+            _via(ssrf, "http://169.254.169.254/latest/meta-data/"),
+            tmp_path,
+            max_duration_s=60,
+            policy=ssrf["policy"],
+        )
     assert connects and all(ip == "127.0.0.1" for ip, _ in connects)  # only the first hop
 
 
@@ -460,8 +491,12 @@ def test_a_name_that_resolves_to_this_machine_is_refused(ssrf, tmp_path, monkeyp
     with pytest.raises(SourceError, match="cdn.example.com, which resolves to 127.0.0.2"):
         sources.from_url(_via(ssrf, dest), tmp_path, max_duration_s=60, policy=ssrf["policy"])
     with pytest.raises(SourceError, match="private network"):  # the trailing-dot form too
-        sources.from_url(_via(ssrf, f"http://localhost.:{ssrf['back_port']}/clip.mp3"),
-                         tmp_path, max_duration_s=60, policy=ssrf["policy"])  # fmt: skip
+        sources.from_url(
+            _via(ssrf, f"http://localhost.:{ssrf['back_port']}/clip.mp3"),
+            tmp_path,
+            max_duration_s=60,
+            policy=ssrf["policy"],
+        )
     assert ssrf["hits"][before:] == []
     assert list(tmp_path.iterdir()) == []
 
@@ -469,8 +504,7 @@ def test_a_name_that_resolves_to_this_machine_is_refused(ssrf, tmp_path, monkeyp
 def test_a_redirect_to_another_scheme_reads_nothing(ssrf, tmp_path):
     for dest in ("file:///etc/passwd", "ftp://127.0.0.2/x.mp3"):
         with pytest.raises(SourceError, match="non-web address") as err:
-            sources.from_url(_via(ssrf, dest), tmp_path, max_duration_s=60,
-                             policy=ssrf["policy"])  # fmt: skip
+            sources.from_url(_via(ssrf, dest), tmp_path, max_duration_s=60, policy=ssrf["policy"])
         assert "root:" not in str(err.value) and "\n" not in str(err.value)
     assert list(tmp_path.iterdir()) == []
 
@@ -480,8 +514,11 @@ def test_media_hosts_are_resolved_before_download(monkeypatch):
 
     from sonotag_core import netguard
 
-    answers = {"cdn.example.com": "93.184.216.34", "internal.example.com": "10.0.0.5",
-               "mixed.example.com": ("93.184.216.34", "192.168.1.2")}  # fmt: skip
+    answers = {
+        "cdn.example.com": "93.184.216.34",
+        "internal.example.com": "10.0.0.5",
+        "mixed.example.com": ("93.184.216.34", "192.168.1.2"),
+    }
 
     def fake_dns(host, port, *args, **kwargs):
         if host not in answers:
@@ -491,24 +528,46 @@ def test_media_hosts_are_resolved_before_download(monkeypatch):
 
     monkeypatch.setattr(netguard, "_getaddrinfo", fake_dns)
     guard = netguard.AddressGuard()
-    ok = {"extractor_key": "Soundcloud", "url": "https://cdn.example.com/a.mp3",
-          "formats": [{"url": "https://unknown.example.net/a"}]}  # fmt: skip
+    ok = {
+        "extractor_key": "Soundcloud",
+        "url": "https://cdn.example.com/a.mp3",
+        "formats": [{"url": "https://unknown.example.net/a"}],
+    }
     sources.check_hosts(ok, guard)  # public, or unresolvable (the download will say so)
     for host in ("internal.example.com", "mixed.example.com"):
-        bad = {**ok, "formats": [{"fragment_base_url": "https://cdn.example.com/",
-                                  "fragments": [{"url": f"https://{host}/seg1.ts"}]}]}  # fmt: skip
+        bad = {
+            **ok,
+            "formats": [
+                {
+                    "fragment_base_url": "https://cdn.example.com/",
+                    "fragments": [{"url": f"https://{host}/seg1.ts"}],
+                }
+            ],
+        }
         with pytest.raises(SourceError, match=f"{host}, which resolves to"):
             sources.check_hosts(bad, guard)
 
 
 @pytest.mark.parametrize(
     ("ip", "public"),
-    [("93.184.216.34", True), ("2606:2800:220:1::1", True), ("127.0.0.2", False),
-     ("10.1.2.3", False), ("172.16.0.1", False), ("192.168.0.1", False),
-     ("169.254.169.254", False), ("100.64.0.1", False), ("0.0.0.0", False), ("::1", False),
-     ("fe80::1%eth0", False), ("fd00::1", False), ("::ffff:127.0.0.1", False),
-     ("224.0.0.1", False), ("not an ip", False)],
-)  # fmt: skip
+    [
+        ("93.184.216.34", True),
+        ("2606:2800:220:1::1", True),
+        ("127.0.0.2", False),
+        ("10.1.2.3", False),
+        ("172.16.0.1", False),
+        ("192.168.0.1", False),
+        ("169.254.169.254", False),
+        ("100.64.0.1", False),
+        ("0.0.0.0", False),
+        ("::1", False),
+        ("fe80::1%eth0", False),
+        ("fd00::1", False),
+        ("::ffff:127.0.0.1", False),
+        ("224.0.0.1", False),
+        ("not an ip", False),
+    ],
+)
 def test_which_addresses_are_public(ip, public):
     assert sources.is_public(ip) is public
 
@@ -535,9 +594,28 @@ def test_https_through_the_guard_verifies_the_host_name(tmp_path, monkeypatch):
     if shutil.which("openssl") is None:
         pytest.skip("needs the openssl command to make a certificate")
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-                    "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost",
-                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)  # fmt: skip
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
     root = tmp_path / "www"
     root.mkdir()
     make_audio(root / "clip.mp3", 2.0, kind="mix")
@@ -560,16 +638,22 @@ def test_https_through_the_guard_verifies_the_host_name(tmp_path, monkeypatch):
     origins = (f"localhost:{port}", f"127.0.0.1:{port}", f"[::1]:{port}")
     policy = UrlPolicy(("Generic",), local_origins=origins)
     real = sources.ydl_options
-    monkeypatch.setattr(sources, "ydl_options",
-                        lambda *a: {**real(*a), "compat_opts": ["no-certifi"]})  # fmt: skip
+    monkeypatch.setattr(
+        sources, "ydl_options", lambda *a: {**real(*a), "compat_opts": ["no-certifi"]}
+    )
     monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # trust our certificate, verify as usual
     try:
-        info = sources.from_url(f"https://localhost:{port}/clip.mp3", tmp_path / "a",
-                                max_duration_s=60, policy=policy)  # fmt: skip
+        info = sources.from_url(
+            f"https://localhost:{port}/clip.mp3", tmp_path / "a", max_duration_s=60, policy=policy
+        )
         assert info.duration_s == pytest.approx(2.0, abs=0.1) and "localhost" in names
         with pytest.raises(SourceError) as err:  # same server and certificate, by IP: no match
-            sources.from_url(f"https://127.0.0.1:{port}/clip.mp3", tmp_path / "b",
-                             max_duration_s=60, policy=policy)  # fmt: skip
+            sources.from_url(
+                f"https://127.0.0.1:{port}/clip.mp3",
+                tmp_path / "b",
+                max_duration_s=60,
+                policy=policy,
+            )
         assert "certificate" in str(err.value)
     finally:
         server.shutdown()

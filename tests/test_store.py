@@ -42,8 +42,16 @@ def test_round_trip_and_library(tmp_path):
     store = Store(tmp_path)
     emb = random_embeddings()
     labels = LabelSet(("siren", "music"), frozenset({"music"}))
-    aid = store.save_analysis(fake_source(), emb, labels, hop_s=10.0, checkpoint_sha256=SHA,
-                              model_name="openflam-v1-base", settings={"threshold": 0.4}, seconds=2.5)  # fmt: skip
+    aid = store.save_analysis(
+        fake_source(),
+        emb,
+        labels,
+        hop_s=10.0,
+        checkpoint_sha256=SHA,
+        model_name="openflam-v1-base",
+        settings={"threshold": 0.4},
+        seconds=2.5,
+    )
     got = store.get_analysis(aid)
     assert got is not None and got.labels == labels and got.settings == {"threshold": 0.4}
     assert got.source.title == "A clip" and got.source.duration_s == 25.0 and got.hop_s == 10.0
@@ -64,7 +72,7 @@ def test_same_audio_and_model_is_stored_once(tmp_path):
     ids = [
         store.save_analysis(
             fake_source(), emb, LabelSet((x,)), hop_s=10.0, checkpoint_sha256=SHA, model_name="m"
-        )  # fmt: skip
+        )
         for x in ("siren", "dog", "rain")
     ]
     assert len(set(ids)) == 3
@@ -88,11 +96,19 @@ def test_float16_probability_error(tmp_path, model, text_cache, settings):
     emb = embed_file(model, clip, hop_s=10.0, settings=settings)
     store = Store(tmp_path / "db")
     labels = LabelSet(("siren", "beeping", "speech", "music"))
-    aid = store.save_analysis(from_path(clip), emb, labels, hop_s=10.0,
-                              checkpoint_sha256=model.info.checkpoint_sha256, model_name="m")  # fmt: skip
+    aid = store.save_analysis(
+        from_path(clip),
+        emb,
+        labels,
+        hop_s=10.0,
+        checkpoint_sha256=model.info.checkpoint_sha256,
+        model_name="m",
+    )
     restored = store.get_analysis(aid).embeddings
-    diff = np.abs(score(text_cache, emb, labels).probabilities
-                  - score(text_cache, restored, labels).probabilities).max()  # fmt: skip
+    diff = np.abs(
+        score(text_cache, emb, labels).probabilities
+        - score(text_cache, restored, labels).probabilities
+    ).max()
     print(f"float16 storage: max |probability difference| = {diff:.2e}")
     assert diff < 1e-3
 
@@ -120,8 +136,12 @@ s.save_analysis(src, emb, LabelSet(("a",)), hop_s=10.0, checkpoint_sha256="ab" *
 
 
 def test_killed_mid_write_leaves_nothing_visible(tmp_path):
-    proc = subprocess.Popen([sys.executable, "-c", CHILD, str(tmp_path)], stdout=subprocess.PIPE,
-                            text=True, cwd=Path(__file__).resolve().parent.parent)  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(tmp_path)],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
     assert proc.stdout.readline().strip() == "mid-write"
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
@@ -131,8 +151,14 @@ def test_killed_mid_write_leaves_nothing_visible(tmp_path):
     for table in ("sources", "embeddings", "analyses"):
         assert db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0] == 0, table
     assert store.list_analyses() == []
-    aid = store.save_analysis(fake_source(), random_embeddings(), LabelSet(("a",)), hop_s=10.0,
-                              checkpoint_sha256=SHA, model_name="m")  # fmt: skip
+    aid = store.save_analysis(
+        fake_source(),
+        random_embeddings(),
+        LabelSet(("a",)),
+        hop_s=10.0,
+        checkpoint_sha256=SHA,
+        model_name="m",
+    )
     assert store.get_analysis(aid) is not None
 
 
@@ -149,13 +175,25 @@ def test_schema_version_and_newer_database(tmp_path):
 
 def test_full_disk_is_a_clear_error_and_keeps_the_store(tmp_path):
     store = Store(tmp_path)
-    first = store.save_analysis(fake_source("e" * 64), random_embeddings(1), LabelSet(("a",)),
-                                hop_s=10.0, checkpoint_sha256=SHA, model_name="m")  # fmt: skip
+    first = store.save_analysis(
+        fake_source("e" * 64),
+        random_embeddings(1),
+        LabelSet(("a",)),
+        hop_s=10.0,
+        checkpoint_sha256=SHA,
+        model_name="m",
+    )
     pages = store._conn().execute("PRAGMA page_count").fetchone()[0]
     store._conn().execute(f"PRAGMA max_page_count = {pages + 5}")  # simulate a full disk
     with pytest.raises(StoreError, match="full"):
-        store.save_analysis(fake_source(), random_embeddings(40), LabelSet(("b",)), hop_s=10.0,
-                            checkpoint_sha256=SHA, model_name="m")  # fmt: skip
+        store.save_analysis(
+            fake_source(),
+            random_embeddings(40),
+            LabelSet(("b",)),
+            hop_s=10.0,
+            checkpoint_sha256=SHA,
+            model_name="m",
+        )
     assert [a.id for a in store.list_analyses()] == [first]
     assert store.get_analysis(first) is not None
 
@@ -167,8 +205,14 @@ def test_full_disk_that_sqlite_rolled_back_itself_still_says_full(tmp_path):
     pages = store._conn().execute("PRAGMA page_count").fetchone()[0]
     store._conn().execute(f"PRAGMA max_page_count = {pages}")  # not one page more
     with pytest.raises(StoreError, match="is full") as err:
-        store.save_analysis(fake_source(), random_embeddings(3), LabelSet(("b",)), hop_s=10.0,
-                            checkpoint_sha256=SHA, model_name="m")  # fmt: skip
+        store.save_analysis(
+            fake_source(),
+            random_embeddings(3),
+            LabelSet(("b",)),
+            hop_s=10.0,
+            checkpoint_sha256=SHA,
+            model_name="m",
+        )
     assert "rollback" not in str(err.value)
     assert store.list_analyses() == [] and not store._conn().in_transaction
 
@@ -189,8 +233,14 @@ def file_source(path: Path, kind: str = "upload", url: str | None = None) -> Sou
 
 
 def save(store: Store, source: SourceInfo, seed: int = 0, labels=("a",)) -> str:
-    return store.save_analysis(source, random_embeddings(2, seed), LabelSet(labels), hop_s=10.0,
-                               checkpoint_sha256=SHA, model_name="m")  # fmt: skip
+    return store.save_analysis(
+        source,
+        random_embeddings(2, seed),
+        LabelSet(labels),
+        hop_s=10.0,
+        checkpoint_sha256=SHA,
+        model_name="m",
+    )
 
 
 def test_keep_media_moves_files_in_the_data_dir_and_copies_others(tmp_path):
@@ -242,8 +292,16 @@ def save_with_media(store: Store, source: SourceInfo) -> tuple[str, SourceInfo]:
         checkpoint_sha256, name = SHA, "openflam-v1-base"
 
     model = type("M", (), {"info": Info})()
-    return analysis.save_analysis(store, source, random_embeddings(2), LabelSet(("a",)), model,
-                                  hop_s=10.0, settings={"threshold": 0.5}, seconds=1.0)  # fmt: skip
+    return analysis.save_analysis(
+        store,
+        source,
+        random_embeddings(2),
+        LabelSet(("a",)),
+        model,
+        hop_s=10.0,
+        settings={"threshold": 0.5},
+        seconds=1.0,
+    )
 
 
 def test_lru_eviction_keeps_analyses_that_still_open_and_relabel(tmp_path, text_cache):
@@ -260,8 +318,9 @@ def test_lru_eviction_keeps_analyses_that_still_open_and_relabel(tmp_path, text_
     assert store.media_usage() == MediaUsage(2, 8000, 10_000)
     assert len(list((data / "media").iterdir())) == 2
     db = sqlite3.connect(store.path)
-    evicted = db.execute("SELECT media_path FROM sources WHERE content_id = ?",
-                         (srcs[1].content_id,)).fetchone()  # fmt: skip
+    evicted = db.execute(
+        "SELECT media_path FROM sources WHERE content_id = ?", (srcs[1].content_id,)
+    ).fetchone()
     assert evicted == (None,)
     # the evicted audio's analysis remains: it opens without playback and relabels
     opened = store.get_analysis(ids[1])
@@ -346,13 +405,31 @@ def test_iter_embeddings_streams_one_row_at_a_time(tmp_path):
     n_rows, windows = 8, 40  # 1.3 MB of float16 per row
     for i in range(n_rows):
         src = fake_source(f"{i:064x}")
-        store.save_analysis(src, random_embeddings(windows, i), LabelSet(("old",)), hop_s=10.0,
-                            checkpoint_sha256=SHA, model_name="m")  # fmt: skip
-        store.save_analysis(src, random_embeddings(windows, i), LabelSet((f"new {i}",)),
-                            hop_s=10.0, checkpoint_sha256=SHA, model_name="m")  # fmt: skip
+        store.save_analysis(
+            src,
+            random_embeddings(windows, i),
+            LabelSet(("old",)),
+            hop_s=10.0,
+            checkpoint_sha256=SHA,
+            model_name="m",
+        )
+        store.save_analysis(
+            src,
+            random_embeddings(windows, i),
+            LabelSet((f"new {i}",)),
+            hop_s=10.0,
+            checkpoint_sha256=SHA,
+            model_name="m",
+        )
     other = fake_source("9" * 64)
-    store.save_analysis(other, random_embeddings(3), LabelSet(("x",)), hop_s=10.0,
-                        checkpoint_sha256="cd" * 32, model_name="m")  # fmt: skip
+    store.save_analysis(
+        other,
+        random_embeddings(3),
+        LabelSet(("x",)),
+        hop_s=10.0,
+        checkpoint_sha256="cd" * 32,
+        model_name="m",
+    )
     row_bytes = windows * 32 * 512 * 2
     tracemalloc.start()
     try:
@@ -370,8 +447,9 @@ def test_iter_embeddings_streams_one_row_at_a_time(tmp_path):
     assert peak < 3 * row_bytes, f"peak {peak / 1e6:.1f} MB: rows are not streamed"
     np.testing.assert_allclose(
         next(store.iter_embeddings(SHA)).embeddings.features,
-        random_embeddings(windows, 0).features, atol=5e-4,
-    )  # fmt: skip
+        random_embeddings(windows, 0).features,
+        atol=5e-4,
+    )
     assert list(store.iter_embeddings("00" * 32)) == []
 
 
@@ -379,11 +457,20 @@ def test_migrates_a_schema_1_database(tmp_path):
     db = sqlite3.connect(tmp_path / "sonotag.db")
     db.executescript(MIGRATIONS[0] + "; PRAGMA user_version = 1;")
     emb = random_embeddings(2)
-    db.execute("INSERT INTO sources VALUES (?,?,?,?,?,?,?,?,?)",
-               ("c" * 64, "upload", "Old clip", None, "x.wav", 20.0, None, "/gone/x.wav", 1.0))  # fmt: skip
-    db.execute("INSERT INTO embeddings VALUES (1,?,10.0,?,?,2,?,?,1.0)",
-               ("c" * 64, SHA, emb.n_samples, emb.starts.tobytes(),
-                emb.features.astype(np.float16).tobytes()))  # fmt: skip
+    db.execute(
+        "INSERT INTO sources VALUES (?,?,?,?,?,?,?,?,?)",
+        ("c" * 64, "upload", "Old clip", None, "x.wav", 20.0, None, "/gone/x.wav", 1.0),
+    )
+    db.execute(
+        "INSERT INTO embeddings VALUES (1,?,10.0,?,?,2,?,?,1.0)",
+        (
+            "c" * 64,
+            SHA,
+            emb.n_samples,
+            emb.starts.tobytes(),
+            emb.features.astype(np.float16).tobytes(),
+        ),
+    )
     db.execute(
         "INSERT INTO analyses VALUES ('0123456789abcdef',1,'[\"siren\"]','[]','{}','m',1.5,2.0)"
     )
@@ -412,8 +499,14 @@ def test_embed_source_reuses_the_store_before_encoding(tmp_path, model, settings
     store = Store(tmp_path)
     src = fake_source()
     emb = random_embeddings(2)
-    store.save_analysis(src, emb, LabelSet(("a",)), hop_s=10.0,
-                        checkpoint_sha256=model.info.checkpoint_sha256, model_name="m")  # fmt: skip
+    store.save_analysis(
+        src,
+        emb,
+        LabelSet(("a",)),
+        hop_s=10.0,
+        checkpoint_sha256=model.info.checkpoint_sha256,
+        model_name="m",
+    )
 
     def no_encoding(*args, **kwargs):
         raise AssertionError("the audio encoder ran")
@@ -438,14 +531,35 @@ def test_migrates_a_schema_3_database_and_adds_reviews(tmp_path):
     db = sqlite3.connect(tmp_path / "sonotag.db")
     db.executescript(";".join(MIGRATIONS[:3]) + "; PRAGMA user_version = 3;")
     emb = random_embeddings(2)
-    db.execute("INSERT INTO sources VALUES (?,?,?,?,?,?,?,?,?)",
-               ("c" * 64, "url", "Old video", "https://youtu.be/abcdefghijk", "v.m4a", 20.0,
-                None, None, 1.0))  # fmt: skip
-    db.execute("INSERT INTO embeddings VALUES (1,?,10.0,?,?,2,?,?,1.0)",
-               ("c" * 64, SHA, emb.n_samples, emb.starts.tobytes(),
-                emb.features.astype(np.float16).tobytes()))  # fmt: skip
-    db.execute("INSERT INTO analyses VALUES (?,1,'[\"siren\"]','[]','{\"threshold\": 0.3}',"
-               "'m',1.5,2.0,'visitor:abc')", ("a" * 32,))  # fmt: skip
+    db.execute(
+        "INSERT INTO sources VALUES (?,?,?,?,?,?,?,?,?)",
+        (
+            "c" * 64,
+            "url",
+            "Old video",
+            "https://youtu.be/abcdefghijk",
+            "v.m4a",
+            20.0,
+            None,
+            None,
+            1.0,
+        ),
+    )
+    db.execute(
+        "INSERT INTO embeddings VALUES (1,?,10.0,?,?,2,?,?,1.0)",
+        (
+            "c" * 64,
+            SHA,
+            emb.n_samples,
+            emb.starts.tobytes(),
+            emb.features.astype(np.float16).tobytes(),
+        ),
+    )
+    db.execute(
+        "INSERT INTO analyses VALUES (?,1,'[\"siren\"]','[]','{\"threshold\": 0.3}',"
+        "'m',1.5,2.0,'visitor:abc')",
+        ("a" * 32,),
+    )
     db.commit()
     db.close()
     store = Store(tmp_path)
@@ -457,8 +571,12 @@ def test_migrates_a_schema_3_database_and_adds_reviews(tmp_path):
     review = Review.of_event("siren", 2.5, 3.75, "accepted")
     assert store.set_review("a" * 32, review, reviewer="visitor:abc")
     assert store.get_reviews("a" * 32) == [review]
-    tables = {r[0] for r in sqlite3.connect(store.path).execute(
-        "SELECT name FROM sqlite_master WHERE type = 'table'")}  # fmt: skip
+    tables = {
+        r[0]
+        for r in sqlite3.connect(store.path).execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table'"
+        )
+    }
     assert tables == {"sources", "embeddings", "analyses", "media", "reviews"}
 
 
@@ -480,8 +598,9 @@ def test_reviews_replace_clear_and_go_with_their_analysis(tmp_path):
     assert store.set_review(aid, second, reviewer="visitor:b")
     assert store.get_reviews(aid) == [dog, second]
     db = sqlite3.connect(store.path)
-    assert db.execute("SELECT reviewer FROM reviews WHERE analysis_id = ? AND label = 'siren'",
-                      (aid,)).fetchone() == ("visitor:b",)  # fmt: skip
+    assert db.execute(
+        "SELECT reviewer FROM reviews WHERE analysis_id = ? AND label = 'siren'", (aid,)
+    ).fetchone() == ("visitor:b",)
     # another session (its own connection) sees the same verdicts
     assert Store(tmp_path).get_reviews(aid) == [dog, second]
     assert store.clear_review(aid, "dog", dog.onset_frame)
@@ -509,8 +628,13 @@ def test_a_review_on_a_full_disk_is_a_store_error_and_keeps_the_store(tmp_path):
     store._conn().execute(f"PRAGMA max_page_count = {pages}")  # simulate a full disk
     with pytest.raises(StoreError, match="full"):
         for frame in range(1, 200):  # long corrected labels: new pages are needed soon
-            review = Review.of_event("siren", frame * 0.3125, frame * 0.3125 + 1, "accepted",
-                                     relabel=f"{frame} " + "x" * 190)  # fmt: skip
+            review = Review.of_event(
+                "siren",
+                frame * 0.3125,
+                frame * 0.3125 + 1,
+                "accepted",
+                relabel=f"{frame} " + "x" * 190,
+            )
             store.set_review(aid, review, reviewer=OPERATOR)
     assert not store._conn().in_transaction
     store._conn().execute(f"PRAGMA max_page_count = {pages + 1000}")

@@ -1,0 +1,385 @@
+"""The Analyze page's inputs: what the user chose (audio, labels, settings), read from and
+written back to the address bar, so the URL is always the share link of the view.
+
+The widgets' session keys are one typed table (:data:`KEYS`), not strings scattered over
+the page; a run of the page reads them once into an :class:`Inputs`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import astuple, dataclass
+from typing import Any
+
+import streamlit as st
+
+import ui_state
+from sonotag_core import library, share, sources
+from sonotag_core.errors import LimitError, SonoTagError
+from sonotag_core.events import EventParams
+from sonotag_core.examples import EXAMPLES
+from sonotag_core.labels import LabelSet, parse_labels
+from sonotag_core.library import Analysed
+from sonotag_core.presets import PRESETS, merge_labels
+
+MODES = ("Example", "Link", "Upload", "Record", "Library")
+VIEWS = {"timeline": "Timelines", "heatmap": "Heatmap", "events": "Events", "scores": "Scores"}
+HOPS = {10.0: "10 s (fast)", 5.0: "5 s (50 % overlap, 2x slower)"}
+UPLOAD_TYPES = ["wav", "mp3", "flac", "ogg", "opus", "m4a", "aac", "webm", "mp4", "mkv", "mov"]
+LT_OVERRIDES = "lt_overrides"  # label -> the threshold the user set for it
+AUTO_RUN = "auto_run"  # a link with audio in it was opened: analyse it once
+
+
+@dataclass(frozen=True)
+class Keys:
+    """The session keys of the widgets a share link sets (and a rerun must keep)."""
+
+    mode: str = "in_mode"
+    link: str = "in_link"
+    example: str = "in_example"
+    analysis: str = "in_analysis"
+    labels: str = "labels_text"
+    threshold: str = "thr"
+    hop: str = "hop"
+    median: str = "med"
+    min_event: str = "min_ev"
+    gap: str = "gap"
+    view: str = "view"
+
+
+KEYS = Keys()
+
+
+def label_key(label: str) -> str:
+    """The session key of one label's own threshold slider."""
+    return f"lt::{label}"
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """What the user chose in this run of the page."""
+
+    mode: str
+    upload: Any  # the uploaded or recorded file (Streamlit's UploadedFile), or None
+    labels: LabelSet | None  # None while the label box does not parse
+    hop_s: float
+
+    def label_thresholds(self) -> dict[str, float]:
+        """The thresholds the user set per label; every other label uses the global one."""
+        if self.labels is None:
+            return {}
+        overrides = st.session_state.get(LT_OVERRIDES, {})
+        return {lab: float(overrides[lab]) for lab in self.labels.positives if lab in overrides}
+
+    def event_params(self) -> EventParams:
+        """The event settings the sidebar shows now (kept with a saved analysis, too)."""
+        ss = st.session_state
+        return EventParams.from_settings(
+            ui_state.settings(),
+            threshold=ss[KEYS.threshold],
+            label_thresholds=self.label_thresholds(),
+            median_frames=ss[KEYS.median],
+            fill_gap_s=ss[KEYS.gap],
+            min_event_s=ss[KEYS.min_event],
+        )
+
+
+# ---------------------------------------------------------------- the link -> the widgets
+
+
+def labels_text(label_set: LabelSet) -> str:
+    """The label box's text: one label per line, negatives with a leading '-'."""
+    return label_set.to_text().replace("; ", "\n")  # labels never contain ';'
+
+
+def stored_labels_text(analysis_id: str) -> str | None:
+    """The labels a stored analysis was made with, as the label box shows them."""
+    try:
+        stored = ui_state.store().get_labels(analysis_id)
+    except SonoTagError:
+        return None
+    return None if stored is None else labels_text(stored)
+
+
+def _load_link_state(params: dict[str, list[str]]) -> None:
+    state, warnings = share.from_query_params(
+        params, settings=ui_state.settings(), example_ids=EXAMPLES
+    )
+    ss = st.session_state
+    ss[ui_state.WARNINGS] = warnings
+    ss[KEYS.mode] = "Library" if state.analysis else "Link" if state.link else "Example"
+    ss[KEYS.link] = state.link or ""
+    ss[KEYS.example] = state.example or next(iter(EXAMPLES))
+    ss[KEYS.analysis] = state.analysis
+    ss[KEYS.labels] = labels_text(state.label_set)
+    if state.analysis and not params.get("l"):  # a bare ?analysis= link: the stored labels
+        ss[KEYS.labels] = stored_labels_text(state.analysis) or ss[KEYS.labels]
+    ss[KEYS.threshold], ss[KEYS.hop] = state.threshold, state.hop_s
+    ss[KEYS.median], ss[KEYS.min_event] = state.median_frames, state.min_event_s
+    ss[KEYS.gap], ss[KEYS.view] = state.fill_gap_s, state.view
+    ss[LT_OVERRIDES] = dict(state.label_thresholds)  # the link's; the rest follow thr
+    for label, value in state.label_thresholds.items():
+        ss[label_key(label)] = value
+    ss[ui_state.PICKED_T] = state.t
+    ss[AUTO_RUN] = bool(state.link or state.example or state.analysis) and bool(params)
+    ss[ui_state.URL_LOADED] = True
+
+
+def load_link_state() -> None:
+    """The query params become the widgets' values: once per session, and again when a
+    link inside the app (Library, Compare) brings new ones."""
+    params = {k: st.query_params.get_all(k) for k in st.query_params}
+    ss = st.session_state
+    if not ss.get(ui_state.URL_LOADED) or (params and params != ss.get(ui_state.QP_WRITTEN)):
+        _load_link_state(params)
+    ui_state.keep_widget_values([*astuple(KEYS), *(k for k in ss if k.startswith(label_key("")))])
+
+
+def show_link_warnings() -> None:
+    if problems := share.combined_warning(st.session_state.get(ui_state.WARNINGS, [])):
+        ui_state.warning(problems)  # one banner, however many parameters were wrong
+
+
+# ---------------------------------------------------------------- widgets
+
+
+def _library_picker() -> None:
+    """Choose a stored analysis; choosing one loads its labels into the label box."""
+    try:
+        rows = library.visible_analyses(ui_state.store(), ui_state.viewer())
+    except SonoTagError as exc:
+        ui_state.error(exc)
+        return
+    names = {r.id: library.describe(r) for r in rows}
+    current = st.session_state.get(KEYS.analysis)
+    if current and current not in names:
+        names = {current: f"analysis {current}", **names}
+    if not names:
+        st.info("The Library is empty: analyse an example, a link or an upload first.")
+        return
+
+    def use_stored_labels() -> None:
+        text = stored_labels_text(st.session_state[KEYS.analysis] or "")
+        if text:
+            st.session_state[KEYS.labels] = text
+
+    st.selectbox(
+        "Stored analysis",
+        list(names),
+        key=KEYS.analysis,
+        format_func=names.get,
+        on_change=use_stored_labels,
+    )
+    st.caption(
+        "Stored audio is never encoded again: new labels and thresholds only need the text encoder."
+    )
+
+
+def _example_picker() -> None:
+    st.selectbox(
+        "Example clip",
+        list(EXAMPLES),
+        key=KEYS.example,
+        format_func=lambda k: f"{EXAMPLES[k].title} ({EXAMPLES[k].seconds:.0f} s)",
+    )
+    ex = EXAMPLES[st.session_state[KEYS.example]]
+    st.caption(f"{ex.description} Suggested labels: {ui_state.md_text('; '.join(ex.labels))}")
+
+    def use_suggested() -> None:
+        labels = EXAMPLES[st.session_state[KEYS.example]].labels
+        st.session_state[KEYS.labels] = merge_labels("", labels)
+
+    st.button(
+        "Use the suggested labels",
+        on_click=use_suggested,
+        key="use_suggested",
+        help="Replaces the labels in the box with this example's.",
+    )
+
+
+def _audio_inputs() -> tuple[str, Any]:
+    """The audio column: returns the mode and the uploaded or recorded file."""
+    mode = st.segmented_control("Audio", MODES, key=KEYS.mode, required=True) or "Example"
+    upload = None
+    if mode == "Link":
+        st.text_input(
+            "YouTube or SoundCloud link",
+            key=KEYS.link,
+            placeholder="https://www.youtube.com/watch?v=… or https://soundcloud.com/artist/track",
+        )
+    elif mode == "Upload":
+        upload = st.file_uploader("Audio or video file", type=UPLOAD_TYPES)
+        if upload is not None:  # the server has every byte: Analyze will find it
+            st.caption(
+                f"“{ui_state.md_text(upload.name)}” is on the server, ready to analyse. "
+                "Once analysed it is kept in the Library; its share link opens it there."
+            )
+        else:
+            st.caption(
+                "An analysed upload is kept in the Library of this server; its share "
+                "link opens it there."
+            )
+    elif mode == "Record":
+        upload = st.audio_input("Record from the microphone", sample_rate=48_000, key="mic")
+        st.caption(
+            "Recorded at 48 kHz and analysed like an upload; once analysed it is kept "
+            "in the Library."
+        )
+    elif mode == "Library":
+        _library_picker()
+    else:
+        _example_picker()
+    return mode, upload
+
+
+def _label_inputs() -> None:
+    def add_preset() -> None:
+        name = st.session_state.preset
+        if name:  # labels already in the box are not added twice
+            st.session_state[KEYS.labels] = merge_labels(
+                st.session_state.get(KEYS.labels, ""), PRESETS[name]
+            )
+            st.session_state.preset = None
+
+    st.text_area(
+        "Labels (one per line or separated by ;)",
+        key=KEYS.labels,
+        height=140,
+        help="Describe sounds in words. A leading '-' marks a negative prompt: it is scored "
+        "and shown, but never produces events.",
+    )
+    st.selectbox(
+        "Add a preset",
+        list(PRESETS),
+        index=None,
+        key="preset",
+        on_change=add_preset,
+        placeholder="Add labels from a preset…",
+    )
+
+
+def _set_override(label: str) -> None:
+    """The user moved this label's own slider: it keeps that value from now on (moving it
+    back onto the global threshold makes it follow the global one again)."""
+    value = float(st.session_state[label_key(label)])
+    overrides = st.session_state.setdefault(LT_OVERRIDES, {})
+    if abs(value - st.session_state[KEYS.threshold]) < 1e-9:
+        overrides.pop(label, None)
+    else:
+        overrides[label] = value
+
+
+def _settings_sidebar(labels: LabelSet | None) -> None:
+    ss = st.session_state
+    st.header("Settings")
+    st.radio(
+        "Window hop",
+        list(HOPS),
+        key=KEYS.hop,
+        format_func=HOPS.get,
+        help="5 s overlaps windows and averages them: smoother, twice the compute.",
+    )
+    st.slider("Event threshold", 0.01, 0.99, key=KEYS.threshold, step=0.01)
+    st.select_slider(
+        "Smoothing (median frames)",
+        list(range(1, share.MEDIAN_FRAMES_MAX + 1, 2)),
+        key=KEYS.median,
+        help="1 = off. 3 removes one-frame (0.31 s) spikes.",
+    )
+    st.slider("Minimum event length (s)", 0.0, share.MIN_EVENT_S_MAX, key=KEYS.min_event, step=0.1)
+    st.slider("Fill gaps shorter than (s)", 0.0, share.FILL_GAP_S_MAX, key=KEYS.gap, step=0.05)
+    if labels is None or not labels.positives:
+        return
+    overrides = ss.setdefault(LT_OVERRIDES, {})
+    with st.expander("Per-label thresholds"):
+        st.caption("A label follows the event threshold until you move its own slider.")
+        for label in labels.positives:
+            if label not in overrides:  # follows the global threshold, wherever it is
+                ss[label_key(label)] = ss[KEYS.threshold]
+            st.slider(
+                ui_state.md_text(label),
+                0.01,
+                0.99,
+                key=label_key(label),
+                step=0.01,
+                on_change=_set_override,
+                args=(label,),
+            )
+
+
+def render() -> Inputs:
+    """The input widgets (audio, labels, the settings sidebar) and what they hold now."""
+    left, right = st.columns([3, 2], gap="large")
+    with left:
+        mode, upload = _audio_inputs()
+    with right:
+        _label_inputs()
+    problem = st.container()  # always there: the results below keep their place
+    s = ui_state.settings()
+    try:
+        labels: LabelSet | None = parse_labels(
+            st.session_state[KEYS.labels], max_labels=s.max_labels, max_chars=s.max_label_chars
+        )
+    except LimitError as exc:
+        labels = None
+        with problem:
+            ui_state.error(exc)
+    with st.sidebar:
+        _settings_sidebar(labels)
+    return Inputs(mode, upload, labels, float(st.session_state[KEYS.hop]))
+
+
+# ---------------------------------------------------------------- the view -> the link
+
+
+def _shared_link(inputs: Inputs) -> str | None:
+    text = str(st.session_state.get(KEYS.link, "")).strip()
+    if inputs.mode != "Link" or not text:
+        return None
+    try:
+        return sources.parse_link(text).url
+    except SonoTagError:
+        return None
+
+
+def view_state(inputs: Inputs, result: Analysed | None) -> share.ViewState | None:
+    """What is on screen, as a share link describes it (None while the labels are bad)."""
+    if inputs.labels is None:
+        return None
+    ss = st.session_state
+    stored_id = result.analysis_id if result is not None else None
+    return share.ViewState(
+        link=_shared_link(inputs),
+        example=ss[KEYS.example] if inputs.mode == "Example" else None,
+        # uploads, recordings and Library picks are shared by their stored analysis
+        analysis=stored_id if inputs.mode in ("Upload", "Record", "Library") else None,
+        labels=inputs.labels.labels,
+        negatives=inputs.labels.negatives,
+        threshold=float(ss[KEYS.threshold]),
+        label_thresholds=inputs.label_thresholds(),
+        hop_s=result.hop_s if result is not None else inputs.hop_s,  # what is shown
+        median_frames=int(ss[KEYS.median]),
+        min_event_s=float(ss[KEYS.min_event]),
+        fill_gap_s=float(ss[KEYS.gap]),
+        view=ss.get(KEYS.view) or "timeline",
+        t=ss.get(ui_state.PICKED_T),
+    )
+
+
+def write_share_link(inputs: Inputs, result: Analysed | None) -> None:
+    """The address bar becomes the share link of this view; *Share this view* shows it."""
+    state = view_state(inputs, result)
+    if state is None:
+        return
+    s = ui_state.settings()
+    written = share.to_query_params(state, settings=s)
+    st.query_params.from_dict(written)
+    st.session_state[ui_state.QP_WRITTEN] = {
+        k: list(v) if isinstance(v, list) else [v] for k, v in written.items()
+    }
+    with st.expander("Share this view", icon=":material/share:"):
+        base = (st.context.url or "").split("?")[0]
+        st.code(share.share_url(base, state, settings=s), language=None, wrap_lines=True)
+        st.caption(
+            "The address bar holds this link too. Opening it restores the audio, "
+            "labels, settings and the selected moment."
+        )

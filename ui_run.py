@@ -1,0 +1,183 @@
+"""The Analyze page's run: the chosen input through the service (sonotag_core.service),
+with its progress box and a Cancel that leaves nothing behind, and the report of what is
+on screen."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import streamlit as st
+
+import ui_state
+from sonotag_core import sources
+from sonotag_core.errors import SonoTagError
+from sonotag_core.events import EventParams
+from sonotag_core.examples import EXAMPLES, example_path
+from sonotag_core.library import Analysed
+from sonotag_core.progress import RunHandle
+from sonotag_core.report import Report
+from sonotag_core.service import Service
+from ui_inputs import AUTO_RUN, KEYS, Inputs
+
+CANCEL, RUN, CANCELLED = "cancel_run", "run_state", "run_cancelled"  # session keys
+CANCEL_WAIT_S = 120.0  # how long the rerun waits for the cancelled run to stop
+
+
+def resolve(inputs: Inputs, progress: ui_state.ProgressBar, service: Service) -> sources.SourceInfo:
+    """The selected input as a local file: a stored link's kept audio, else a download
+    (remembered per server), an upload, a recording or an example."""
+    data_dir = Path(ui_state.settings().data_dir)
+    ss = st.session_state
+    if inputs.mode == "Example":
+        ex_id = ss[KEYS.example]
+        return sources.from_path(example_path(ex_id, data_dir), title=EXAMPLES[ex_id].title)
+    if inputs.mode == "Record":
+        if inputs.upload is None:
+            raise SonoTagError("Record something first: press the microphone, then stop.")
+        name = time.strftime("Recording %Y-%m-%d %H.%M.%S.wav")
+        return sources.from_upload(inputs.upload.getvalue(), name, data_dir / sources.UPLOADS_DIR)
+    if inputs.mode == "Upload":
+        if inputs.upload is None:
+            raise SonoTagError(
+                "Choose a file to upload first. If one is still uploading, press Analyze "
+                "again when it says it is ready."
+            )
+        return sources.from_upload(
+            inputs.upload.getvalue(), inputs.upload.name, data_dir / sources.UPLOADS_DIR
+        )
+    # downloads go to downloads/; the store moves a saved one into media/
+    return service.link_source(
+        str(ss[KEYS.link]).strip(),
+        data_dir / sources.DOWNLOADS_DIR,
+        hop_s=inputs.hop_s,
+        progress=progress,
+    )
+
+
+def open_store():
+    """The result store, or None with a warning: a broken store must not stop analyses."""
+    try:
+        return ui_state.store()
+    except SonoTagError as exc:
+        ui_state.warning(f"{exc} Analyses work, but are not saved in the Library.")
+        return None
+
+
+def _cancel_run() -> None:
+    """The Cancel button's callback: the click stops the running script at its next
+    progress update (one batch at most) and starts this rerun, which says what became
+    of it (:func:`show_cancelled`)."""
+    st.session_state[CANCELLED] = True
+
+
+def show_cancelled() -> None:
+    """The rerun after a Cancel click. The stopped run unwinds in its own thread (removing
+    its files as it goes), so wait for it: the message then says what really happened."""
+    run: RunHandle | None = st.session_state.get(RUN)
+    if run is None:
+        return
+    with st.spinner("Stopping the analysis…"):
+        stopped = run.wait(CANCEL_WAIT_S)
+    if run.result is not None:  # it had finished and been kept before the click arrived
+        st.session_state[ui_state.RESULT] = run.result
+        st.info("The analysis had already finished when Cancel was pressed.")
+    elif stopped:
+        st.info("Cancelled — nothing was saved.", icon=":material/cancel:")
+    else:
+        st.warning("Cancelling: the analysis stops at its next step and saves nothing.")
+
+
+def _analysed(inputs: Inputs, save: bool, bar: ui_state.ProgressBar) -> Analysed:
+    model = ui_state.model(bar)  # "Loading the OpenFLAM model" only if it loads
+    store = open_store()
+    service = ui_state.service(model, store)
+    source = None
+    if inputs.mode == "Library":
+        if store is None or not st.session_state.get(KEYS.analysis):
+            raise SonoTagError("Choose a stored analysis first.")
+        done = service.open(st.session_state[KEYS.analysis])
+        if not (save and abs(done.hop_s - inputs.hop_s) > 1e-9):
+            return done
+        if not done.source.path.is_file():  # Analyze at another hop needs the audio
+            raise SonoTagError(
+                f"This analysis was encoded with a {done.hop_s:g}-s hop and its audio is no "
+                "longer kept on this server, so it cannot be encoded at another hop. Analyse "
+                "the file or link again."
+            )
+        source = done.source  # the kept audio, encoded at the new hop
+    else:
+        source = resolve(inputs, bar, service)
+    ui_state.rate_limiter().check(*ui_state.user_keys())
+    return service.analyse(
+        source,
+        inputs.labels,
+        hop_s=inputs.hop_s,
+        params=inputs.event_params(),
+        save=save,
+        viewer=ui_state.viewer(),
+        update_existing=True,
+        progress=bar,
+    )
+
+
+def run_analysis(inputs: Inputs, save: bool) -> None:
+    """One run in a status box with its progress bar and a Cancel button."""
+    run = RunHandle()
+    st.session_state[RUN] = run
+    try:
+        with st.status("Analysing…", expanded=True) as status:
+            cancel = st.empty()
+            cancel.button(
+                "Cancel",
+                key=CANCEL,
+                on_click=_cancel_run,
+                help="Stop this analysis: nothing is saved.",
+            )
+            bar = ui_state.ProgressBar()
+            try:
+                done = _analysed(inputs, save, bar)
+                run.result = done  # no Streamlit call in between: a cancel cannot land here
+                st.session_state[ui_state.RESULT] = done
+                cancel.empty()
+                bar.done(f"Done: {done.embeddings.n_windows} window(s) in {done.seconds:.1f} s")
+                status.update(
+                    label=f"Analysed “{ui_state.md_text(done.source.title)}”",
+                    state="complete",
+                    expanded=False,
+                )
+            except SonoTagError as exc:
+                cancel.empty()
+                bar.clear()
+                status.update(label="Could not analyse this audio", state="error", expanded=True)
+                ui_state.error(exc)
+    finally:  # however it ended, a stopped one included: a Cancel's rerun waits for this
+        run.finish()
+
+
+def run_if_asked(inputs: Inputs, clicked: bool) -> None:
+    """Analyze pressed, or a link with audio opened; or the rerun after a Cancel."""
+    if clicked or st.session_state.pop(AUTO_RUN, False):
+        st.session_state.pop(CANCELLED, None)
+        run_analysis(inputs, save=clicked)  # opening a shared link adds no copy to the Library
+    elif st.session_state.pop(CANCELLED, False):
+        show_cancelled()
+
+
+def report(inputs: Inputs, result: Analysed | None) -> tuple[Report, EventParams] | None:
+    """The report of what is on screen (relabeling: no audio encoder), or None."""
+    if result is None or inputs.labels is None:
+        return None
+    try:
+        params = inputs.event_params()
+        service = ui_state.service(ui_state.model(), ui_state.store_or_none())
+        shown = service.report(result, inputs.labels, params)
+    except SonoTagError as exc:
+        ui_state.error(exc)
+        return None
+    if abs(result.hop_s - inputs.hop_s) > 1e-9:
+        st.caption(
+            f"Shown with a {result.hop_s:g}-s window hop. Press Analyze to encode this "
+            f"audio at a {inputs.hop_s:g}-s hop."
+        )
+    return shown, params
