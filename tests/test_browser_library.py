@@ -154,7 +154,7 @@ def test_about_shows_a_load_error_first_and_the_checkpoint_whole(
             error = page.get_by_text("sonotag fetch-model").first
             expect(error).to_be_visible(timeout=60_000)
             wait_idle(page)
-            expect(note).to_have_count(0)
+            expect(note).to_have_count(0, timeout=60_000)  # the rerun after the error, when loaded
             assert error.bounding_box()["y"] < load.bounding_box()["y"]
             no_traceback(page)
             page.screenshot(path=str(ARTIFACTS / f"about-no-weights-{width}.png"), full_page=True)
