@@ -224,16 +224,17 @@ def viewer() -> access.Viewer:
     return access.Viewer(owner, admin=admin, shared=s.access == "shared")
 
 
-def shared_with_me(analysis_id: str | None) -> bool:
-    """Whether a stored analysis this visitor has open belongs to someone else (they
-    reached it through its share link): the page says it is read-only."""
+def may_change(analysis_id: str | None) -> bool | None:
+    """Whether this visitor may change (delete, review) a stored analysis: None when it
+    is not stored (or the store cannot say), else True for its owner or the operator and
+    False for someone who reached it through its share link."""
     if not analysis_id:
-        return False
+        return None
     try:
         owner = store().analysis_owner(analysis_id)
     except SonoTagError:
-        return False
-    return owner is not None and not access.can_change(viewer(), owner)
+        return None
+    return None if owner is None else access.can_change(viewer(), owner)
 
 
 def client_address() -> str | None:

@@ -127,10 +127,11 @@ def show(result: Analysed, report: Report, params: EventParams, views: Mapping[s
     src, tl = result.source, report.timeline
     aid = result.analysis_id
     events = report.events.reset_index(drop=True)  # with their review status
-    can_review = _may_review(aid)
+    mine = ui_state.may_change(aid)  # None: not stored; False: opened through its link
+    can_review = mine is True  # only the owner (or the operator) gives verdicts
     st.subheader(ui_state.md_text(src.title))
     with st.container():  # always there, so the player below keeps its place on the page
-        if ui_state.shared_with_me(result.analysis_id):
+        if mine is False:
             st.caption(
                 "Shared with you through its link, read-only: only the person who made "
                 "it can delete or review it. Analyze it again to keep a copy of your own."
@@ -163,18 +164,6 @@ def show(result: Analysed, report: Report, params: EventParams, views: Mapping[s
     if view == "scores":
         st.altair_chart(charts.scores_chart(report.clip_scores), width="stretch")
     _downloads(report, download_stem(src.title))
-
-
-def _may_review(analysis_id: str | None) -> bool:
-    """Only a stored analysis can keep verdicts, and only its owner (or the operator)
-    gives them: a share link opens it read-only."""
-    if not analysis_id:
-        return False
-    try:
-        owner = ui_state.store().analysis_owner(analysis_id)
-    except SonoTagError:
-        return False
-    return owner is not None and access.can_change(ui_state.viewer(), owner)
 
 
 def record_review(

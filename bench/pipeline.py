@@ -68,8 +68,10 @@ def ensure_checkpoint() -> Path:
     return HUB
 
 
-def make_audio(path: Path, seconds: float) -> Path:
+def make_audio(path: Path, seconds: float, codec: tuple[str, ...] = ("pcm_s16le",)) -> Path:
+    """Beeps over noise, ``seconds`` long, encoded with ``codec`` (ffmpeg -c:a ...)."""
     if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
         expr = "0.4*sin(2*PI*660*t)*lt(mod(t\\,2)\\,1)+0.05*(random(0)-0.5)"
         subprocess.run(
             [
@@ -83,7 +85,7 @@ def make_audio(path: Path, seconds: float) -> Path:
                 "-i",
                 f"aevalsrc='{expr}':s=48000:d={seconds}",
                 "-c:a",
-                "pcm_s16le",
+                *codec,
                 str(path),
             ],
             check=True,

@@ -22,12 +22,11 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 
 import argparse  # noqa: E402
 import json  # noqa: E402
-import subprocess  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
-from pipeline import CACHE, LABELS, ensure_checkpoint, settings_for  # noqa: E402
+from pipeline import CACHE, LABELS, ensure_checkpoint, make_audio, settings_for  # noqa: E402
 
 
 def main() -> None:
@@ -102,29 +101,10 @@ def stored_analysis(minutes: float, data: Path) -> str:
     from sonotag_core.sources import from_path
     from sonotag_core.store import Store
 
-    audio = CACHE / f"beeps-{minutes:g}min.mp3"
-    if not audio.exists():
-        CACHE.mkdir(parents=True, exist_ok=True)
-        expr = "0.4*sin(2*PI*660*t)*lt(mod(t\\,2)\\,1)+0.05*(random(0)-0.5)"
-        subprocess.run(
-            [
-                "ffmpeg",
-                "-nostdin",
-                "-v",
-                "error",
-                "-y",
-                "-f",
-                "lavfi",
-                "-i",
-                f"aevalsrc='{expr}':s=48000:d={minutes * 60}",
-                "-c:a",
-                "libmp3lame",
-                "-b:a",
-                "48k",
-                str(audio),
-            ],
-            check=True,
-        )
+    # an mp3 the player can play (a WAV of 3 hours would be 1 GB)
+    audio = make_audio(
+        CACHE / f"beeps-{minutes:g}min.mp3", minutes * 60, codec=("libmp3lame", "-b:a", "48k")
+    )
     model = load_model(settings_for(ensure_checkpoint()))
     n = int(round(minutes * 6))
     rng = np.random.default_rng(0)

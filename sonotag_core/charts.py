@@ -65,15 +65,9 @@ def label_colors(
 ) -> dict[str, str]:
     """Label -> colour, the same in the player, the charts and Compare: positives take
     the palette in order (cycling past ten), negatives are grey."""
-    colors: dict[str, str] = {}
-    for label in labels:
-        if label in negatives:
-            colors[label] = NEGATIVE_COLOR
-        else:
-            colors[label] = PALETTE[
-                sum(1 for c in colors.values() if c != NEGATIVE_COLOR) % len(PALETTE)
-            ]
-    return colors
+    positives = [label for label in labels if label not in negatives]
+    colors = {label: PALETTE[i % len(PALETTE)] for i, label in enumerate(positives)}
+    return {label: colors.get(label, NEGATIVE_COLOR) for label in labels}
 
 
 # --------------------------------------------------------------------------- data frames
