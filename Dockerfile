@@ -44,7 +44,7 @@ RUN groupadd --gid 1000 sonotag \
     && chown sonotag:sonotag /data
 COPY --from=builder /opt/venv /opt/venv
 WORKDIR /app
-COPY serve.py streamlit_app.py ui_state.py ui_inputs.py ui_run.py ui_workbench.py ./
+COPY serve.py streamlit_app.py ui_state.py ui_inputs.py ui_library.py ui_run.py ui_workbench.py ./
 COPY frontend frontend
 COPY pages pages
 COPY .streamlit .streamlit

@@ -2,13 +2,13 @@
 the middleware that gives every browser its owner cookie (signed, HttpOnly), which the
 pages read to decide who may see and delete what (:mod:`sonotag_core.access`), plus the
 route that serves signed audio links with byte ranges, so the player can seek to the
-frame (:mod:`sonotag_core.media_links`)."""
+frame (:mod:`sonotag_core.dashboard.media_links`)."""
 
 import streamlit as st
 from starlette.middleware import Middleware
 
 from sonotag_core.access import OwnerCookie, server_secret
-from sonotag_core.media_links import audio_route, media_roots
+from sonotag_core.dashboard.media_links import audio_route, media_roots
 from sonotag_core.settings import Settings
 
 _settings = Settings.from_env()

@@ -13,13 +13,15 @@ from typing import Any
 import streamlit as st
 
 import ui_state
-from sonotag_core import library, share, sources
+from sonotag_core.dashboard import share
+from sonotag_core.dashboard.presets import PRESETS, merge_labels
+from sonotag_core.domain.events import EventParams
+from sonotag_core.domain.labels import LabelSet, parse_labels
 from sonotag_core.errors import LimitError, SonoTagError
-from sonotag_core.events import EventParams
-from sonotag_core.examples import EXAMPLES
-from sonotag_core.labels import LabelSet, parse_labels
-from sonotag_core.library import Analysed
-from sonotag_core.presets import PRESETS, merge_labels
+from sonotag_core.media import sources
+from sonotag_core.media.examples import EXAMPLES
+from sonotag_core.service import library
+from sonotag_core.service.library import Analysed
 
 MODES = ("Example", "Link", "Upload", "Record", "Library")
 VIEWS = {"timeline": "Timelines", "heatmap": "Heatmap", "events": "Events", "scores": "Scores"}

@@ -1,4 +1,4 @@
-"""The Analyze page's run: the chosen input through the service (sonotag_core.service),
+"""The Analyze page's run: the chosen input through the service (sonotag_core.service.api),
 with its progress box and a Cancel that leaves nothing behind, and the report of what is
 on screen."""
 
@@ -10,14 +10,14 @@ from pathlib import Path
 import streamlit as st
 
 import ui_state
-from sonotag_core import sources
+from sonotag_core.domain.events import EventParams
+from sonotag_core.domain.progress import RunHandle
+from sonotag_core.domain.report import Report
 from sonotag_core.errors import SonoTagError
-from sonotag_core.events import EventParams
-from sonotag_core.examples import EXAMPLES, example_path
-from sonotag_core.library import Analysed
-from sonotag_core.progress import RunHandle
-from sonotag_core.report import Report
-from sonotag_core.service import Service
+from sonotag_core.media import sources
+from sonotag_core.media.examples import EXAMPLES, example_path
+from sonotag_core.service.api import Service
+from sonotag_core.service.library import Analysed
 from ui_inputs import AUTO_RUN, KEYS, Inputs
 
 CANCEL, RUN, CANCELLED = "cancel_run", "run_state", "run_cancelled"  # session keys

@@ -17,19 +17,19 @@ from pathlib import Path
 import streamlit as st
 
 from sonotag_core import access
-from sonotag_core.embedding_cache import EmbeddingCache
+from sonotag_core.domain.progress import Clock, Progress, ProgressFn, no_progress
 from sonotag_core.errors import SonoTagError
-from sonotag_core.model import LoadedModel, load_model
-from sonotag_core.progress import Clock, Progress, ProgressFn, no_progress
-from sonotag_core.scheduler import RateLimiter
-from sonotag_core.scoring import TextCache
-from sonotag_core.service import LinkMemo, Service
+from sonotag_core.inference.embedding_cache import EmbeddingCache
+from sonotag_core.inference.model import LoadedModel, load_model
+from sonotag_core.inference.scheduler import RateLimiter
+from sonotag_core.inference.scoring import TextCache
+from sonotag_core.media.sources import SourceInfo, sweep_working_copies
+from sonotag_core.service.api import LinkMemo, Service
 from sonotag_core.settings import Settings
-from sonotag_core.sources import SourceInfo, sweep_working_copies
-from sonotag_core.store import Store
+from sonotag_core.store.database import Store
 
 # session_state keys shared by pages
-RESULT = "result"  # the last analysed audio (sonotag_core.library.Analysed)
+RESULT = "result"  # the last analysed audio (sonotag_core.service.library.Analysed)
 URL_LOADED = "url_loaded"  # query params were read into the widgets once per session
 PICKED_T = "picked_t"  # playback time picked on a chart or the event table
 WARNINGS = "link_warnings"
@@ -305,7 +305,7 @@ class ProgressBar:
 def audio_url(path: str | Path) -> str | None:
     """A signed address of a kept audio file for the player (served by serve.py with
     Range support, so the browser can seek to any instant); None if it cannot be made."""
-    from sonotag_core import media_links
+    from sonotag_core.dashboard import media_links
 
     s = settings()
     try:
@@ -318,7 +318,7 @@ def audio_url(path: str | Path) -> str | None:
 
 @st.cache_resource(show_spinner=False, max_entries=8)
 def _overview(path: str, content_id: str, data_dir: str) -> dict:
-    from sonotag_core import overview
+    from sonotag_core.media import overview
 
     folder = overview.overview_dir(data_dir)
     return overview.cached_overview(Path(path), folder, key=content_id).to_payload()

@@ -20,13 +20,15 @@ import pandas as pd
 import streamlit as st
 
 import ui_state
-from sonotag_core import access, charts, exports, review
+from sonotag_core import access, exports
+from sonotag_core.dashboard import charts
+from sonotag_core.dashboard.workbench_data import workbench_payload
+from sonotag_core.domain import review
+from sonotag_core.domain.events import EventParams
+from sonotag_core.domain.report import Report
+from sonotag_core.domain.timefmt import clock
 from sonotag_core.errors import SonoTagError
-from sonotag_core.events import EventParams
-from sonotag_core.library import Analysed
-from sonotag_core.report import Report
-from sonotag_core.timefmt import clock
-from sonotag_core.workbench_data import workbench_payload
+from sonotag_core.service.library import Analysed
 
 FRONTEND = Path(__file__).parent / "frontend"
 NAME = "sonotag_workbench"

@@ -60,7 +60,7 @@ def peak_rss_mb() -> float:
 def ensure_checkpoint() -> Path:
     marker = HUB / "READY"
     if not marker.exists():
-        from sonotag_core.random_checkpoint import build_random_checkpoint
+        from sonotag_core.testing.random_checkpoint import build_random_checkpoint
 
         print("building full-size random checkpoint (once) ...", file=sys.stderr)
         build_random_checkpoint(HUB, text_layers=12, vocab_size=50265, text_intermediate=3072)
@@ -103,10 +103,10 @@ def settings_for(hub: Path):
 
 def rss_child(seconds: float) -> None:
     """Analyse a ``seconds``-long file in a fresh process; print its peak RSS (MB)."""
-    from sonotag_core.analysis import embed_file, score
-    from sonotag_core.labels import LabelSet
-    from sonotag_core.model import load_model
-    from sonotag_core.scoring import TextCache
+    from sonotag_core.domain.labels import LabelSet
+    from sonotag_core.inference.model import load_model
+    from sonotag_core.inference.scoring import TextCache
+    from sonotag_core.service.analysis import embed_file, score
 
     settings = settings_for(HUB)
     path = make_audio(CACHE / f"audio_{int(seconds)}s.wav", seconds)
@@ -181,12 +181,12 @@ def main() -> None:
     import openflam
     import torch
 
-    from sonotag_core import decode
-    from sonotag_core.analysis import embed_file, score
-    from sonotag_core.labels import LabelSet
-    from sonotag_core.model import load_model
-    from sonotag_core.scoring import TextCache
-    from sonotag_core.windows import WINDOW_SAMPLES
+    from sonotag_core.domain.labels import LabelSet
+    from sonotag_core.domain.windows import WINDOW_SAMPLES
+    from sonotag_core.inference.model import load_model
+    from sonotag_core.inference.scoring import TextCache
+    from sonotag_core.media import decode
+    from sonotag_core.service.analysis import embed_file, score
 
     torch.set_num_threads(2)
     settings = settings_for(HUB)

@@ -38,14 +38,14 @@ def main() -> None:
     args = parser.parse_args()
     if args.browser:
         return browser_relabel(args.minutes, args.labels, args.runs)
-    from sonotag_core import charts
-    from sonotag_core.analysis import score
-    from sonotag_core.embeddings import AudioEmbeddings
-    from sonotag_core.events import EventParams, detect_events
-    from sonotag_core.labels import LabelSet
-    from sonotag_core.model import load_model
-    from sonotag_core.scoring import TextCache
-    from sonotag_core.workbench_data import workbench_payload
+    from sonotag_core.dashboard import charts
+    from sonotag_core.dashboard.workbench_data import workbench_payload
+    from sonotag_core.domain.embeddings import AudioEmbeddings
+    from sonotag_core.domain.events import EventParams, detect_events
+    from sonotag_core.domain.labels import LabelSet
+    from sonotag_core.inference.model import load_model
+    from sonotag_core.inference.scoring import TextCache
+    from sonotag_core.service.analysis import score
 
     model = load_model(settings_for(ensure_checkpoint()))
     n = int(args.minutes * 6)
@@ -94,12 +94,12 @@ def main() -> None:
 def stored_analysis(minutes: float, data: Path) -> str:
     """A stored analysis of ``minutes`` of real audio (an mp3 the player can play) with
     random embeddings, as the dashboard would have kept it; returns its id."""
-    from sonotag_core.analysis import save_analysis
-    from sonotag_core.embeddings import AudioEmbeddings
-    from sonotag_core.labels import LabelSet
-    from sonotag_core.model import load_model
-    from sonotag_core.sources import from_path
-    from sonotag_core.store import Store
+    from sonotag_core.domain.embeddings import AudioEmbeddings
+    from sonotag_core.domain.labels import LabelSet
+    from sonotag_core.inference.model import load_model
+    from sonotag_core.media.sources import from_path
+    from sonotag_core.service.analysis import save_analysis
+    from sonotag_core.store.database import Store
 
     # an mp3 the player can play (a WAV of 3 hours would be 1 GB)
     audio = make_audio(

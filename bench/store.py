@@ -50,9 +50,9 @@ def rss_mb() -> float:
 
 def fill(store, model, hours: int) -> list[str]:
     """``hours`` one-hour sources of random unit-norm embeddings; returns analysis ids."""
-    from sonotag_core.embeddings import AudioEmbeddings
-    from sonotag_core.labels import LabelSet
-    from sonotag_core.sources import SourceInfo
+    from sonotag_core.domain.embeddings import AudioEmbeddings
+    from sonotag_core.domain.labels import LabelSet
+    from sonotag_core.media.sources import SourceInfo
 
     rng = np.random.default_rng(0)
     n_samples = WINDOWS_PER_HOUR * 480_000
@@ -79,7 +79,7 @@ def fill(store, model, hours: int) -> list[str]:
 def encoder_s_per_window(model, settings):
     """(seconds per window, embeddings): the audio encoder (with decoding) on 4 real 10-s
     windows, after a warm-up."""
-    from sonotag_core.analysis import embed_file
+    from sonotag_core.service.analysis import embed_file
 
     embed_file(model, make_audio(CACHE / "warm.wav", 10.0), hop_s=10.0, settings=settings)
     t0 = time.perf_counter()
@@ -94,8 +94,8 @@ def float16_error(texts, emb) -> float:
     full-size model (the store keeps embeddings as float16)."""
     from dataclasses import replace
 
-    from sonotag_core.analysis import score
-    from sonotag_core.labels import LabelSet
+    from sonotag_core.domain.labels import LabelSet
+    from sonotag_core.service.analysis import score
 
     labels = LabelSet(tuple(LABELS))
     exact = score(texts, emb, labels).probabilities
@@ -105,9 +105,9 @@ def float16_error(texts, emb) -> float:
 
 def relabel(store, texts, analysis_id: str) -> tuple[float, int]:
     """What the page does on a relabel of a stored analysis; (seconds, events)."""
-    from sonotag_core.analysis import score
-    from sonotag_core.events import EventParams, detect_events
-    from sonotag_core.labels import LabelSet
+    from sonotag_core.domain.events import EventParams, detect_events
+    from sonotag_core.domain.labels import LabelSet
+    from sonotag_core.service.analysis import score
 
     labels = LabelSet(tuple(f"{w} {i}" for i, w in enumerate((LABELS * 2)[:20])))
     t0 = time.perf_counter()
@@ -119,8 +119,8 @@ def relabel(store, texts, analysis_id: str) -> tuple[float, int]:
 
 def search(data_dir: Path, texts, sha: str, label: str, store=None):
     """(seconds, hits, store): a search, on a freshly opened store unless one is given."""
-    from sonotag_core.search import search_library
-    from sonotag_core.store import Store
+    from sonotag_core.service.search import search_library
+    from sonotag_core.store.database import Store
 
     t0 = time.perf_counter()
     store = store or Store(data_dir)
@@ -133,9 +133,9 @@ def main() -> None:
     parser.add_argument("--hours", type=int, default=100)
     parser.add_argument("--profile", action="store_true", help="cProfile a third search")
     args = parser.parse_args()
-    from sonotag_core.model import load_model
-    from sonotag_core.scoring import TextCache
-    from sonotag_core.store import Store
+    from sonotag_core.inference.model import load_model
+    from sonotag_core.inference.scoring import TextCache
+    from sonotag_core.store.database import Store
 
     settings = settings_for(ensure_checkpoint())
     model = load_model(settings)

@@ -2,7 +2,7 @@
 // with an <audio> player that seeks to the exact instant (st.audio floors to seconds).
 //
 // Streamlit custom component v2 (inline, no iframe). Python sends `data` (see
-// sonotag_core/workbench_data.py for the contract); this file draws it and reports back:
+// sonotag_core/dashboard/workbench_data.py for the contract); this file draws it and reports back:
 //   trigger "pick"   {t, event}            a click or key moved the playhead
 //   trigger "review" {event, status}       a/r or the Accept/Reject buttons
 // Every row's plot canvas has the same left and right edge (one CSS grid column), so one
@@ -39,7 +39,7 @@ function bytes(b64) {
 }
 
 export function clock(seconds, decimals = 2) {
-  // m:ss.ss under an hour, h:mm:ss.ss above: the same form as sonotag_core.timefmt
+  // m:ss.ss under an hour, h:mm:ss.ss above: the same form as sonotag_core.domain.timefmt
   const s = Math.max(0, seconds);
   const scale = 10 ** decimals;
   const total = Math.round(s * scale) / scale;

@@ -5,9 +5,10 @@ from __future__ import annotations
 import streamlit as st
 
 import ui_state
-from sonotag_core import access, library
-from sonotag_core.about import BIBTEX, CITATION, LICENCE_NOTE, model_notices, versions
+from sonotag_core import access
+from sonotag_core.dashboard.about import BIBTEX, CITATION, LICENCE_NOTE, model_notices, versions
 from sonotag_core.errors import SonoTagError
+from sonotag_core.service import library
 from sonotag_core.settings import SETTINGS_HELP
 
 ui_state.leave_legacy_page_mode()

@@ -5,9 +5,11 @@ from __future__ import annotations
 import streamlit as st
 
 import ui_state
-from sonotag_core import charts, compare, library
+from sonotag_core.dashboard import charts
+from sonotag_core.domain import compare
+from sonotag_core.domain.labels import parse_labels
 from sonotag_core.errors import SonoTagError
-from sonotag_core.labels import parse_labels
+from sonotag_core.service import library
 
 ui_state.leave_legacy_page_mode()
 S = ui_state.settings()

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError, SonoTagError
+from sonotag_core.errors import ConfigError, SonoTagError
 
 OPERATOR = "operator"  # the CLI, and rows stored before owners existed
 COOKIE = "sonotag_owner"

@@ -24,11 +24,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from . import __version__, workdirs
-from .errors import ConfigError, SonoTagError
-from .progress import Progress, ProgressFn
-from .settings import Settings, settings_table_markdown
-from .untrusted import one_line, quoted, shown
+from sonotag_core import __version__
+from sonotag_core.domain.progress import Progress, ProgressFn
+from sonotag_core.domain.timefmt import clock
+from sonotag_core.errors import ConfigError, SonoTagError
+from sonotag_core.media import workdirs
+from sonotag_core.settings import Settings, settings_table_markdown
+from sonotag_core.untrusted import one_line, quoted, shown
 
 log = logging.getLogger("sonotag")
 
@@ -216,10 +218,10 @@ def _label_thresholds(items: list[str]) -> dict[str, float]:
 
 
 def _analyze(args: argparse.Namespace, settings: Settings, progress: ProgressFn) -> int:
-    from . import sources
-    from .labels import parse_labels
-    from .model import load_model
-    from .service import Service
+    from sonotag_core.domain.labels import parse_labels
+    from sonotag_core.inference.model import load_model
+    from sonotag_core.media import sources
+    from sonotag_core.service.api import Service
 
     labels = parse_labels(
         args.labels,
@@ -299,7 +301,7 @@ def _is_stdout(output: Path | None) -> bool:
 
 def _check_output(fmt: str, output: Path | None) -> None:
     """The export's destination, checked before any work (see exports.check_target)."""
-    from .exports import check_directory, check_target
+    from sonotag_core.exports import check_directory, check_target
 
     if fmt == "all":
         if output is None or _is_stdout(output):
@@ -312,7 +314,7 @@ def _check_output(fmt: str, output: Path | None) -> None:
 
 
 def _event_params(args: argparse.Namespace, settings: Settings):
-    from .events import EventParams
+    from sonotag_core.domain.events import EventParams
 
     overrides = {
         k: v
@@ -330,7 +332,7 @@ def _event_params(args: argparse.Namespace, settings: Settings):
 
 
 def _store(settings: Settings):
-    from .store import Store
+    from sonotag_core.store.database import Store
 
     return Store(settings.data_dir, media_cap_bytes=settings.media_cap_bytes)
 
@@ -338,7 +340,7 @@ def _store(settings: Settings):
 def _try_store(fn, problems: list[str]):
     """A store step that may fail without costing the user the export: the failure
     becomes a warning (and no further store step runs)."""
-    from .store import StoreError
+    from sonotag_core.store.database import StoreError
 
     try:
         return fn()
@@ -354,7 +356,7 @@ EVENT_KEYS = ("threshold", "label_thresholds", "median_frames", "fill_gap_s", "m
 def _write(report, fmt: str, output: Path | None, title: str, *, reviewed: bool = False) -> str:
     """Write the export(s); returns where they went, for the summary line. ``reviewed``:
     accepted events only, relabels applied."""
-    from . import exports
+    from sonotag_core import exports
 
     if fmt == "all":
         _check_output(fmt, output)  # -o missing: the one message that says what to give
@@ -403,11 +405,11 @@ def _library(args: argparse.Namespace, settings: Settings, progress: ProgressFn)
     if command == "export":
         _check_output(args.format, args.output)
     if command == "search":  # a bad label fails before the model loads
-        from .labels import parse_labels
+        from sonotag_core.domain.labels import parse_labels
 
         parse_labels(args.label, max_labels=settings.max_labels, max_chars=settings.max_label_chars)
-    from .model import load_model
-    from .service import Service
+    from sonotag_core.inference.model import load_model
+    from sonotag_core.service.api import Service
 
     service = Service(load_model(settings, progress), settings, store)
     _close(progress)
@@ -426,7 +428,7 @@ def _library_list(store) -> int:
     table = [("id", "date", "title", "duration", "labels", "model")]
     for r in rows:
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(r.created))
-        duration = clock(r.duration_s, decimals=0) if r.duration_s else "?"
+        duration = clock(r.duration_s, 0, hours=True) if r.duration_s else "?"
         table.append(
             (
                 r.id,
@@ -452,7 +454,7 @@ def _library_search(service, args, settings: Settings) -> int:
         )
     for hit in hits:
         print(
-            f"{clock(hit.time_s)}\t{hit.probability:.4f}\t{shown(hit.title, 200)}\t{hit.analysis_id}"
+            f"{clock(hit.time_s, hours=True)}\t{hit.probability:.4f}\t{shown(hit.title, 200)}\t{hit.analysis_id}"
         )
     return 0
 
@@ -465,8 +467,8 @@ def _stored_report(service, stored, settings: Settings, labels, threshold):
 
 
 def _library_export(service, stored, args, settings: Settings) -> int:
-    from .labels import parse_labels
-    from .review import accepted_only
+    from sonotag_core.domain.labels import parse_labels
+    from sonotag_core.domain.review import accepted_only
 
     labels = stored.labels
     if args.labels is not None:
@@ -529,8 +531,8 @@ def _library_review(service, stored, args, settings: Settings) -> int:
     """Print per-label review counts of a stored analysis at its stored settings, after
     recording the verdict of ``--set``/``--clear`` when given (the CLI is the operator)."""
     store = service.store
-    from .access import OPERATOR
-    from .review import Review, apply_reviews, event_key, review_counts
+    from sonotag_core.access import OPERATOR
+    from sonotag_core.domain.review import Review, apply_reviews, event_key, review_counts
 
     positives = stored.labels.positives
     report = _stored_report(service, stored, settings, stored.labels, None)
@@ -539,7 +541,7 @@ def _library_review(service, stored, args, settings: Settings) -> int:
         key = event_key(label, args.onset_s)
         gone = store.clear_review(stored.id, *key)
         print(
-            f"sonotag: analysis {stored.id}: {quoted(label)} at {clock(args.onset_s)} "
+            f"sonotag: analysis {stored.id}: {quoted(label)} at {clock(args.onset_s, hours=True)} "
             + ("is unreviewed again" if gone else "had no verdict"),
             file=sys.stderr,
         )
@@ -566,8 +568,8 @@ def _library_review(service, stored, args, settings: Settings) -> int:
             raise _unknown(stored.id)  # deleted meanwhile
         what = f"accepted as {quoted(review.relabel)}" if review.relabel else review.status
         print(
-            f"sonotag: analysis {stored.id}: {quoted(key[0])} at {clock(onset)}–"
-            f"{clock(offset)} {what}",
+            f"sonotag: analysis {stored.id}: {quoted(key[0])} at {clock(onset, hours=True)}–"
+            f"{clock(offset, hours=True)} {what}",
             file=sys.stderr,
         )
     events = apply_reviews(report.events, store.get_reviews(stored.id))
@@ -580,18 +582,17 @@ def _no_event(analysis_id: str, label: str, onset_s: float, events) -> str:
     onsets = events.loc[events["label"] == label, "onset_s"].astype(float).tolist()
     near = sorted(onsets, key=lambda t: abs(t - onset_s))[:3]
     hint = (
-        f"; the nearest {quoted(label)} onsets are " + ", ".join(clock(t) for t in sorted(near))
+        f"; the nearest {quoted(label)} onsets are "
+        + ", ".join(clock(t, hours=True) for t in sorted(near))
         if near
         else f"; {quoted(label)} has no events at the stored settings"
     )
-    return (
-        f"Analysis {analysis_id} has no {quoted(label)} event starting at {clock(onset_s)}{hint}."
-    )
+    return f"Analysis {analysis_id} has no {quoted(label)} event starting at {clock(onset_s, hours=True)}{hint}."
 
 
 def _stored_params(settings: Settings, stored: Mapping, threshold: float | None):
     """Event parameters: the analysis's stored ones where valid, then --threshold."""
-    from .events import EventParams
+    from sonotag_core.domain.events import EventParams
 
     params = EventParams.from_settings(settings)
     kept = {k: stored[k] for k in EVENT_KEYS if k in stored}
@@ -605,7 +606,7 @@ def _stored_params(settings: Settings, stored: Mapping, threshold: float | None)
 
 
 def _unknown(analysis_id: str) -> SonoTagError:
-    from .errors import NotFoundError
+    from sonotag_core.errors import NotFoundError
 
     return NotFoundError(
         f"There is no stored analysis {quoted(analysis_id)}; `sonotag library list` shows the ids."
@@ -616,18 +617,8 @@ def _cut(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def clock(seconds: float, decimals: int = 2) -> str:
-    """``h:mm:ss.ss`` (``decimals`` digits of seconds; 0 gives ``h:mm:ss``)."""
-    scale = 10**decimals
-    units = int(round(max(float(seconds), 0.0) * scale))
-    hours, units = divmod(units, 3600 * scale)
-    minutes, units = divmod(units, 60 * scale)
-    whole, frac = divmod(units, scale)
-    return f"{hours}:{minutes:02d}:{whole:02d}" + (f".{frac:0{decimals}d}" if decimals else "")
-
-
 def _fetch(settings: Settings, progress: ProgressFn) -> int:
-    from .model import fetch_model
+    from sonotag_core.inference.model import fetch_model
 
     path = fetch_model(settings, progress)
     print(f"sonotag: model files ready in {settings.model_dir} ({path.name})", file=sys.stderr)

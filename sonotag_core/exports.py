@@ -51,11 +51,11 @@ from typing import Any, NamedTuple, TextIO
 
 import numpy as np
 
-from . import __version__
-from .errors import ConfigError, ExportError
-from .report import Report
-from .review import RELABEL_COLUMN, STATUS_COLUMN, accepted_only
-from .untrusted import quoted
+from sonotag_core import __version__
+from sonotag_core.domain.report import Report
+from sonotag_core.domain.review import RELABEL_COLUMN, STATUS_COLUMN, accepted_only
+from sonotag_core.errors import ConfigError, ExportError
+from sonotag_core.untrusted import quoted
 
 PROB_DECIMALS = 6
 RAVEN_HIGH_FREQ_HZ = 24_000  # Nyquist at OpenFLAM's 48 kHz input

@@ -21,10 +21,10 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, TypeVar, cast, get_type_hints
 
-from .access import check_mode, parse_networks
-from .errors import ConfigError, SonoTagError
-from .untrusted import one_line, quoted
-from .windows import FRAME_S, WINDOW_S
+from sonotag_core.access import check_mode, parse_networks
+from sonotag_core.domain.windows import FRAME_S, WINDOW_S
+from sonotag_core.errors import ConfigError, SonoTagError
+from sonotag_core.untrusted import one_line, quoted
 
 ENV_PREFIX = "SONOTAG_"
 

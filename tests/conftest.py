@@ -33,7 +33,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.fixture(scope="session")
 def model_cache(tmp_path_factory: pytest.TempPathFactory):
     """A generated OpenFLAM v1-base checkpoint (random weights, 2-layer text encoder)."""
-    from sonotag_core.random_checkpoint import build_random_checkpoint
+    from sonotag_core.testing.random_checkpoint import build_random_checkpoint
 
     return build_random_checkpoint(
         tmp_path_factory.mktemp("hf") / "hub", text_layers=2, vocab_size=1000
@@ -50,8 +50,8 @@ def settings(model_cache, tmp_path_factory: pytest.TempPathFactory):
 
 @pytest.fixture(scope="session")
 def model(settings):
-    """OpenFLAM loaded by sonotag_core.model.load_model from the generated cache."""
-    from sonotag_core.model import load_model
+    """OpenFLAM loaded by sonotag_core.inference.model.load_model from the generated cache."""
+    from sonotag_core.inference.model import load_model
 
     return load_model(settings)
 
@@ -68,7 +68,7 @@ def reference(model_cache):
 
 @pytest.fixture(scope="session")
 def text_cache(model):
-    from sonotag_core.scoring import TextCache
+    from sonotag_core.inference.scoring import TextCache
 
     return TextCache(model)
 
@@ -90,7 +90,7 @@ def cli_env(settings) -> dict[str, str]:
 def encoder_calls(monkeypatch) -> list[int]:
     """Windows that go through the audio encoder (the expensive step), batch by batch:
     ``sum(encoder_calls)`` proves whether a run reused stored or cached embeddings."""
-    from sonotag_core import analysis
+    from sonotag_core.service import analysis
 
     calls: list[int] = []
     real = analysis.encode_windows

@@ -10,8 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from sonotag_core.model import LoadedModel
-from sonotag_core.report import ModelInfo
+from sonotag_core.domain.report import ModelInfo
+from sonotag_core.inference.model import LoadedModel
 
 #: The stand-in's checkpoint hash: nothing it stores can pass for an OpenFLAM result.
 STANDIN_SHA256 = hashlib.sha256(b"standin-not-openflam").hexdigest()

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from sonotag_core.about import MODEL_LOADED, MODEL_NOT_LOADED, model_notices
+from sonotag_core.dashboard.about import MODEL_LOADED, MODEL_NOT_LOADED, model_notices
 
 
 def test_a_load_error_comes_first_and_replaces_the_first_use_note():

@@ -13,14 +13,15 @@ from pathlib import Path
 import pytest
 from test_store import SHA, fake_source, random_embeddings
 
-from sonotag_core import access, library
+from sonotag_core import access
 from sonotag_core.access import OPERATOR, OPERATOR_VIEWER, AccessError, Viewer
+from sonotag_core.domain.labels import LabelSet
 from sonotag_core.errors import ConfigError, LimitError
-from sonotag_core.labels import LabelSet
-from sonotag_core.scheduler import RateLimiter
+from sonotag_core.inference.scheduler import RateLimiter
+from sonotag_core.media.sources import SourceInfo
+from sonotag_core.service import library
 from sonotag_core.settings import Settings
-from sonotag_core.sources import SourceInfo
-from sonotag_core.store import Store
+from sonotag_core.store.database import Store
 
 SECRET = b"k" * 32
 ALICE = Viewer("visitor:alice")

@@ -17,7 +17,7 @@ from audiogen import make_audio
 from streamlit.testing.v1 import AppTest
 
 from sonotag_core import exports
-from sonotag_core.labels import LabelSet
+from sonotag_core.domain.labels import LabelSet
 
 APP = str(Path(__file__).resolve().parent.parent / "streamlit_app.py")
 TIMEOUT = 120
@@ -80,7 +80,7 @@ def analyze_button(at: AppTest):
 
 
 def player(at: AppTest) -> dict | None:
-    """What the player component was given (sonotag_core.workbench_data's payload)."""
+    """What the player component was given (sonotag_core.dashboard.workbench_data's payload)."""
     found = [
         el for el in at.get("bidi_component") if el.proto.component_name == "sonotag_workbench"
     ]
@@ -240,7 +240,7 @@ def test_upload_runs(app_env, tmp_path, encoder_calls):
     from urllib.parse import parse_qsl, urlsplit
 
     import ui_state
-    from sonotag_core.media_links import media_roots, verify_media_url
+    from sonotag_core.dashboard.media_links import media_roots, verify_media_url
 
     query = dict(parse_qsl(urlsplit(player(at)["audio_url"]).query))
     roots = media_roots(ui_state.settings().data_dir)
@@ -299,7 +299,7 @@ def test_about_page(app_env):
 
 
 def stored_ids(tmp_path) -> list[str]:
-    from sonotag_core.store import Store
+    from sonotag_core.store.database import Store
 
     return [a.id for a in Store(tmp_path / "data").list_analyses()]
 
@@ -361,7 +361,7 @@ def test_shared_example_link_adds_one_library_entry(app_env, encoder_calls):
 def test_analyze_again_updates_the_stored_analysis_instead_of_copying_it(app_env, encoder_calls):
     """Issue 9 A3: re-running one example filled the Library with identical rows. The same
     audio + hop + model is one stored analysis; new labels and settings update it."""
-    from sonotag_core.store import Store
+    from sonotag_core.store.database import Store
 
     at = new_app(ex="alarm-clock", l=["beeping"])
     at.run()
@@ -446,8 +446,8 @@ def test_private_access_each_session_sees_its_own_and_opens_others_read_only(
     Compare, opens for session 2 through its link with a read-only note, and cannot be
     deleted by it."""
     import ui_state
-    from sonotag_core import library
     from sonotag_core.access import AccessError
+    from sonotag_core.service import library
 
     monkeypatch.setenv("SONOTAG_ACCESS", "private")
     ui_state.settings.clear()
@@ -540,8 +540,8 @@ def test_the_hop_control_encodes_a_stored_analysis_at_the_new_hop(app_env, tmp_p
 def test_suggested_labels_and_presets_never_duplicate_a_label(app_env):
     """Issue 9 A9: the example's suggested labels are one click away, and a preset adds
     only the labels not already in the box."""
-    from sonotag_core.examples import EXAMPLES
-    from sonotag_core.presets import PRESETS
+    from sonotag_core.dashboard.presets import PRESETS
+    from sonotag_core.media.examples import EXAMPLES
 
     at = new_app(ex="siren-street", l=["dog barking"])
     at.run()

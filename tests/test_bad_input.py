@@ -18,12 +18,14 @@ from pathlib import Path
 import pytest
 from audiogen import make_audio
 
-from sonotag_core import exports, share, sources
+from sonotag_core import exports
 from sonotag_core.cli import main
+from sonotag_core.dashboard import share
+from sonotag_core.domain.labels import LabelSet, parse_labels, text_limit
 from sonotag_core.errors import DecodeError, LimitError, SourceError
-from sonotag_core.labels import LabelSet, parse_labels, text_limit
+from sonotag_core.media import sources
 from sonotag_core.settings import Settings
-from sonotag_core.store import Store
+from sonotag_core.store.database import Store
 from sonotag_core.untrusted import one_line, shown
 
 S = Settings()
@@ -71,7 +73,7 @@ def test_a_reversed_label_stays_what_it_says():
 def cleaned_chars(monkeypatch) -> list[int]:
     """Characters that went through the per-character label cleaning (the slow part of
     parsing): a bound on this is a bound on the work, with no clock in the test."""
-    from sonotag_core import labels as labels_module
+    from sonotag_core.domain import labels as labels_module
 
     counts: list[int] = []
     real = labels_module._clean
@@ -337,7 +339,7 @@ def test_cli_dash_or_no_output_is_stdout(tmp_path, cli, capsys, monkeypatch, das
 @pytest.fixture
 def no_model(monkeypatch):
     """Fails the test if the model is loaded: a bad -o must be refused before any work."""
-    from sonotag_core import model
+    from sonotag_core.inference import model
 
     def refuse(*args, **kwargs):
         raise AssertionError("the model was loaded for a run that could never be written")
@@ -389,9 +391,9 @@ def formula_report(tmp_path: Path):
     frame of the positives, and a file name that starts like a formula too."""
     import numpy as np
 
-    from sonotag_core.events import EventParams, detect_events
-    from sonotag_core.report import ModelInfo, Report
-    from sonotag_core.timeline import Timeline
+    from sonotag_core.domain.events import EventParams, detect_events
+    from sonotag_core.domain.report import ModelInfo, Report
+    from sonotag_core.domain.timeline import Timeline
 
     parsed = limits("; ".join(FORMULAS) + "; -=NEG()")
     probs = np.full((len(parsed.labels), 32), 0.9, dtype=np.float32)
@@ -468,7 +470,7 @@ def float_wav(path: Path, samples, rate: int = 48_000, channels: int = 1) -> Pat
 def test_non_finite_samples_are_refused(tmp_path, case):
     import numpy as np
 
-    from sonotag_core import decode
+    from sonotag_core.media import decode
 
     tone = np.sin(np.arange(3 * 48_000) / 10.0).astype(np.float32)
     if case == "one-nan":
@@ -556,7 +558,7 @@ def test_a_protocol_looking_file_name_reads_that_file(tmp_path, cli, capsys, mon
 
 
 def test_a_protocol_looking_audio_file_is_its_own_audio(tmp_path, monkeypatch):
-    from sonotag_core import decode
+    from sonotag_core.media import decode
 
     monkeypatch.chdir(tmp_path)
     make_audio(tmp_path / "victim.wav", 3.0)
@@ -571,7 +573,7 @@ def test_messages_name_the_users_upload_not_the_servers_copy(
     """An upload is kept as <sha256>.<ext>; every message still says what the user chose."""
     import numpy as np
 
-    from sonotag_core import library
+    from sonotag_core.service import library
 
     with pytest.raises(DecodeError) as err:
         sources.from_upload(b"not audio at all " * 100, "garbage.mp3", tmp_path / "up")

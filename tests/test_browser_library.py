@@ -14,10 +14,10 @@ from audiogen import make_audio
 from test_browser import ARTIFACTS, CHROMIUM, streamlit_server, sync_api, wait_idle
 from test_browser import browser as browser  # noqa: F401  (the shared Chromium fixture)
 
-from sonotag_core import library
-from sonotag_core.labels import LabelSet
-from sonotag_core.sources import from_path
-from sonotag_core.store import Store
+from sonotag_core.domain.labels import LabelSet
+from sonotag_core.media.sources import from_path
+from sonotag_core.service import library
+from sonotag_core.store.database import Store
 
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium")
 expect = sync_api.expect

@@ -18,7 +18,7 @@ from audiogen import make_audio
 from test_browser import ARTIFACTS, CHROMIUM, streamlit_server, upload, wait_idle
 from test_browser import browser as browser  # noqa: F401  (the shared Chromium fixture)
 
-from sonotag_core.store import Store
+from sonotag_core.store.database import Store
 
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium")
 sync_api = pytest.importorskip("playwright.sync_api")

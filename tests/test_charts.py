@@ -1,10 +1,9 @@
-"""Charts: max-pooled plot data, Vega-Lite specs that validate, one "pick" selection per
-chart that Streamlit accepts, a click parser that never raises, and one colour per label."""
+"""Charts: max-pooled plot data, Vega-Lite specs that validate, one "pick" selection on the
+timelines that Streamlit accepts, and one colour per label."""
 
 from __future__ import annotations
 
 import json
-import math
 import subprocess
 import sys
 import warnings
@@ -15,11 +14,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sonotag_core import charts
-from sonotag_core.charts import NEGATIVE_COLOR, PALETTE, label_colors
-from sonotag_core.events import EventParams, detect_events, empty_events
-from sonotag_core.timeline import Timeline
-from sonotag_core.windows import FRAME_S, SAMPLE_RATE, frame_count
+from sonotag_core.dashboard import charts
+from sonotag_core.dashboard.charts import NEGATIVE_COLOR, PALETTE, label_colors
+from sonotag_core.domain.timeline import Timeline
+from sonotag_core.domain.windows import FRAME_S, SAMPLE_RATE, frame_count
 
 HOUR_FRAMES = 11_520
 SPIKE_LABEL, SPIKE_FRAME = 13, 7_777
@@ -118,17 +116,30 @@ def assert_pick(param: dict[str, Any], *, nearest: bool) -> None:
 # --------------------------------------------------------------------------- frames
 
 
+def tidy(timeline: Timeline, max_points: int = 3000) -> pd.DataFrame:
+    """The pooled values as ``time_s, label, probability`` rows (what each row plots)."""
+    values, starts, _ = charts.pooled_probabilities(timeline, max_points)
+    return pd.DataFrame(
+        {
+            "time_s": np.tile(starts, len(timeline.labels)),
+            "label": np.repeat(np.asarray(timeline.labels, dtype=object), len(starts)),
+            "probability": values.reshape(-1),
+        }
+    )
+
+
 def test_short_audio_keeps_every_frame(short: Timeline) -> None:
-    df = charts.chart_frame(short)
-    assert list(df.columns) == ["time_s", "label", "probability"]
+    df = tidy(short)
     pd.testing.assert_frame_equal(df, short.to_frame_df())
     assert len(df) == 3 * short.n_frames == 30
     assert df["time_s"].max() == pytest.approx((short.n_frames - 1) * FRAME_S)
     assert df["time_s"].max() < short.duration_s
+    _, starts, ends = charts.pooled_probabilities(short, 3000)
+    assert ends[-1] == short.duration_s  # the last bin ends at the audio's end, not after
 
 
 def test_hour_is_capped_and_a_one_frame_spike_survives(hour: Timeline) -> None:
-    df = charts.chart_frame(hour, max_points=3000)
+    df = tidy(hour, max_points=3000)
     per_label = df.groupby("label", sort=False).size()
     assert list(per_label.index) == list(hour.labels)
     assert (per_label <= 3000).all()
@@ -148,12 +159,12 @@ def test_pooling_is_the_max_of_each_bin_including_a_partial_last_bin() -> None:
     rng = np.random.default_rng(11)
     probs = rng.random((2, 1001)).astype(np.float32)
     tl = Timeline(("a", "b"), probs, 1001 * FRAME_S, frozenset())
-    df = charts.chart_frame(tl, max_points=100)  # bins of 11 frames -> 91 bins, last one full
+    df = tidy(tl, max_points=100)  # bins of 11 frames -> 91 bins, last one full
     got = df[df["label"] == "b"]["probability"].to_numpy()
     want = [probs[1, i : i + 11].max() for i in range(0, 1001, 11)]
     assert len(got) == len(want) == 91
     np.testing.assert_allclose(got, want)
-    df = charts.chart_frame(tl, max_points=10)  # bins of 101 -> 10 bins, the last has 92 frames
+    df = tidy(tl, max_points=10)  # bins of 101 -> 10 bins, the last has 92 frames
     got = df[df["label"] == "a"]["probability"].to_numpy()
     want = [probs[0, i : i + 101].max() for i in range(0, 1001, 101)]
     np.testing.assert_allclose(got, want)
@@ -161,20 +172,7 @@ def test_pooling_is_the_max_of_each_bin_including_a_partial_last_bin() -> None:
 
 def test_bad_point_budget_is_refused(short: Timeline) -> None:
     with pytest.raises(ValueError, match=">= 1"):
-        charts.chart_frame(short, max_points=0)
-
-
-def test_heatmap_frame_pools_and_ends_at_the_audio_end(hour: Timeline, short: Timeline) -> None:
-    df = charts.heatmap_frame(hour, max_columns=600)
-    assert list(df.columns) == ["time_s", "time_end_s", "label", "probability"]
-    one = df[df["label"] == "sound 0"]
-    assert len(one) == 576  # bins of 20 frames
-    np.testing.assert_allclose(one["time_end_s"] - one["time_s"], 20 * FRAME_S)
-    assert df["probability"].max() == pytest.approx(0.99, abs=1e-6)
-    small = charts.heatmap_frame(short)
-    last = small[small["label"] == "dog bark"].iloc[-1]
-    assert last["time_s"] == (short.n_frames - 1) * FRAME_S
-    assert last["time_end_s"] == short.duration_s  # clipped, not 3.125
+        tidy(short, max_points=0)
 
 
 # --------------------------------------------------------------------------- timeline chart
@@ -249,57 +247,6 @@ def test_timeline_without_labels_still_has_pick() -> None:
 # --------------------------------------------------------------------------- other charts
 
 
-def test_heatmap_spec(hour: Timeline) -> None:
-    spec = spec_of(charts.heatmap_chart(hour, max_columns=600))
-    (pick,) = pick_params(spec)
-    assert_pick(pick, nearest=False)
-    enc = spec["encoding"]
-    assert enc["x"]["field"] == "time_s" and enc["x2"]["field"] == "time_end_s"
-    assert enc["x"]["scale"]["domain"] == [0.0, 3600.0]
-    assert enc["color"]["field"] == "probability"
-    assert enc["color"]["scale"]["domain"] == [0.0, 1.0]
-    assert enc["color"]["scale"]["scheme"]
-    order = [f"sound {i}" for i in range(19)] + ["sound 19 (negative)"]
-    assert enc["y"]["scale"]["domain"] == order
-    rows = data_of(spec, spec)
-    assert len(rows) == 576 <= 600  # one row per time bin; folded to label x time in Vega
-    (fold,) = [t for t in spec["transform"] if "fold" in t]
-    assert fold["fold"] == [f"p{i}" for i in range(20)]
-    (lookup,) = [t for t in spec["transform"] if "lookup" in t]
-    names = {v["key"]: v["label"] for v in data_of(spec, lookup["from"])}
-    assert [names[k] for k in fold["fold"]] == order
-    assert max(r[f"p{SPIKE_LABEL}"] for r in rows) == pytest.approx(0.99, abs=1e-6)
-
-
-def test_events_chart_with_events(events_tl: Timeline) -> None:
-    events = detect_events(events_tl, EventParams(threshold=0.5))
-    assert len(events) == 2
-    spec = spec_of(charts.events_chart(events, events_tl.labels, events_tl.duration_s))
-    (pick,) = pick_params(spec)
-    assert_pick(pick, nearest=True)
-    (bars,) = [layer for layer in spec["layer"] if mark_type(layer) == "bar"]
-    enc = bars["encoding"]
-    assert enc["x"]["field"] == "time_s" and enc["x2"]["field"] == "offset_s"
-    assert enc["x"]["scale"]["domain"] == [0.0, 20.0]
-    assert enc["y"]["scale"]["domain"] == ["dog", "cat", "speech"]  # rows without events too
-    assert {t["field"] for t in enc["tooltip"]} >= {"peak", "mean", "onset_s", "offset_s"}
-    values = data_of(spec, bars, spec)
-    assert [v["time_s"] for v in values] == [v["onset_s"] for v in values] == [1.25, 12.5]
-    assert [v["offset_s"] for v in values] == [2.5, 12.8125]
-    assert not any(mark_type(layer) == "text" for layer in spec["layer"])
-
-
-def test_events_chart_without_events(events_tl: Timeline) -> None:
-    for events in (empty_events(), pd.DataFrame()):
-        spec = spec_of(charts.events_chart(events, events_tl.labels, events_tl.duration_s))
-        assert len(pick_params(spec)) == 1
-        (bars,) = [layer for layer in spec["layer"] if mark_type(layer) == "bar"]
-        assert data_of(spec, bars, spec) == []
-        assert bars["encoding"]["y"]["scale"]["domain"] == ["dog", "cat", "speech"]
-        (text,) = [layer for layer in spec["layer"] if mark_type(layer) == "text"]
-        assert data_of(spec, text, spec) == [{"text": "no events above threshold"}]
-
-
 def test_scores_chart(events_tl: Timeline) -> None:
     spec = spec_of(charts.scores_chart(events_tl.clip_scores()))
     bars, ticks = spec["layer"]
@@ -315,69 +262,15 @@ def test_scores_chart(events_tl: Timeline) -> None:
     assert pick_params(spec) == []
 
 
-# --------------------------------------------------------------------------- pick_time
-
-
-class Exploding:
-    def __getitem__(self, key: str) -> Any:
-        raise RuntimeError("boom")
-
-
-@pytest.mark.parametrize(
-    ("event", "expected"),
-    [
-        ({"selection": {"pick": [{"time_s": 12.5, "probability": 0.3}]}}, 12.5),
-        ({"selection": {"pick": [{"time_s": 7}]}}, 7.0),
-        ({"selection": {"pick": ({"time_s": np.float32(1.5)},)}}, 1.5),
-        ({"selection": {"pick": [{"time_s": 0.0}], "zoom": {"time_s": [1, 2]}}}, 0.0),
-        (None, None),
-        ({}, None),
-        ([], None),
-        ("garbage", None),
-        (42, None),
-        (Exploding(), None),
-        ({"selection": None}, None),
-        ({"selection": {}}, None),
-        ({"selection": {"pick": {}}}, None),  # what Streamlit returns before any click
-        ({"selection": {"pick": []}}, None),
-        ({"selection": {"pick": None}}, None),
-        ({"selection": {"pick": "12.5"}}, None),
-        ({"selection": {"pick": [None]}}, None),
-        ({"selection": {"pick": [{}]}}, None),
-        ({"selection": {"pick": [{"label": "dog"}]}}, None),
-        ({"selection": {"pick": [{"time_s": None}]}}, None),
-        ({"selection": {"pick": [{"time_s": "12.5"}]}}, None),
-        ({"selection": {"pick": [{"time_s": True}]}}, None),
-        ({"selection": {"pick": [{"time_s": math.nan}]}}, None),
-        ({"selection": {"pick": [{"time_s": math.inf}]}}, None),
-        ({"selection": {"pick": [{"time_s": -1.0}]}}, None),
-        ({"selection": {"pick": [{"time_s": [1.0, 2.0]}]}}, None),
-    ],
-)
-def test_pick_time(event: Any, expected: float | None) -> None:
-    got = charts.pick_time(event)
-    assert got == expected
-    assert got is None or type(got) is float
-
-
-def test_pick_time_reads_streamlits_state_object() -> None:
-    from streamlit.elements.vega_charts import VegaLiteStateSerde  # noqa: TID251 (tests only)
-
-    serde = VegaLiteStateSerde(["pick"])
-    assert charts.pick_time(serde.deserialize(None)) is None
-    state = serde.deserialize(json.dumps({"selection": {"pick": [{"time_s": 33.4375}]}}))
-    assert charts.pick_time(state) == 33.4375
-
-
 # --------------------------------------------------------------------------- Streamlit
 
 APP = """
 import numpy as np
 import streamlit as st
 
-from sonotag_core import charts
-from sonotag_core.events import EventParams, detect_events, empty_events
-from sonotag_core.timeline import Timeline
+from sonotag_core.dashboard import charts
+from sonotag_core.domain.events import EventParams, detect_events, empty_events
+from sonotag_core.domain.timeline import Timeline
 
 rng = np.random.default_rng(0)
 labels = ("dog", "car horn", "speech")
@@ -385,17 +278,14 @@ probs = (rng.random((3, 200)) * 0.6).astype(np.float32)
 probs[0, 50:60] = 0.9
 tl = Timeline(labels, probs, 62.4, frozenset({"speech"}))
 events = detect_events(tl, EventParams(threshold=0.5))
-built = {
-    "timeline": charts.timeline_chart(tl, thresholds={l: 0.5 for l in labels}),
-    "heatmap": charts.heatmap_chart(tl),
-    "events": charts.events_chart(events, labels, tl.duration_s),
-    "no_events": charts.events_chart(empty_events(), labels, tl.duration_s),
-}
-for key, chart in built.items():
-    event = st.altair_chart(
-        chart, on_select="rerun", selection_mode="pick", key=key, width="stretch"
-    )
-    st.text(f"{key}={charts.pick_time(event)}")
+event = st.altair_chart(
+    charts.timeline_chart(tl, thresholds={l: 0.5 for l in labels}),
+    on_select="rerun",
+    selection_mode="pick",
+    key="timeline",
+    width="stretch",
+)
+st.text(f"timeline={event['selection']['pick']}")
 st.altair_chart(charts.scores_chart(tl.clip_scores()))
 """
 
@@ -406,18 +296,15 @@ def run_app(script: str) -> Any:
     return AppTest.from_string(script, default_timeout=30).run()
 
 
-def test_streamlit_accepts_every_chart_with_pick_selection() -> None:
+def test_streamlit_accepts_the_timeline_with_its_pick_selection() -> None:
     at = run_app(APP)
     assert not at.exception, [e.message for e in at.exception]
     charts_out = [el for el in at.main.children.values() if el.type == "vega_lite_chart"]
-    assert len(charts_out) == 5
-    for el in charts_out[:4]:
-        assert list(el.proto.selection_mode) == ["pick"]
-        spec = json.loads(el.proto.spec)
-        assert len(pick_params(spec)) == 1
-    assert list(charts_out[4].proto.selection_mode) == []
-    texts = [t.value for t in at.text]
-    assert texts == ["timeline=None", "heatmap=None", "events=None", "no_events=None"]
+    assert len(charts_out) == 2
+    assert list(charts_out[0].proto.selection_mode) == ["pick"]
+    assert len(pick_params(json.loads(charts_out[0].proto.spec))) == 1
+    assert list(charts_out[1].proto.selection_mode) == []
+    assert [t.value for t in at.text] == ["timeline={}"]  # nothing picked before a click
 
 
 def test_streamlit_check_can_fail() -> None:
@@ -432,7 +319,7 @@ def test_streamlit_check_can_fail() -> None:
 
 
 def test_core_never_imports_streamlit() -> None:
-    code = "import sys, sonotag_core.charts; assert 'streamlit' not in sys.modules"
+    code = "import sys, sonotag_core.dashboard.charts; assert 'streamlit' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
 
 

@@ -14,7 +14,8 @@ import pandas as pd
 import pytest
 from audiogen import make_audio
 
-from sonotag_core.cli import clock, main
+from sonotag_core.cli import main
+from sonotag_core.domain.timefmt import clock
 
 SONOTAG = str(Path(sys.executable).parent / "sonotag")
 FIVE_LABELS = "dog barking; siren; a tone; speech; -music"
@@ -291,9 +292,10 @@ def test_a_stored_link_is_neither_downloaded_nor_encoded(
     and checkpoint) answers from the store; any other link is downloaded."""
     import dataclasses
 
-    from sonotag_core import library, sources
-    from sonotag_core.labels import LabelSet
-    from sonotag_core.store import Store
+    from sonotag_core.domain.labels import LabelSet
+    from sonotag_core.media import sources
+    from sonotag_core.service import library
+    from sonotag_core.store.database import Store
 
     data = tmp_path / "data"
     (tmp_path / "dl").mkdir()
@@ -364,7 +366,7 @@ def _middle_threshold(row) -> float:
 @pytest.fixture
 def no_model_load(monkeypatch) -> list[tuple]:
     """Records every model load (and refuses it): usage mistakes must fail before."""
-    from sonotag_core import model
+    from sonotag_core.inference import model
 
     loads: list[tuple] = []
 
@@ -383,12 +385,12 @@ def reviewable(tmp_path, model, text_cache):
     dashboard computes them at those settings."""
     import numpy as np
 
-    from sonotag_core.analysis import score
-    from sonotag_core.embeddings import AudioEmbeddings
-    from sonotag_core.events import EventParams, detect_events
-    from sonotag_core.labels import LabelSet
-    from sonotag_core.sources import SourceInfo
-    from sonotag_core.store import Store
+    from sonotag_core.domain.embeddings import AudioEmbeddings
+    from sonotag_core.domain.events import EventParams, detect_events
+    from sonotag_core.domain.labels import LabelSet
+    from sonotag_core.media.sources import SourceInfo
+    from sonotag_core.service.analysis import score
+    from sonotag_core.store.database import Store
 
     rng = np.random.default_rng(5)
     feats = rng.standard_normal((3, 32, 512)).astype(np.float32)
@@ -434,8 +436,10 @@ def test_library_review_counts_and_set_round_trip(library_cli, capsys, reviewabl
 
     first, second = float(tones.onset_s[0]), float(tones.onset_s[1])
     _, err = review("--set", "accepted", "--label", "a tone", "--onset", str(first))
-    assert "accepted" in err and clock(first) in err
-    review("--set", "rejected", "--label", "a tone", "--onset", clock(second))  # h:mm:ss.ss
+    assert "accepted" in err and clock(first, hours=True) in err
+    review(
+        "--set", "rejected", "--label", "a tone", "--onset", clock(second, hours=True)
+    )  # h:mm:ss.ss
     review("--label", "siren", "--onset", str(siren.onset_s[0]), "--relabel", "beep")
     lines, _ = review()
     assert lines == [

@@ -7,8 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from sonotag_core import charts, compare
-from sonotag_core.timeline import Timeline, timecode
+from sonotag_core.dashboard import charts
+from sonotag_core.domain import compare
+from sonotag_core.domain.timeline import Timeline
 
 
 def tl(labels, probs, duration, negatives=()):
@@ -51,24 +52,9 @@ def test_pooled_chart_keeps_real_values_next_to_padding():
     n = 10
     probs = np.full((1, n), np.nan, np.float32)
     probs[0, :5] = [0.1, 0.2, 0.3, 0.4, 0.9]
-    frame = charts.chart_frame(tl(["x"], probs, n * 0.3125), max_points=4)  # 3 frames per bin
-    values = frame["probability"].to_numpy()
+    pooled, _, _ = charts.pooled_probabilities(tl(["x"], probs, n * 0.3125), 4)  # 3 per bin
+    values = pooled[0]
     np.testing.assert_allclose(values[:2], [0.3, 0.9])  # [0.1..0.3], [0.4, 0.9, nan]
     assert np.isnan(values[2:]).all()
     spec = charts.timeline_chart(tl(["x"], probs, n * 0.3125), thresholds={}).to_dict()
     assert "pick" in json.dumps(spec)
-
-
-@pytest.mark.parametrize(
-    "seconds, text",
-    [
-        (0, "0:00.0"),
-        (7.5, "0:07.5"),
-        (59.96, "1:00.0"),
-        (723.14, "12:03.1"),
-        (3723.4, "1:02:03.4"),
-        (-1, "0:00.0"),
-    ],
-)
-def test_timecode(seconds, text):
-    assert timecode(seconds) == text

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from audiogen import make_audio
 
-from sonotag_core import decode
+from sonotag_core.domain.windows import SAMPLE_RATE
 from sonotag_core.errors import DecodeError, LimitError
-from sonotag_core.windows import SAMPLE_RATE
+from sonotag_core.media import decode
 
 
 @pytest.mark.parametrize("suffix", [".wav", ".mp3", ".flac", ".ogg", ".opus", ".m4a", ".webm"])
@@ -66,7 +66,7 @@ def test_streaming_memory_does_not_grow_with_duration(tmp_path: Path) -> None:
     """Decoding 20 minutes in a fresh process peaks near decoding 1 minute (not +230 MB)."""
     script = (
         "import resource, sys\n"
-        "from sonotag_core import decode\n"
+        "from sonotag_core.media import decode\n"
         "n = sum(b.size for b in decode.stream_samples(sys.argv[1]))\n"
         "print(n, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
     )
@@ -212,7 +212,7 @@ def test_crafted_playlist_cannot_read_local_files_or_urls(tmp_path: Path, loopba
     The referenced segments are valid audio (the controls below decode the local one, and
     show that ffmpeg *without* the guards follows such a playlist to the URL).
     """
-    from sonotag_core import sources
+    from sonotag_core.media import sources
 
     base, hits = loopback
     secret = _segment(tmp_path / "secret.ts")

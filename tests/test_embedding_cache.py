@@ -1,12 +1,12 @@
-"""The in-process embedding cache (sonotag_core.embedding_cache): bounded by bytes, least
+"""The in-process embedding cache (sonotag_core.inference.embedding_cache): bounded by bytes, least
 recently used first out, keyed by audio, hop and checkpoint."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from sonotag_core.embedding_cache import EmbeddingCache, EmbeddingKey
-from sonotag_core.embeddings import AudioEmbeddings
+from sonotag_core.domain.embeddings import AudioEmbeddings
+from sonotag_core.inference.embedding_cache import EmbeddingCache, EmbeddingKey
 
 
 def _emb(n_windows: int) -> AudioEmbeddings:

@@ -15,7 +15,8 @@ import pytest
 import torch
 from test_exports import make_report
 
-from sonotag_core import exports, model
+from sonotag_core import exports
+from sonotag_core.domain.events import EventParams
 from sonotag_core.errors import (
     ConfigError,
     DecodeError,
@@ -26,13 +27,14 @@ from sonotag_core.errors import (
     SourceError,
     StoreError,
 )
-from sonotag_core.events import EventParams
-from sonotag_core.examples import example_path
+from sonotag_core.inference import model
+from sonotag_core.media.examples import example_path
 from sonotag_core.settings import Settings
 
 
 def test_store_error_lives_in_errors_and_is_still_importable_from_store() -> None:
-    from sonotag_core import errors, store
+    from sonotag_core import errors
+    from sonotag_core.store import database as store
 
     assert store.StoreError is errors.StoreError is StoreError
     assert issubclass(StoreError, SonoTagError)

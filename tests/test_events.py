@@ -9,10 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from sonotag_core.domain.events import EVENT_COLUMNS, EventParams, detect_events
+from sonotag_core.domain.timeline import Timeline
 from sonotag_core.errors import ConfigError
-from sonotag_core.events import EVENT_COLUMNS, EventParams, detect_events
 from sonotag_core.settings import Settings
-from sonotag_core.timeline import Timeline
 
 F = 0.3125
 

@@ -1,4 +1,4 @@
-"""Built-in example clips (sonotag_core.examples): generated once, deterministic, and only
+"""Built-in example clips (sonotag_core.media.examples): generated once, deterministic, and only
 by their id."""
 
 from __future__ import annotations
@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sonotag_core import decode
 from sonotag_core.errors import SourceError
-from sonotag_core.examples import EXAMPLES, example_path
+from sonotag_core.media import decode
+from sonotag_core.media.examples import EXAMPLES, example_path
 
 
 @pytest.mark.parametrize("example_id", list(EXAMPLES))

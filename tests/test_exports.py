@@ -19,12 +19,12 @@ import pandas as pd
 import pytest
 
 from sonotag_core import exports
+from sonotag_core.domain.events import EVENT_COLUMNS, EventParams, detect_events
+from sonotag_core.domain.report import ModelInfo, Report
+from sonotag_core.domain.timeline import Timeline
+from sonotag_core.domain.windows import FRAME_S
 from sonotag_core.errors import ConfigError
-from sonotag_core.events import EVENT_COLUMNS, EventParams, detect_events
 from sonotag_core.exports import FORMATS, ExportFormat
-from sonotag_core.report import ModelInfo, Report
-from sonotag_core.timeline import Timeline
-from sonotag_core.windows import FRAME_S
 
 DURATION_S = 10.1  # 32.32 frames: frame 32 covers [10.0, 10.1), clipped to the audio
 N_FRAMES = 33
@@ -537,7 +537,7 @@ STATUSES = ["accepted", "rejected", "accepted", "", "accepted"]  # per EXPECTED_
 
 
 def reviewed_report() -> Report:
-    from sonotag_core.review import Review, with_reviews
+    from sonotag_core.domain.review import Review, with_reviews
 
     reviews = [
         Review.of_event(label, on, off, status, relabel=relabel)

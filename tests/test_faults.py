@@ -20,11 +20,12 @@ import pytest
 from audiogen import make_audio
 from support import ffmpeg_children, stored_rows
 
-from sonotag_core import library, sources, workdirs
 from sonotag_core.cli import main
+from sonotag_core.domain.labels import LabelSet
 from sonotag_core.errors import DecodeError, SourceError
-from sonotag_core.labels import LabelSet
-from sonotag_core.store import Store
+from sonotag_core.media import sources, workdirs
+from sonotag_core.service import library
+from sonotag_core.store.database import Store
 
 SONOTAG = str(Path(sys.executable).parent / "sonotag")
 LABELS = LabelSet(("a tone", "siren"))
@@ -358,7 +359,7 @@ def test_orphaned_working_copies_are_swept(tmp_path):
     (a run in progress) and the store's kept audio stay."""
     import time as _time
 
-    from sonotag_core.sources import sweep_working_copies
+    from sonotag_core.media.sources import sweep_working_copies
 
     old = _time.time() - 2 * 24 * 3600
     files = {}
@@ -391,7 +392,7 @@ def test_a_live_runs_folder_is_never_swept_and_a_dead_ones_is_at_once(tmp_path):
         [
             sys.executable,
             "-c",
-            "import sys, time; from pathlib import Path; from sonotag_core import workdirs\n"
+            "import sys, time; from pathlib import Path; from sonotag_core.media import workdirs\n"
             f"with workdirs.run_folder(Path({str(tmp_path)!r}), 'sonotag-') as d:\n"
             "    (d / 'partial.webm').write_bytes(b'x' * 1000); print(d, flush=True); time.sleep(600)",
         ],
@@ -444,7 +445,11 @@ def read_only_data(tmp_path, cli, monkeypatch):
     try:
         # an existing library, made by another process: no handle of ours keeps it busy
         subprocess.run(
-            [sys.executable, "-c", f"from sonotag_core.store import Store; Store({str(data)!r})"],
+            [
+                sys.executable,
+                "-c",
+                f"from sonotag_core.store.database import Store; Store({str(data)!r})",
+            ],
             check=True,
             timeout=60,
         )

@@ -12,12 +12,12 @@ import pytest
 import torch
 from audiogen import make_audio
 
-from sonotag_core import decode
-from sonotag_core.analysis import embed_file, score
-from sonotag_core.labels import LabelSet
-from sonotag_core.scoring import frame_probabilities
-from sonotag_core.timeline import assemble
-from sonotag_core.windows import FRAME_SAMPLES, WINDOW_SAMPLES, hop_samples, tile
+from sonotag_core.domain.labels import LabelSet
+from sonotag_core.domain.timeline import assemble
+from sonotag_core.domain.windows import FRAME_SAMPLES, WINDOW_SAMPLES, hop_samples, tile
+from sonotag_core.inference.scoring import frame_probabilities
+from sonotag_core.media import decode
+from sonotag_core.service.analysis import embed_file, score
 
 LABELS = LabelSet(
     ("dog barking", "siren", "applause and cheering", "a man speaking"), frozenset({"siren"})
@@ -105,7 +105,7 @@ def test_single_label_works(model, reference, text_cache):
 
 
 def test_text_cache_reuses_encodings(model, text_cache, monkeypatch):
-    from sonotag_core import scoring
+    from sonotag_core.inference import scoring
 
     text_cache.encode(["kettle whistle", "door knock"])
     calls = []

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from sonotag_core.domain.labels import parse_labels
 from sonotag_core.errors import LimitError
-from sonotag_core.labels import parse_labels
 
 
 def test_parse_labels_splits_negatives_and_dedupes():

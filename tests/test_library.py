@@ -1,4 +1,4 @@
-"""The store around one run (sonotag_core.library): reuse, open, keep, and never lose a
+"""The store around one run (sonotag_core.service.library): reuse, open, keep, and never lose a
 result to a store that cannot be written. Real model code path, generated checkpoint."""
 
 from __future__ import annotations
@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 from audiogen import make_audio
 
-from sonotag_core import library
+from sonotag_core.domain.labels import LabelSet
 from sonotag_core.errors import ModelError, NotFoundError
-from sonotag_core.labels import LabelSet
-from sonotag_core.sources import from_path
-from sonotag_core.store import Store
+from sonotag_core.media.sources import from_path
+from sonotag_core.service import library
+from sonotag_core.store.database import Store
 
 LABELS = LabelSet(("beeping", "music"), frozenset({"music"}))
 
@@ -131,7 +131,7 @@ def test_a_full_disk_keeps_the_result(tmp_path, model, settings):
 
 
 def test_usage_text():
-    from sonotag_core.store import MediaUsage
+    from sonotag_core.store.database import MediaUsage
 
     assert library.usage_text(MediaUsage(1, 3 * 1024 * 1024, 4096 * 1024 * 1024)) == (
         "1 file, 3.0 MB of 4,096 MB"
@@ -142,7 +142,7 @@ def test_usage_text():
 def test_an_unreadable_store_costs_an_encoding_not_the_result(
     tmp_path, model, settings, encoder_calls, monkeypatch
 ):
-    from sonotag_core.store import StoreError
+    from sonotag_core.store.database import StoreError
 
     store = Store(tmp_path / "data")
     src = from_path(make_audio(tmp_path / "a.wav", 12.0, kind="mix"))
@@ -165,7 +165,7 @@ def test_an_unreadable_store_costs_an_encoding_not_the_result(
 def summary(
     i: str, title: str, *, created: float, duration_s=None, url=None, labels=("x",), negatives=()
 ):
-    from sonotag_core.store import AnalysisSummary
+    from sonotag_core.store.database import AnalysisSummary
 
     return AnalysisSummary(
         i,
@@ -242,7 +242,7 @@ def test_delete_many_deletes_exactly_those_it_may_and_says_which_it_refused(
     tmp_path, model, settings, monkeypatch
 ):
     from sonotag_core.access import Viewer
-    from sonotag_core.store import StoreError
+    from sonotag_core.store.database import StoreError
 
     store = Store(tmp_path / "data")
     src = from_path(make_audio(tmp_path / "take.wav", 12.0, kind="mix"))

@@ -16,9 +16,8 @@ import pytest
 from audiogen import make_audio
 from support import free_port, serve_app
 
-from sonotag_core import media_links
-from sonotag_core.examples import example_path
-from sonotag_core.media_links import (
+from sonotag_core.dashboard import media_links
+from sonotag_core.dashboard.media_links import (
     AUDIO_ROUTE,
     MediaGoneError,
     MediaLinkError,
@@ -28,6 +27,7 @@ from sonotag_core.media_links import (
     sign_media_url,
     verify_media_url,
 )
+from sonotag_core.media.examples import example_path
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = b"k" * 32

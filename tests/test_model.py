@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from sonotag_core.errors import ModelError
-from sonotag_core.model import CHECKPOINT_FILE, load_model, resolve_checkpoint
+from sonotag_core.inference.model import CHECKPOINT_FILE, load_model, resolve_checkpoint
 from sonotag_core.settings import Settings
 
 
@@ -95,7 +95,7 @@ def test_missing_local_checkpoint(tmp_path, settings):
 
 
 def test_fetch_model_offline_is_a_clear_error(tmp_path):
-    from sonotag_core.model import fetch_model
+    from sonotag_core.inference.model import fetch_model
 
     with pytest.raises(ModelError, match="internet"):
         fetch_model(Settings(model_dir=str(tmp_path / "c"), data_dir=str(tmp_path)).validated())
@@ -109,7 +109,7 @@ def test_download_progress_reports_bytes_from_the_calling_thread(tmp_path):
     import threading
     import time
 
-    from sonotag_core.model import hub_blobs, with_download_progress
+    from sonotag_core.inference.model import hub_blobs, with_download_progress
 
     blobs = hub_blobs(tmp_path, "kechenadobe/OpenFLAM")
     seen: list[tuple[float, str, bool]] = []

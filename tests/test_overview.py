@@ -15,9 +15,10 @@ import numpy as np
 import pytest
 from audiogen import make_audio
 
-from sonotag_core import decode, overview
+from sonotag_core.domain.windows import SAMPLE_RATE
 from sonotag_core.errors import DecodeError
-from sonotag_core.overview import (
+from sonotag_core.media import decode, overview
+from sonotag_core.media.overview import (
     Overview,
     band_edges_hz,
     cached_overview,
@@ -25,7 +26,6 @@ from sonotag_core.overview import (
     mel_filterbank,
     overview_dir,
 )
-from sonotag_core.windows import SAMPLE_RATE
 
 
 def lavfi(path: Path, expression: str, seconds: float, rate: int = SAMPLE_RATE) -> Path:

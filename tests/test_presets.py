@@ -1,4 +1,4 @@
-"""Presets (sonotag_core.presets): short concrete label lists, added to the label box with
+"""Presets (sonotag_core.dashboard.presets): short concrete label lists, added to the label box with
 the suggested labels (issue 9 A9): what is there stays as typed, and a label already there
 is not added again."""
 
@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sonotag_core.labels import parse_labels
-from sonotag_core.presets import PRESETS, merge_labels, preset_text
+from sonotag_core.dashboard.presets import PRESETS, merge_labels, preset_text
+from sonotag_core.domain.labels import parse_labels
 from sonotag_core.settings import Settings
 
 LIMITS = {"max_labels": 1000, "max_chars": 1000}

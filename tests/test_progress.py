@@ -14,12 +14,14 @@ import pytest
 from audiogen import make_audio
 from support import ffmpeg_children, serve_directory, stored_rows
 
-from sonotag_core import analysis, library, sources
-from sonotag_core.embedding_cache import EmbeddingCache
+from sonotag_core.domain.labels import LabelSet
+from sonotag_core.domain.progress import EncodeProgress, Progress, RateEstimator, time_left_text
 from sonotag_core.errors import DecodeError
-from sonotag_core.labels import LabelSet
-from sonotag_core.progress import EncodeProgress, Progress, RateEstimator, time_left_text
-from sonotag_core.store import Store
+from sonotag_core.inference.embedding_cache import EmbeddingCache
+from sonotag_core.inference.scheduler import encoder_queue
+from sonotag_core.media import sources
+from sonotag_core.service import analysis, library
+from sonotag_core.store.database import Store
 
 LABELS = LabelSet(("a tone",))
 STORE_FILES = {"sonotag.db", "sonotag.db-wal", "sonotag.db-shm", "logs/sonotag.log"}
@@ -266,7 +268,7 @@ def test_a_cancel_at_any_stage_keeps_nothing_and_the_next_run_works(
     holding = threading.Event()
 
     def hold_slot() -> None:  # another session's analysis, so this one queues
-        with model.queue.slot():
+        with encoder_queue().slot():
             holding.set()
             release.wait(60)
 
@@ -303,7 +305,7 @@ def test_a_cancel_at_any_stage_keeps_nothing_and_the_next_run_works(
         if where == "queue":
             holder.join(30)
     assert files_under(data) == before and files_under(data) <= STORE_FILES
-    assert stored_rows(data) == 0 and len(cache) == 0 and model.queue.depth == 0
+    assert stored_rows(data) == 0 and len(cache) == 0 and encoder_queue().depth == 0
 
     again = sources.from_upload(audio, "my take.wav", data / sources.UPLOADS_DIR)
     done = library.run(

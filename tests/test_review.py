@@ -8,9 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sonotag_core.errors import ConfigError, SonoTagError
-from sonotag_core.events import EVENT_COLUMNS, EventParams, detect_events
-from sonotag_core.review import (
+from sonotag_core.domain.events import EVENT_COLUMNS, EventParams, detect_events
+from sonotag_core.domain.review import (
     ACCEPTED,
     REJECTED,
     UNREVIEWED,
@@ -21,8 +20,9 @@ from sonotag_core.review import (
     event_key,
     review_counts,
 )
-from sonotag_core.timeline import Timeline
-from sonotag_core.windows import FRAME_S
+from sonotag_core.domain.timeline import Timeline
+from sonotag_core.domain.windows import FRAME_S
+from sonotag_core.errors import ConfigError, SonoTagError
 
 LABELS = ("dog barking", "siren", "music")
 NEGATIVE = "music"
@@ -195,6 +195,7 @@ def test_relabel_text_is_cleaned() -> None:
 
 
 def test_the_cli_offers_exactly_the_statuses() -> None:
-    from sonotag_core import cli, review
+    from sonotag_core import cli
+    from sonotag_core.domain import review
 
     assert cli.REVIEW_CHOICES == review.STATUSES  # cli keeps a copy so it needs no pandas

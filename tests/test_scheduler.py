@@ -8,9 +8,9 @@ import time
 import pytest
 from audiogen import make_audio
 
-from sonotag_core.analysis import embed_file
 from sonotag_core.errors import LimitError
-from sonotag_core.scheduler import InferenceQueue, RateLimiter
+from sonotag_core.inference.scheduler import InferenceQueue, RateLimiter, encoder_queue
+from sonotag_core.service.analysis import embed_file
 
 
 def test_queue_serves_in_arrival_order_and_reports_positions():
@@ -114,4 +114,4 @@ def test_two_sessions_one_model_first_come_first_served(tmp_path, model, setting
     a_last = max(i for i, e in enumerate(events) if e[0] == "a" and e[1] == "encode")
     b_first = min(i for i, e in enumerate(events) if e[0] == "b" and e[1] == "encode")
     assert a_last < b_first  # no interleaving: the first ran at full speed
-    assert model.queue.depth == 0
+    assert encoder_queue().depth == 0

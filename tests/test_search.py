@@ -9,15 +9,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sonotag_core.analysis import score
-from sonotag_core.embeddings import AudioEmbeddings
-from sonotag_core.errors import LimitError
-from sonotag_core.labels import LabelSet
-from sonotag_core.scoring import frame_probabilities
-from sonotag_core.search import search_library
-from sonotag_core.sources import SourceInfo
-from sonotag_core.store import Store
-from sonotag_core.windows import FRAME_S, SAMPLE_RATE, hop_samples, window_starts
+from sonotag_core.domain.embeddings import AudioEmbeddings
+from sonotag_core.domain.labels import LabelSet
+from sonotag_core.domain.windows import FRAME_S, SAMPLE_RATE, hop_samples, window_starts
+from sonotag_core.errors import ConfigError, LimitError
+from sonotag_core.inference.scoring import frame_probabilities
+from sonotag_core.media.sources import SourceInfo
+from sonotag_core.service.analysis import score
+from sonotag_core.service.search import search_library
+from sonotag_core.store.database import Store
 
 SHA = "5e" * 32
 LABEL = "siren"
@@ -158,7 +158,7 @@ def test_empty_store_and_bad_queries(tmp_path, text_cache):
             search_library(store, text_cache, bad, checkpoint_sha256=SHA)
     with pytest.raises(LimitError, match="limit is 20"):
         search_library(store, text_cache, "x" * 21, checkpoint_sha256=SHA, max_label_chars=20)
-    with pytest.raises(LimitError, match="at least one result"):
+    with pytest.raises(ConfigError, match="at least one result"):
         search_library(store, text_cache, LABEL, checkpoint_sha256=SHA, top_k=0)
-    with pytest.raises(LimitError, match="gap"):
+    with pytest.raises(ConfigError, match="gap"):
         search_library(store, text_cache, LABEL, checkpoint_sha256=SHA, min_gap_s=-1)

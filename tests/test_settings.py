@@ -16,8 +16,10 @@ from pathlib import Path
 
 import pytest
 
+from sonotag_core.dashboard.share import ViewState
+from sonotag_core.domain.events import EventParams
+from sonotag_core.domain.windows import FRAME_S, WINDOW_S
 from sonotag_core.errors import ConfigError
-from sonotag_core.events import EventParams
 from sonotag_core.settings import (
     DEFAULTS,
     SETTINGS,
@@ -26,8 +28,6 @@ from sonotag_core.settings import (
     check_hop,
     settings_table_markdown,
 )
-from sonotag_core.share import ViewState
-from sonotag_core.windows import FRAME_S, WINDOW_S
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -10,10 +10,7 @@ from hypothesis import given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from sonotag_core.events import EventParams
-from sonotag_core.labels import parse_labels
-from sonotag_core.settings import Settings
-from sonotag_core.share import (
+from sonotag_core.dashboard.share import (
     DEFAULT_LABELS,
     PARAMS,
     VIEWS,
@@ -24,6 +21,9 @@ from sonotag_core.share import (
     share_url,
     to_query_params,
 )
+from sonotag_core.domain.events import EventParams
+from sonotag_core.domain.labels import parse_labels
+from sonotag_core.settings import Settings
 
 S = Settings().validated()
 D = default_state(S)

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from audiogen import make_audio
 
-from sonotag_core import sources
 from sonotag_core.errors import DecodeError, LimitError, SourceError
-from sonotag_core.sources import PRODUCTION_POLICY, UrlPolicy, check_info
+from sonotag_core.media import sources
+from sonotag_core.media.sources import PRODUCTION_POLICY, UrlPolicy, check_info
 
 # test-only: skip the link check and allow yt-dlp's generic extractor, to reach loopback
 TEST_POLICY = UrlPolicy(allowed_extractors=("Generic",), allow_any_host=True)
@@ -215,20 +215,6 @@ def test_generic_extractor_needs_the_test_switch():
         UrlPolicy(allowed_extractors=("Youtube", "generic"))
     assert "Generic" not in PRODUCTION_POLICY.allowed_extractors
     assert not PRODUCTION_POLICY.allow_any_host
-
-
-@pytest.mark.parametrize(
-    ("seconds", "text"),
-    [
-        (45, "45 s"),
-        (59.6, "1 min"),
-        (720, "12 min"),
-        (3 * 3600, "3 h"),
-        (3 * 3600 + 65, "3 h 01 min"),
-    ],
-)
-def test_format_duration(seconds, text):
-    assert sources.format_duration(seconds) == text
 
 
 @pytest.mark.parametrize(
@@ -454,7 +440,7 @@ def test_a_redirect_to_a_local_address_is_refused_before_connecting(ssrf, tmp_pa
 
 
 def test_a_redirect_to_cloud_metadata_never_connects(ssrf, tmp_path, monkeypatch):
-    from sonotag_core import netguard
+    from sonotag_core.media import netguard
 
     connects: list[tuple] = []
     real = netguard.create_connection
@@ -478,7 +464,7 @@ def test_a_name_that_resolves_to_this_machine_is_refused(ssrf, tmp_path, monkeyp
     is refused, and the socket would connect to the address that was checked."""
     import socket
 
-    from sonotag_core import netguard
+    from sonotag_core.media import netguard
 
     real = socket.getaddrinfo
 
@@ -512,7 +498,7 @@ def test_a_redirect_to_another_scheme_reads_nothing(ssrf, tmp_path):
 def test_media_hosts_are_resolved_before_download(monkeypatch):
     import socket
 
-    from sonotag_core import netguard
+    from sonotag_core.media import netguard
 
     answers = {
         "cdn.example.com": "93.184.216.34",
@@ -574,7 +560,7 @@ def test_which_addresses_are_public(ip, public):
 
 def test_production_options_use_the_guard_only():
     """One request handler (the guarded one), no proxy, no ffmpeg for yt-dlp."""
-    from sonotag_core import netguard
+    from sonotag_core.media import netguard
 
     opts = sources.ydl_options(Path("/tmp"), PRODUCTION_POLICY, lambda d: None)
     assert opts["proxy"] == "" and opts["ffmpeg_location"] == sources.NO_FFMPEG

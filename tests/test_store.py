@@ -18,11 +18,12 @@ import pytest
 from audiogen import make_audio
 
 from sonotag_core.access import OPERATOR
-from sonotag_core.analysis import embed_file, score
-from sonotag_core.embeddings import AudioEmbeddings
-from sonotag_core.labels import LabelSet
-from sonotag_core.sources import SourceInfo, from_path
-from sonotag_core.store import MIGRATIONS, MediaUsage, Store, StoreError
+from sonotag_core.domain.embeddings import AudioEmbeddings
+from sonotag_core.domain.labels import LabelSet
+from sonotag_core.media.sources import SourceInfo, from_path
+from sonotag_core.service.analysis import embed_file, score
+from sonotag_core.service.library import find_link_source
+from sonotag_core.store.database import MIGRATIONS, MediaUsage, Store, StoreError
 
 SHA = "ab" * 32
 
@@ -117,10 +118,10 @@ CHILD = r"""
 import json, sys, time
 import numpy as np
 from pathlib import Path
-from sonotag_core import store as st
-from sonotag_core.embeddings import AudioEmbeddings
-from sonotag_core.labels import LabelSet
-from sonotag_core.sources import SourceInfo
+from sonotag_core.store import database as st
+from sonotag_core.domain.embeddings import AudioEmbeddings
+from sonotag_core.domain.labels import LabelSet
+from sonotag_core.media.sources import SourceInfo
 real_dumps = json.dumps
 def slow_dumps(*a, **kw):   # called while writing the analysis row, after the embeddings
     print("mid-write", flush=True)
@@ -286,7 +287,7 @@ def test_saved_analysis_plays_from_the_kept_file(tmp_path):
 
 
 def save_with_media(store: Store, source: SourceInfo) -> tuple[str, SourceInfo]:
-    from sonotag_core import analysis
+    from sonotag_core.service import analysis
 
     class Info:  # the two model facts save_analysis reads
         checkpoint_sha256, name = SHA, "openflam-v1-base"
@@ -370,7 +371,7 @@ def test_full_disk_while_keeping_audio_leaves_nothing_behind(tmp_path, monkeypat
     assert store.media_usage().files == 0 and src.path.is_file()
 
 
-def test_find_source_by_url(tmp_path):
+def test_a_link_finds_its_stored_source_in_any_spelling(tmp_path):
     data = tmp_path / "data"
     store = Store(data, media_cap_bytes=5000)
     url = "https://www.youtube.com/watch?v=abcdefghijk"
@@ -380,13 +381,13 @@ def test_find_source_by_url(tmp_path):
     kept = store.keep_media(new)  # evicts the old download (cap: one file)
     save(store, kept)
     for spelling in (url, "https://youtu.be/abcdefghijk?t=30", "youtube.com/shorts/abcdefghijk"):
-        found = store.find_source_by_url(spelling)
+        found = find_link_source(store, spelling)
         assert found is not None and found.content_id == new.content_id, spelling
         assert found.path == kept.path and found.kind == "url" and found.url == url
-    assert store.find_source_by_url("https://youtu.be/zzzzzzzzzzz") is None
-    assert store.find_source_by_url("not a link") is None
+    assert find_link_source(store, "https://youtu.be/zzzzzzzzzzz") is None
+    assert find_link_source(store, "not a link") is None
     kept.path.unlink()  # the kept audio is gone: the source is still found, without a path
-    assert store.find_source_by_url(url).path == Path("")
+    assert find_link_source(store, url).path == Path("")
 
 
 def test_latest_analysis_id(tmp_path):
@@ -453,14 +454,8 @@ def test_iter_embeddings_streams_one_row_at_a_time(tmp_path):
     assert list(store.iter_embeddings("00" * 32)) == []
 
 
-def test_migrates_a_schema_1_database(tmp_path):
-    db = sqlite3.connect(tmp_path / "sonotag.db")
-    db.executescript(MIGRATIONS[0] + "; PRAGMA user_version = 1;")
-    emb = random_embeddings(2)
-    db.execute(
-        "INSERT INTO sources VALUES (?,?,?,?,?,?,?,?,?)",
-        ("c" * 64, "upload", "Old clip", None, "x.wav", 20.0, None, "/gone/x.wav", 1.0),
-    )
+def insert_old_embeddings(db: sqlite3.Connection, emb) -> None:
+    """One embeddings row (id 1, content "c"*64, hop 10 s) as schemas 1-3 wrote it."""
     db.execute(
         "INSERT INTO embeddings VALUES (1,?,10.0,?,?,2,?,?,1.0)",
         (
@@ -471,6 +466,17 @@ def test_migrates_a_schema_1_database(tmp_path):
             emb.features.astype(np.float16).tobytes(),
         ),
     )
+
+
+def test_migrates_a_schema_1_database(tmp_path):
+    db = sqlite3.connect(tmp_path / "sonotag.db")
+    db.executescript(MIGRATIONS[0] + "; PRAGMA user_version = 1;")
+    emb = random_embeddings(2)
+    db.execute(
+        "INSERT INTO sources VALUES (?,?,?,?,?,?,?,?,?)",
+        ("c" * 64, "upload", "Old clip", None, "x.wav", 20.0, None, "/gone/x.wav", 1.0),
+    )
+    insert_old_embeddings(db, emb)
     db.execute(
         "INSERT INTO analyses VALUES ('0123456789abcdef',1,'[\"siren\"]','[]','{}','m',1.5,2.0)"
     )
@@ -493,8 +499,8 @@ def test_migrates_a_schema_1_database(tmp_path):
 
 
 def test_embed_source_reuses_the_store_before_encoding(tmp_path, model, settings, monkeypatch):
-    from sonotag_core import analysis
-    from sonotag_core.embedding_cache import EmbeddingCache
+    from sonotag_core.inference.embedding_cache import EmbeddingCache
+    from sonotag_core.service import analysis
 
     store = Store(tmp_path)
     src = fake_source()
@@ -526,7 +532,7 @@ def test_embed_source_reuses_the_store_before_encoding(tmp_path, model, settings
 def test_migrates_a_schema_3_database_and_adds_reviews(tmp_path):
     """A database left by the version before reviews (schema 3, owners) keeps its rows and
     gains the reviews table."""
-    from sonotag_core.review import Review
+    from sonotag_core.domain.review import Review
 
     db = sqlite3.connect(tmp_path / "sonotag.db")
     db.executescript(";".join(MIGRATIONS[:3]) + "; PRAGMA user_version = 3;")
@@ -545,16 +551,7 @@ def test_migrates_a_schema_3_database_and_adds_reviews(tmp_path):
             1.0,
         ),
     )
-    db.execute(
-        "INSERT INTO embeddings VALUES (1,?,10.0,?,?,2,?,?,1.0)",
-        (
-            "c" * 64,
-            SHA,
-            emb.n_samples,
-            emb.starts.tobytes(),
-            emb.features.astype(np.float16).tobytes(),
-        ),
-    )
+    insert_old_embeddings(db, emb)
     db.execute(
         "INSERT INTO analyses VALUES (?,1,'[\"siren\"]','[]','{\"threshold\": 0.3}',"
         "'m',1.5,2.0,'visitor:abc')",
@@ -581,7 +578,7 @@ def test_migrates_a_schema_3_database_and_adds_reviews(tmp_path):
 
 
 def test_reviews_replace_clear_and_go_with_their_analysis(tmp_path):
-    from sonotag_core.review import Review
+    from sonotag_core.domain.review import Review
 
     store = Store(tmp_path)
     aid = save(store, fake_source(), labels=("siren", "dog"))
@@ -618,7 +615,7 @@ def test_reviews_replace_clear_and_go_with_their_analysis(tmp_path):
 
 
 def test_a_review_on_a_full_disk_is_a_store_error_and_keeps_the_store(tmp_path):
-    from sonotag_core.review import Review
+    from sonotag_core.domain.review import Review
 
     store = Store(tmp_path)
     aid = save(store, fake_source(), labels=("siren",))
@@ -648,7 +645,7 @@ def test_a_review_on_a_full_disk_is_a_store_error_and_keeps_the_store(tmp_path):
 def test_the_players_picture_goes_with_the_last_analysis_of_its_audio(tmp_path):
     """The waveform/spectrogram cache (overviews/<content id>.npz) is deleted with the
     kept audio it was drawn from, so deleting analyses does not leave it growing."""
-    from sonotag_core.overview import overview_dir
+    from sonotag_core.media.overview import overview_dir
 
     data = tmp_path / "data"
     store = Store(data)

@@ -10,9 +10,9 @@ import numpy as np
 from audiogen import make_audio
 from standin import standin_loaded_model
 
-from sonotag_core.analysis import embed_file, score
-from sonotag_core.labels import LabelSet
-from sonotag_core.scoring import TextCache
+from sonotag_core.domain.labels import LabelSet
+from sonotag_core.inference.scoring import TextCache
+from sonotag_core.service.analysis import embed_file, score
 
 pytest_plugins = ["pytester"]
 

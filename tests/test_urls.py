@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from sonotag_core.errors import SourceError
-from sonotag_core.sources import looks_like_url, parse_link
+from sonotag_core.media.sources import looks_like_url, parse_link
 
 VID = "dQw4w9WgXcQ"
 CANON = f"https://www.youtube.com/watch?v={VID}"

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sonotag_core.timeline import assemble
-from sonotag_core.windows import (
+from sonotag_core.domain.timeline import assemble
+from sonotag_core.domain.windows import (
     FRAME_S,
     FRAME_SAMPLES,
     SAMPLE_RATE,

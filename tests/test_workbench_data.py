@@ -1,4 +1,4 @@
-"""The player's data (sonotag_core.workbench_data): what the browser draws is exactly what
+"""The player's data (sonotag_core.dashboard.workbench_data): what the browser draws is exactly what
 the timeline and the events say."""
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ import json
 import numpy as np
 import pandas as pd
 
-from sonotag_core.charts import NEGATIVE_COLOR, label_colors
-from sonotag_core.timeline import Timeline
-from sonotag_core.workbench_data import probability_bytes, workbench_payload
+from sonotag_core.dashboard.charts import NEGATIVE_COLOR, label_colors
+from sonotag_core.dashboard.workbench_data import probability_bytes, workbench_payload
+from sonotag_core.domain.timeline import Timeline
 
 
 def test_probabilities_travel_as_one_byte_per_frame():

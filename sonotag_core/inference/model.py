@@ -1,0 +1,306 @@
+"""Load OpenFLAM v1-base through its real code path, offline-friendly and memory-lean.
+
+``openflam.OpenFLAM("v1-base")`` builds FLAM (HTSAT-base + roberta-base), fetches
+``open_flam_oct17.pth`` with ``hf_hub_download`` and roberta-base with ``from_pretrained``
+into one cache dir. We build the same FLAM from openflam's own classes and configs and
+fetch the same files the same way, with two differences that matter to users:
+
+* ``SONOTAG_CHECKPOINT`` may point at a local ``.pth`` (OpenFLAM() always asks the hub);
+* the checkpoint is memory-mapped and assigned in place (``torch.load(mmap=True)`` +
+  ``load_state_dict(assign=True)``): same tensors, ~0.7 GB lower peak than a plain load.
+
+Missing weights with no reachable hub, or a checkpoint that cannot be read, raise
+:class:`ModelError` saying what to fetch. Only the errors that mean that are caught
+(:func:`hub_unavailable_errors`, :data:`UNREADABLE_CHECKPOINT`): a bug in our own code
+(a ``TypeError``, say) propagates as itself instead of posing as missing weights.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import pickle
+import re
+import threading
+import warnings
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sonotag_core.domain.progress import Progress, ProgressFn, no_progress
+from sonotag_core.domain.report import ModelInfo
+from sonotag_core.errors import ModelError
+from sonotag_core.settings import Settings
+
+log = logging.getLogger(__name__)
+
+MODEL_NAME = "openflam-v1-base"
+OPENFLAM_REPO = "kechenadobe/OpenFLAM"
+CHECKPOINT_FILE = "open_flam_oct17.pth"
+TEXT_MODEL = "roberta-base"
+
+
+def openflam_hook() -> Any:
+    """openflam's hook module (importing the package puts its ``module`` on sys.path)."""
+    try:
+        import openflam  # noqa: F401
+        import openflam.hook as hook
+    except ImportError as exc:  # pragma: no cover - install problem
+        raise ModelError(
+            f"The openflam package is not importable ({exc}). Run the README install command."
+        ) from exc
+    return hook
+
+
+def openflam_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("openflam")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def build_flam(cache_dir: str) -> Any:
+    """FLAM exactly as ``OpenFLAM("v1-base")`` builds it (random init, roberta from cache_dir)."""
+    import lightning as L
+
+    hook = openflam_hook()
+    with warnings.catch_warnings():  # HTSAT's torch.meshgrid call: noise on every CLI run
+        warnings.filterwarnings("ignore", message="torch.meshgrid", category=UserWarning)
+        return hook.FLAM(
+            audio_cfg=hook.CLAPAudioCfg(model_name="base", audio_embed_dim=1024),
+            text_cfg=hook.CLAPTextCfg(connector_layers=12),
+            joint_embed_shape=512,
+            fabric=L.Fabric(accelerator="cpu", devices=1),
+            cache_dir=cache_dir,
+        )
+
+
+def select_device(requested: str) -> str:
+    import torch
+
+    if requested == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if requested.startswith("cuda") and not torch.cuda.is_available():
+        raise ModelError("SONOTAG_DEVICE asks for CUDA but no GPU is visible; use auto or cpu.")
+    return requested
+
+
+# What torch.load / load_state_dict raise for a file that is not a loadable checkpoint:
+# truncated or not a zip (RuntimeError), unreadable (OSError), cut short (EOFError), a
+# pickle that weights_only refuses (UnpicklingError), bad header data (ValueError), and
+# RuntimeError again for a state dict whose keys or shapes are not OpenFLAM v1-base's.
+UNREADABLE_CHECKPOINT: tuple[type[BaseException], ...] = (
+    OSError,
+    EOFError,
+    RuntimeError,
+    ValueError,
+    pickle.UnpicklingError,
+)
+
+
+def hub_unavailable_errors() -> tuple[type[BaseException], ...]:
+    """What the Hugging Face hub raises when a file is neither cached nor downloadable:
+    offline mode, not found, unreachable, refused, a failed transfer. Most are OSError
+    subclasses today; they are named so a change in the hub's hierarchy cannot turn them
+    into bugs, and nothing broader (no ``Exception``) is caught."""
+    from huggingface_hub.errors import (
+        HfHubHTTPError,
+        LocalEntryNotFoundError,
+        OfflineModeIsEnabled,
+        XetAuthorizationError,
+        XetDownloadError,
+    )
+
+    return (
+        OSError,
+        HfHubHTTPError,
+        LocalEntryNotFoundError,
+        OfflineModeIsEnabled,
+        XetAuthorizationError,
+        XetDownloadError,
+    )
+
+
+def missing_weights_message(settings: Settings, detail: str) -> str:
+    return (
+        f"OpenFLAM weights are not available ({detail}). SonoTag needs "
+        f"{OPENFLAM_REPO}/{CHECKPOINT_FILE} and {TEXT_MODEL} in the Hugging Face cache "
+        f"directory {settings.model_dir}. Run `sonotag fetch-model` on a machine with internet "
+        f"access (it downloads about 1.1 GB there), copy that directory here and set "
+        f"SONOTAG_MODEL_DIR to it; or set SONOTAG_CHECKPOINT to a local {CHECKPOINT_FILE} "
+        f"(roberta-base must still be in SONOTAG_MODEL_DIR)."
+    )
+
+
+def resolve_checkpoint(settings: Settings, progress: ProgressFn = no_progress) -> Path:
+    """Path of the OpenFLAM checkpoint: the local override, else the hub cache (download if
+    online, with byte progress: on a fresh volume this is the first start's long wait)."""
+    if settings.checkpoint:
+        path = Path(settings.checkpoint).expanduser()
+        if not path.is_file():
+            raise ModelError(f"SONOTAG_CHECKPOINT={settings.checkpoint} is not a file.")
+        return path
+    from huggingface_hub import hf_hub_download, try_to_load_from_cache
+
+    cached = try_to_load_from_cache(OPENFLAM_REPO, CHECKPOINT_FILE, cache_dir=settings.model_dir)
+    unavailable = hub_unavailable_errors()
+    try:
+        if isinstance(cached, str):  # the usual case: no network, no watcher
+            return Path(cached)
+        return Path(
+            with_download_progress(
+                lambda: hf_hub_download(
+                    OPENFLAM_REPO, CHECKPOINT_FILE, cache_dir=settings.model_dir
+                ),
+                hub_blobs(settings.model_dir, OPENFLAM_REPO),
+                progress,
+                f"Downloading the OpenFLAM weights ({CHECKPOINT_FILE})",
+            )
+        )
+    except unavailable as exc:  # offline, unreachable, not cached: all mean "get the weights"
+        log.info("checkpoint lookup failed", exc_info=True)
+        raise ModelError(missing_weights_message(settings, type(exc).__name__)) from exc
+
+
+def hub_blobs(cache_dir: str | Path, repo_id: str) -> Path:
+    """Where huggingface_hub writes a model repo's files (``*.incomplete`` while downloading)."""
+    return Path(cache_dir) / f"models--{repo_id.replace('/', '--')}" / "blobs"
+
+
+def with_download_progress(
+    fetch: Callable[[], Any],
+    blobs: Path,
+    progress: ProgressFn,
+    message: str,
+    *,
+    poll_s: float = 0.5,
+) -> Any:
+    """Run a blocking hub download in a worker thread and report the bytes written so far
+    (the ``*.incomplete`` files in ``blobs``) from the calling thread, which is the one a
+    UI may draw from. Returns ``fetch()``'s value or raises its exception."""
+    result: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            result["value"] = fetch()
+        except BaseException as exc:  # handed to the caller below
+            result["error"] = exc
+
+    worker = threading.Thread(target=work, name="sonotag-download", daemon=True)
+    worker.start()
+    while worker.is_alive():
+        worker.join(poll_s)
+        done = sum(f.stat().st_size for f in blobs.glob("*.incomplete")) if blobs.is_dir() else 0
+        if done:
+            progress(Progress("download", done, None, "bytes", message))
+    if "error" in result:
+        raise result["error"]
+    return result.get("value")
+
+
+def checkpoint_sha256(path: Path) -> str:
+    """SHA-256 of the checkpoint; hub-cache blobs are already named by it (LFS), others are hashed."""
+    real = Path(path).resolve()
+    if real.parent.name == "blobs" and re.fullmatch(r"[0-9a-f]{64}", real.name):
+        return real.name
+    h = hashlib.sha256()
+    with open(real, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 22), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+@dataclass
+class LoadedModel:
+    """The OpenFLAM object plus what we know about it. ``lock`` serializes each inference
+    call (whole audio encodings queue in :func:`.scheduler.encoder_queue`)."""
+
+    flam: Any  # openflam.OpenFLAM
+    device: str
+    checkpoint_path: Path
+    info: ModelInfo
+    threads: int
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def net(self) -> Any:
+        """The underlying FLAM module."""
+        return self.flam.model
+
+
+def load_model(settings: Settings, progress: ProgressFn = no_progress) -> LoadedModel:
+    """Load OpenFLAM v1-base for inference (see module docstring)."""
+    import torch
+
+    hook = openflam_hook()
+    torch.set_num_threads(settings.threads)
+    device = select_device(settings.device)
+    progress(Progress("model", 0, 3, "steps", "Locating the OpenFLAM checkpoint"))
+    ckpt = resolve_checkpoint(settings, progress)
+    progress(Progress("model", 1, 3, "steps", "Building OpenFLAM v1-base"))
+    flam = hook.OpenFLAM.__new__(hook.OpenFLAM)
+    torch.nn.Module.__init__(flam)
+    flam.default_ckpt_path = settings.model_dir
+    try:  # roberta-base comes from the same cache (downloaded on a fresh volume)
+        flam.model = with_download_progress(
+            lambda: build_flam(settings.model_dir),
+            hub_blobs(settings.model_dir, TEXT_MODEL),
+            progress,
+            f"Downloading the text encoder ({TEXT_MODEL})",
+        )
+    except OSError as exc:  # transformers: roberta-base not cached and hub unreachable
+        log.info("text model load failed", exc_info=True)
+        raise ModelError(missing_weights_message(settings, f"{TEXT_MODEL} not found")) from exc
+    progress(Progress("model", 2, 3, "steps", "Loading weights"))
+    try:
+        state = torch.load(ckpt, map_location="cpu", weights_only=True, mmap=True)
+        if not isinstance(state, Mapping):  # load_state_dict would raise TypeError
+            raise ValueError(f"it holds a {type(state).__name__}, not a state dict")
+        flam.model.load_state_dict(state, assign=True)
+    except UNREADABLE_CHECKPOINT as exc:
+        log.info("checkpoint load failed", exc_info=True)
+        detail = (str(exc).splitlines() or [type(exc).__name__])[0][:200]
+        raise ModelError(
+            f"The checkpoint {ckpt} could not be loaded ({detail}). "
+            f"It may be truncated or not an OpenFLAM v1-base checkpoint: delete it and run "
+            f"`sonotag fetch-model` again."
+        ) from exc
+    flam.to(device)
+    flam.eval()
+    info = ModelInfo(MODEL_NAME, openflam_version(), checkpoint_sha256(ckpt))
+    progress(Progress("model", 3, 3, "steps", "Model ready"))
+    return LoadedModel(flam, device, ckpt, info, settings.threads)
+
+
+def fetch_model(settings: Settings, progress: ProgressFn = no_progress) -> Path:
+    """Download everything the model needs into ``settings.model_dir`` (needs internet once)."""
+    from huggingface_hub import hf_hub_download, snapshot_download
+
+    progress(Progress("model", 0, 2, "steps", f"Downloading {OPENFLAM_REPO}/{CHECKPOINT_FILE}"))
+    unavailable = hub_unavailable_errors()
+    try:
+        ckpt = hf_hub_download(OPENFLAM_REPO, CHECKPOINT_FILE, cache_dir=settings.model_dir)
+        progress(Progress("model", 1, 2, "steps", f"Downloading {TEXT_MODEL}"))
+        snapshot_download(
+            TEXT_MODEL,
+            cache_dir=settings.model_dir,
+            allow_patterns=[
+                "config.json",
+                "vocab.json",
+                "merges.txt",
+                "tokenizer*.json",
+                "model.safetensors",
+            ],
+        )
+    except unavailable as exc:  # a bug in this function is not "check the connection"
+        log.info("fetch failed", exc_info=True)
+        raise ModelError(
+            f"Could not download the OpenFLAM weights into {settings.model_dir} ({type(exc).__name__}: "
+            f"{str(exc).splitlines()[0][:160] if str(exc) else ''}). Check the internet connection "
+            f"(huggingface.co must be reachable) and the free disk space (about 1.1 GB)."
+        ) from exc
+    progress(Progress("model", 2, 2, "steps", "Model files ready"))
+    return Path(ckpt)

@@ -1,0 +1,207 @@
+"""The Library page's widgets: search all stored audio, the table of stored analyses,
+open and delete with a confirmation that names what it deletes (pages/library.py lays
+them out)."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+
+import pandas as pd
+import streamlit as st
+
+import ui_state
+from sonotag_core import access
+from sonotag_core.access import Viewer
+from sonotag_core.domain.timefmt import clock, duration
+from sonotag_core.errors import SonoTagError
+from sonotag_core.service import library
+from sonotag_core.store.database import AnalysisSummary, Store
+
+ANALYZE = "pages/analyze.py"
+CONFIRM = "lib_confirm_delete"  # [(id, title)] the open confirmation deletes
+DELETED_NOTES = "lib_deleted_notes"  # what the last deletion did, said after its rerun
+GENERATION = "lib_table_generation"  # +1 per deletion: a new table, nothing selected
+
+
+def search(store: Store, me: Viewer) -> None:
+    """A search of every stored recording the visitor may see; each hit opens there."""
+    S = ui_state.settings()
+    st.subheader("Search all stored audio")
+    with st.form("library_search", border=False):
+        query = st.text_input(
+            "A sound, in words",
+            key="lib_query",
+            max_chars=S.max_label_chars,
+            placeholder="a siren wailing",
+        )
+        searched = st.form_submit_button("Search", icon=":material/search:")
+    if searched and query.strip():
+        try:
+            service = ui_state.service(ui_state.model(), store)
+            with st.spinner("Searching every stored recording…"):
+                t0 = time.perf_counter()
+                hits = service.search(query.strip(), top_k=20, viewer=me)
+            st.session_state.lib_hits = (query.strip(), hits, time.perf_counter() - t0)
+        except SonoTagError as exc:
+            ui_state.error(exc)
+
+    if found := st.session_state.get("lib_hits"):
+        label, hits, took = found
+        if not hits:
+            st.info(
+                f"No stored audio to search yet for “{ui_state.md_text(label)}”: analyse something first."
+            )
+        else:
+            st.caption(
+                f"Top {len(hits)} moments for “{ui_state.md_text(label)}” ({took:.2f} s). Open one to play "
+                "it and see the timeline from there."
+            )
+            for hit in hits:
+                cols = st.columns([1, 1, 4, 1.3], vertical_alignment="center")
+                cols[0].markdown(f"**{clock(hit.time_s, 1)}**")
+                cols[1].progress(hit.probability, text=f"{hit.probability:.2f}")
+                cols[2].markdown(ui_state.md_text(hit.title or "(untitled)"))
+                # the searched label first, then the stored ones (negatives keep their '-')
+                stored = [("-" + x) if x in hit.labels.negatives else x for x in hit.labels.labels]
+                labels = [label, *(x for x in stored if x.lstrip("-") != label)][: S.max_labels]
+                cols[3].page_link(
+                    ANALYZE,
+                    label="Open here",
+                    icon=":material/play_arrow:",
+                    query_params={
+                        "analysis": hit.analysis_id,
+                        "t": f"{hit.time_s:.2f}",
+                        "l": labels,
+                    },
+                )
+
+
+def stored(store: Store, me: Viewer) -> None:
+    """The stored analyses: filter, sort, select; open one, delete some."""
+    st.subheader("Stored analyses")
+    rows = library.visible_analyses(store, me)
+    if me.sees_all:  # the server's disk use is the operator's business, not a visitor's
+        st.caption(
+            f"{len(rows)} stored; kept audio: {library.usage_text(store.media_usage())} "
+            "(the least recently played goes first)."
+        )
+    else:
+        st.caption(f"{len(rows)} yours or from public links; others' uploads are not listed.")
+    # the outcome of the last deletion, said once, after the rerun that cleared the table
+    for kind, text in st.session_state.pop(DELETED_NOTES, None) or []:
+        (st.success if kind == "success" else st.warning)(ui_state.md_text(text))
+    if not rows:
+        st.info("Nothing stored yet: every analysis you run on the Analyze page lands here.")
+        return
+    f_col, s_col = st.columns([3, 1], vertical_alignment="bottom")
+    needle = f_col.text_input(
+        "Filter", key="lib_filter", max_chars=200, placeholder="words in a title, link or label"
+    )
+    order = s_col.selectbox("Sort", list(library.SORTS), key="lib_sort")
+    shown = library.filter_analyses(library.sort_analyses(rows, order), needle)
+    if needle.strip():
+        st.caption(f"{len(shown)} of {len(rows)} match the filter.")
+    pending = st.session_state.get(CONFIRM)
+    chosen: list[AnalysisSummary] = []
+    if not shown:
+        st.info(
+            "No stored analysis matches the filter: all its words must appear in the "
+            "title, the link or the labels."
+        )
+    else:
+        chosen = table_of(shown)
+        if chosen and not pending:  # while a confirmation is open, it is the only action
+            actions(me, chosen)
+    if pending:
+        confirmation(store, me, pending, [r.id for r in chosen])
+
+
+def ask_to_delete(items: list[tuple[str, str]]) -> None:
+    """The confirmation names, and will delete, exactly these (id, title) pairs: the rows
+    selected when the button was pressed, whatever the table shows by the time of the click."""
+    st.session_state[CONFIRM] = items
+
+
+def table_of(shown: list[AnalysisSummary]) -> list[AnalysisSummary]:
+    """The rows as a table with multi-row selection; returns the selected ones."""
+    table = pd.DataFrame(
+        {
+            "title": [r.title for r in shown],
+            "source": [r.url or r.kind for r in shown],
+            "duration": [duration(r.duration_s) if r.duration_s else "" for r in shown],
+            "labels": [r.labels_text for r in shown],
+            "model": [r.model_name for r in shown],
+            "analysed": [time.strftime("%Y-%m-%d %H:%M", time.localtime(r.created)) for r in shown],
+        }
+    )
+    # A selection is a list of row numbers of the table it was made in (sorting by a
+    # column header keeps them: they count in `shown`'s order). The key names the rows
+    # shown and a deletion counter, so another filter, order or set of rows is a new table
+    # with nothing selected: a row number never comes to name another analysis, or a row
+    # that is gone (the IndexError of deleting the last row).
+    generation = st.session_state.setdefault(GENERATION, 0)
+    ids = hashlib.sha256(" ".join(r.id for r in shown).encode()).hexdigest()[:16]
+    picked = st.dataframe(
+        table,
+        hide_index=True,
+        on_select="rerun",
+        selection_mode="multi-row",
+        key=f"lib_table_{generation}_{ids}",
+        width="stretch",
+    )
+    rows = picked.selection.rows if picked else []
+    return [shown[i] for i in dict.fromkeys(rows) if 0 <= i < len(shown)]
+
+
+def actions(me: Viewer, chosen: list[AnalysisSummary]) -> None:
+    """Open (one row) and Delete N (the selected rows this visitor may delete)."""
+    mine = [r for r in chosen if access.can_change(me, r.owner)]
+    theirs = [r for r in chosen if not access.can_change(me, r.owner)]
+    a, b = st.columns(2)
+    if len(chosen) == 1:
+        row = chosen[0]
+        a.page_link(
+            ANALYZE,
+            label=f"Open “{ui_state.md_text(row.title)}”",
+            icon=":material/open_in_new:",
+            query_params={"analysis": row.id},
+        )
+    else:
+        a.caption(f"{len(chosen)} selected; select just one to open it.")
+    if mine:
+        b.button(
+            f"Delete {library.analyses(len(mine))}",
+            icon=":material/delete:",
+            on_click=ask_to_delete,
+            args=([(r.id, r.title) for r in mine],),
+        )
+    if theirs:
+        names = library.name_list([r.title for r in theirs])
+        b.caption(
+            ui_state.md_text(f"Read-only, made from a public link by another visitor: {names}.")
+        )
+
+
+def confirmation(
+    store: Store, me: Viewer, pending: list[tuple[str, str]], selected: list[str]
+) -> None:
+    """Delete for good / Cancel for the captured rows. Either closes it, and a deletion
+    starts a new table: nothing selected, no button left under the cursor."""
+    with st.container(border=True):
+        st.markdown(ui_state.md_text(library.delete_question([t for _, t in pending])))
+        if set(selected) != {i for i, _ in pending}:
+            st.caption(
+                "That is what was selected when you pressed Delete, not what is "
+                "selected now: Cancel to choose again."
+            )
+        buttons = st.container(horizontal=True)
+        if buttons.button("Delete for good", type="primary", key="lib_delete_confirmed"):
+            done = library.delete_many(store, me, [i for i, _ in pending])
+            st.session_state[DELETED_NOTES] = done.notes(dict(pending))
+            st.session_state[CONFIRM] = None
+            st.session_state[GENERATION] = st.session_state.get(GENERATION, 0) + 1
+            st.rerun()
+        if buttons.button("Cancel", key="lib_delete_cancelled"):
+            st.session_state[CONFIRM] = None
+            st.rerun()
