@@ -21,7 +21,12 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY scripts/install.sh scripts/
 COPY sonotag_core sonotag_core
-# No apt here (ffmpeg is a runtime need); a regular install, not an editable one.
+# gcc compiles sed_scores_eval's Cython extension (an sdist); ffmpeg is a runtime need.
+# A regular install, not an editable one.
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends gcc libc6-dev \
+    && rm -rf /var/lib/apt/lists/*
 RUN SONOTAG_VENV=/opt/venv SONOTAG_EDITABLE=0 SONOTAG_SKIP_APT=1 \
     SONOTAG_TORCH_INDEX="https://download.pytorch.org/whl/${TORCH}" \
     bash scripts/install.sh
@@ -44,7 +49,7 @@ RUN groupadd --gid 1000 sonotag \
     && chown sonotag:sonotag /data
 COPY --from=builder /opt/venv /opt/venv
 WORKDIR /app
-COPY serve.py streamlit_app.py ui_state.py ui_inputs.py ui_library.py ui_run.py ui_workbench.py ./
+COPY serve.py streamlit_app.py ui_state.py ui_evaluate.py ui_inputs.py ui_library.py ui_run.py ui_workbench.py ./
 COPY frontend frontend
 COPY pages pages
 COPY .streamlit .streamlit

@@ -8,6 +8,7 @@ st.navigation(
         st.Page("pages/analyze.py", title="Analyze", icon=":material/graphic_eq:", default=True),
         st.Page("pages/library.py", title="Library", icon=":material/library_music:"),
         st.Page("pages/compare.py", title="Compare", icon=":material/compare:"),
+        st.Page("pages/evaluate.py", title="Evaluate", icon=":material/fact_check:"),
         st.Page("pages/about.py", title="About / System", icon=":material/info:"),
     ]
 ).run()

@@ -34,6 +34,8 @@ apt_install() {
 if [ "${SONOTAG_SKIP_APT:-0}" != "1" ]; then
   missing=()
   command -v ffmpeg >/dev/null 2>&1 || missing+=(ffmpeg)
+  # sed_scores_eval (evaluation) is an sdist with a Cython extension: pip compiles it
+  command -v cc >/dev/null 2>&1 || missing+=(gcc libc6-dev)
   # the browser test drives Debian's Chromium (Playwright cannot download browsers here)
   if [ "$extras" = "test" ] && [ ! -x /usr/bin/chromium ]; then missing+=(chromium); fi
   if [ "${#missing[@]}" -gt 0 ]; then

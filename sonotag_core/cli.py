@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from sonotag_core import __version__
+from sonotag_core import __version__, cli_evaluate
 from sonotag_core.domain.progress import Progress, ProgressFn
 from sonotag_core.domain.timefmt import clock
 from sonotag_core.errors import ConfigError, SonoTagError
@@ -148,6 +148,7 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     _library_parser(sub)
+    cli_evaluate.add_parsers(sub)
     sub.add_parser(
         "fetch-model", help="download the OpenFLAM weights and roberta-base into SONOTAG_MODEL_DIR"
     )
@@ -420,6 +421,22 @@ def _library(args: argparse.Namespace, settings: Settings, progress: ProgressFn)
     return _library_export(service, stored, args, settings)
 
 
+def _evaluate(args: argparse.Namespace, settings: Settings, progress: ProgressFn) -> int:
+    """`sonotag evaluate` / `calibrate` on a stored analysis (:mod:`.cli_evaluate`)."""
+    store = _store(settings)
+    if (stored := store.get_analysis(args.id)) is None:
+        raise _unknown(args.id)
+    if args.truth is not None:  # a bad file fails before the model loads
+        cli_evaluate.read_truth(args.truth)
+    from sonotag_core.inference.model import load_model
+    from sonotag_core.service.api import Service
+
+    service = Service(load_model(settings, progress), settings, store)
+    _close(progress)
+    params = _stored_params(settings, stored.settings, args.threshold)
+    return cli_evaluate.run(args, settings, service, stored, params)
+
+
 def _library_list(store) -> int:
     rows = store.list_analyses()
     if not rows:
@@ -677,6 +694,8 @@ def main(argv: list[str] | None = None) -> int:
             return _fetch(settings, progress)
         if args.command == "library":
             return _library(args, settings, progress)
+        if args.command in ("evaluate", "calibrate"):
+            return _evaluate(args, settings, progress)
         return _analyze(args, settings, progress)
     except SonoTagError as exc:
         progress.close()

@@ -34,6 +34,11 @@ class ConfigError(SonoTagError):
     export format, an export name that is not a plain file name)."""
 
 
+class TruthError(SonoTagError):
+    """Ground truth that cannot be used to evaluate: wrong columns, bad or reversed
+    times, times past the audio's end, files that are not in the evaluation, no rows."""
+
+
 class ExportError(SonoTagError):
     """A result could not be written where the user asked (no such directory, a folder in
     the way, a read-only place)."""

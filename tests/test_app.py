@@ -567,3 +567,43 @@ def test_a_recording_is_analysed_like_an_upload(app_env, tmp_path, encoder_calls
     result = at.session_state.result
     assert result.analysis_id and result.source.title.startswith("Recording ")
     assert qp(at, "analysis") == [result.analysis_id] and sum(encoder_calls) == 2
+
+
+def test_evaluate_page_scores_truth_and_applies_thresholds_on_analyze(app_env):
+    """Upload a DCASE tsv for a stored analysis -> metrics -> Apply -> the Analyze page
+    opens it with the calibrated per-label threshold, in its controls and its link."""
+    first = new_app(ex="siren-street", l=["siren", "car horn"])
+    first.run()
+    aid = first.session_state.result.analysis_id
+    end = first.session_state.result.embeddings.duration_s
+    # each sound lasts the whole clip: a low enough threshold finds it exactly (F1 1), so
+    # both labels get a calibrated threshold whatever the random weights say
+    truth = f"filename\tonset\toffset\tevent_label\nstreet.wav\t0\t{end}\tSiren\nstreet.wav\t0\t{end}\tcar horn\n"
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.query_params["analysis"] = aid
+    at.run()
+    at.switch_page("pages/evaluate.py").run()
+    assert not at.exception, at.exception
+    at.file_uploader(key="ev_truth").upload(
+        "truth.tsv", truth.encode(), "text/tab-separated-values"
+    )
+    at.run()
+    assert not at.exception, at.exception
+    metrics = {m.label: m.value for m in at.metric}
+    assert set(metrics) == {"Event F1", "Segment F1", "PSDS1", "PSDS2", "AUROC"}
+    [table] = [d.value for d in at.dataframe if "n_truth" in d.value.columns]
+    assert list(table["label"]) == ["siren", "car horn"]  # "Siren" matched its label
+    assert table["n_truth"].tolist() == [1, 1]
+    assert ((table["segment_f1"] >= 0) & (table["segment_f1"] <= 1)).all()
+    [link] = [parse_qs(el.proto.query_string) for el in at.get("page_link")]
+    assert link["analysis"] == [aid]
+    best = dict(item.split(":") for item in link["lt"])
+    assert set(best) == {"siren", "car horn"}
+
+    applied = new_app(analysis=aid, l=link["l"], lt=link["lt"])
+    applied.run()
+    assert not applied.exception, applied.exception
+    shown = {row["name"]: row["threshold"] for row in player(applied)["labels"]}
+    for label, value in best.items():
+        assert shown[label] == pytest.approx(float(value))
+    assert sorted(qp(applied, "lt")) == sorted(link["lt"])  # it survives in the share link

@@ -554,3 +554,73 @@ def test_library_review_of_a_missing_event_names_the_nearest(library_cli, capsys
     )
     assert "no label 'rain'" in capsys.readouterr().err
     assert store.get_reviews(aid) == []
+
+
+# ---------------------------------------------------------------- evaluate / calibrate
+
+
+def _truth_of(events, filename: str) -> str:
+    """A DCASE tsv of exactly these events (what the detector finds at its thresholds)."""
+    rows = ["filename\tonset\toffset\tevent_label"]
+    rows += [f"{filename}\t{e.onset_s}\t{e.offset_s}\t{e.label}" for e in events.itertuples()]
+    return "\n".join(rows) + "\n"
+
+
+def test_evaluate_prints_the_per_label_table_and_calibrate_stores_thresholds(
+    library_cli, capsys, reviewable, tmp_path
+):
+    aid, store, events = reviewable
+    truth = tmp_path / "truth.tsv"
+    truth.write_text(_truth_of(events, "review.wav").replace("\tsiren\n", "\tSiren\n"))
+    assert library_cli("evaluate", aid, "--truth", str(truth), "--format", "json") == 0
+    out = capsys.readouterr()
+    doc = json.loads(out.out)
+    by_label = {row["label"]: row for row in doc["labels"]}
+    assert set(by_label) == {"a tone", "siren"}  # "Siren" matched case-insensitively
+    assert by_label["a tone"]["n_truth"] == int((events.label == "a tone").sum())
+    for row in by_label.values():
+        for key in ("f1", "segment_f1", "psds1", "auroc", "best_f1"):
+            assert row[key] is None or 0.0 <= row[key] <= 1.0, (key, row)
+    # the truth is what the detector finds at these thresholds: segment F1 is perfect
+    assert by_label["a tone"]["segment_f1"] == pytest.approx(1.0)
+
+    assert library_cli("evaluate", aid, "--truth", str(truth)) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].split()[:3] == ["label", "n_truth", "threshold"]
+    assert table[-1].startswith("macro")
+
+    from sonotag_core.store.database import Store
+
+    assert library_cli("calibrate", aid, "--truth", str(truth), "--apply") == 0
+    err = capsys.readouterr().err
+    assert "stored 2 calibrated threshold(s)" in err
+    sha = store.get_analysis(aid).checkpoint_sha256
+    kept = Store(tmp_path / "data").get_calibrations(["a tone", "siren"], sha)
+    assert set(kept) == {"a tone", "siren"}
+    assert all(0.0 < c.threshold < 1.0 and c.origin == "ground truth" for c in kept.values())
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("", "empty"),
+        ("filename\tonset\toffset\tevent_label\nreview.wav\t5\t2\tsiren\n", "offset"),
+        ("filename\tstart\tend\tevent_label\nreview.wav\t1\t2\tsiren\n", "onset"),
+        (
+            "filename\tonset\toffset\tevent_label\nother.wav\t1\t2\tsiren\nthird.wav\t1\t2\tx\n",
+            "review.wav",
+        ),
+        ("filename\tonset\toffset\tevent_label\nreview.wav\t1\t99\tsiren\n", "end"),
+    ],
+)
+def test_bad_ground_truth_is_one_clear_line(
+    library_cli, capsys, reviewable, tmp_path, content, message
+):
+    aid, _, _ = reviewable
+    truth = tmp_path / "truth.tsv"
+    truth.write_text(content)
+    assert library_cli("evaluate", aid, "--truth", str(truth)) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    [line] = [x for x in err.replace("\r", "\n").splitlines() if x.startswith("sonotag: error:")]
+    assert message in line

@@ -29,7 +29,17 @@ MAY_IMPORT: dict[str, set[str]] = {
     # the CLI is a front end and may use every layer
     "base": {"domain"},
     "exports": {"domain"},
-    "cli": {"domain", "media", "inference", "store", "service", "dashboard", "exports"},
+    "cli": {
+        "domain",
+        "media",
+        "inference",
+        "store",
+        "service",
+        "dashboard",
+        "exports",
+        "cli_evaluate",
+    },
+    "cli_evaluate": {"domain", "service"},
 }
 #: third-party packages only some layers may import
 ONLY_IN = {"torch": {"inference", "testing"}, "openflam": {"inference", "testing"}}

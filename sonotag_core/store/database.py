@@ -34,7 +34,7 @@ import sqlite3
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -43,6 +43,7 @@ from typing import Any
 import numpy as np
 
 from sonotag_core.access import OPERATOR, PUBLIC_KINDS
+from sonotag_core.domain.calibration import Calibration
 from sonotag_core.domain.embeddings import EMBED_DIM, AudioEmbeddings
 from sonotag_core.domain.labels import LabelSet
 from sonotag_core.domain.review import Review
@@ -130,6 +131,20 @@ MIGRATIONS: tuple[str, ...] = (
         reviewer TEXT NOT NULL,
         updated REAL NOT NULL,
         PRIMARY KEY (analysis_id, label, onset_frame)
+    );
+    """,
+    # 5: per-label thresholds calibrated on ground truth or reviews
+    # (sonotag_core.domain.calibration), one per label text and checkpoint: the newest wins.
+    """
+    CREATE TABLE calibrations (
+        label TEXT NOT NULL,
+        checkpoint_sha256 TEXT NOT NULL,
+        threshold REAL NOT NULL CHECK (threshold > 0 AND threshold < 1),
+        origin TEXT NOT NULL,
+        detail TEXT NOT NULL,
+        owner TEXT NOT NULL,
+        created REAL NOT NULL,
+        PRIMARY KEY (label, checkpoint_sha256)
     );
     """,
 )
@@ -711,6 +726,58 @@ class Store:
                 .fetchall()
             )
         return [Review(*row) for row in rows]
+
+    # ------------------------------------------------------------ calibrations
+
+    def save_calibrations(
+        self, calibrations: Iterable[Calibration], checkpoint_sha256: str, *, owner: str
+    ) -> int:
+        """Keep these per-label thresholds for this model, replacing older ones of the
+        same labels; returns how many were kept."""
+        rows = [
+            (
+                c.label,
+                checkpoint_sha256,
+                c.threshold,
+                c.origin,
+                json.dumps(dict(c.detail)),
+                owner,
+                c.created,
+            )
+            for c in calibrations
+        ]
+        with self._guard("save the calibrated thresholds"), self._tx() as db:
+            db.executemany(
+                "INSERT INTO calibrations (label, checkpoint_sha256, threshold, origin, detail, "
+                "owner, created) VALUES (?,?,?,?,?,?,?) ON CONFLICT(label, checkpoint_sha256) "
+                "DO UPDATE SET threshold=excluded.threshold, origin=excluded.origin, "
+                "detail=excluded.detail, owner=excluded.owner, created=excluded.created",
+                rows,
+            )
+        return len(rows)
+
+    def get_calibrations(
+        self, labels: Iterable[str], checkpoint_sha256: str
+    ) -> dict[str, Calibration]:
+        """The stored thresholds of these label texts for this model (labels without one
+        are absent)."""
+        wanted = list(dict.fromkeys(labels))
+        if not wanted:
+            return {}
+        marks = ",".join("?" * len(wanted))
+        with self._guard("read the calibrated thresholds"):
+            rows = (
+                self._conn()
+                .execute(
+                    "SELECT label, threshold, origin, detail, created FROM calibrations "
+                    f"WHERE checkpoint_sha256 = ? AND label IN ({marks})",
+                    (checkpoint_sha256, *wanted),
+                )
+                .fetchall()
+            )
+        return {
+            r[0]: Calibration(r[0], float(r[1]), r[2], json.loads(r[3]), float(r[4])) for r in rows
+        }
 
     # ------------------------------------------------------------ kept audio
 

@@ -1,0 +1,163 @@
+"""`sonotag evaluate` and `sonotag calibrate`: a stored analysis against ground truth (or
+its reviews), printed as the per-label table; calibrated thresholds stored with --apply.
+
+Kept apart from :mod:`.cli` (the analysis and Library commands) so each stays readable;
+both are one front end over the service.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import math
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from sonotag_core.errors import ConfigError, TruthError
+from sonotag_core.settings import Settings
+from sonotag_core.untrusted import quoted
+
+TABLE_FORMATS = ("table", "json", "csv")
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    e = sub.add_parser("evaluate", help="score a stored analysis against ground truth")
+    _common(e)
+    e.add_argument("--format", choices=TABLE_FORMATS, default="table", help="output form")
+    c = sub.add_parser("calibrate", help="per-label thresholds from ground truth or reviews")
+    _common(c, truth_required=False)
+    c.add_argument(
+        "--reviews",
+        action="store_true",
+        help="fit the analysis's reviewed events (accepted vs rejected) instead of --truth",
+    )
+    c.add_argument(
+        "--precision", type=float, default=0.9, help="target precision for --reviews (0.9)"
+    )
+    c.add_argument("--apply", action="store_true", help="store the thresholds for these labels")
+
+
+def _common(p: argparse.ArgumentParser, *, truth_required: bool = True) -> None:
+    p.add_argument("id", help="analysis id (see `sonotag library list`)")
+    p.add_argument(
+        "--truth",
+        type=Path,
+        required=truth_required,
+        help="ground truth: DCASE tsv, Audacity labels or a Raven selection table",
+    )
+    p.add_argument("--labels", help="score these labels instead of the stored ones")
+    p.add_argument(
+        "--map",
+        action="append",
+        default=[],
+        metavar="CLASS=LABEL",
+        help="map a ground-truth class to a label (repeatable)",
+    )
+    p.add_argument("--threshold", type=float, default=None, help="event threshold")
+
+
+def mapping(items: Sequence[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in items:
+        cls, sep, label = item.partition("=")
+        if not sep or not cls.strip() or not label.strip():
+            raise ConfigError(
+                f"--map expects CLASS=LABEL, e.g. 'Dog=dog barking', not {quoted(item)}."
+            )
+        out[cls.strip()] = label.strip()
+    return out
+
+
+def read_truth(path: Path):
+    from sonotag_core.domain.truth import MAX_TRUTH_BYTES, parse_truth
+
+    try:
+        size = path.stat().st_size
+        if size > MAX_TRUTH_BYTES:
+            raise TruthError(
+                f"{quoted(path.name)} is {size / 2**20:.1f} MB; ground truth is limited to "
+                f"{MAX_TRUTH_BYTES / 2**20:.0f} MB."
+            )
+        data = path.read_bytes()
+    except OSError as exc:
+        raise TruthError(
+            f"Cannot read the ground truth {quoted(str(path))}: {exc.strerror}."
+        ) from None
+    return parse_truth(data, name=path.name)
+
+
+def run(args: argparse.Namespace, settings: Settings, service, stored, params) -> int:
+    """The command, once the analysis is found and the model loaded (see :mod:`.cli`)."""
+    from sonotag_core.domain.labels import parse_labels
+    from sonotag_core.service import evaluate as ev
+
+    labels = stored.labels
+    if args.labels is not None:
+        labels = parse_labels(
+            args.labels, max_labels=settings.max_labels, max_chars=settings.max_label_chars
+        )
+    analysed = service.open(stored.id)
+    thresholds = {x: params.threshold_for(x) for x in labels.labels}
+    if args.command == "calibrate" and args.reviews:
+        cals, skipped = ev.calibrate_from_reviews(service, analysed, labels, params, args.precision)
+        for label, why in skipped.items():
+            print(f"sonotag: {quoted(label)} not calibrated: {why}", file=sys.stderr)
+    else:
+        if args.truth is None:
+            raise ConfigError("calibrate needs --truth FILE or --reviews.")
+        truth = read_truth(args.truth)
+        done = ev.evaluate_analysis(
+            service, analysed, labels, truth, thresholds, mapping=mapping(args.map)
+        )
+        _say_unmatched(done.match)
+        if args.command == "evaluate":
+            sys.stdout.write(render(done.evaluation, args.format))
+            return 0
+        cals = ev.calibrate_from_truth(done, args.truth.name)
+    for c in cals:
+        print(f"{c.label}\t{c.threshold:.3f}\t{c.origin}")
+    if args.apply and cals:
+        n = service.store.save_calibrations(cals, service.model.info.checkpoint_sha256, owner="cli")
+        print(
+            f"sonotag: stored {n} calibrated threshold(s); the dashboard offers them",
+            file=sys.stderr,
+        )
+    return 0
+
+
+def _say_unmatched(match) -> None:
+    if match.unmatched_classes:
+        names = ", ".join(quoted(x) for x in match.unmatched_classes)
+        print(f"sonotag: ground-truth classes with no label (use --map): {names}", file=sys.stderr)
+    if match.unmatched_labels:
+        names = ", ".join(quoted(x) for x in match.unmatched_labels)
+        print(f"sonotag: labels with no ground-truth class: {names}", file=sys.stderr)
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return "" if math.isnan(value) else f"{value:.3f}"
+    return str(value)
+
+
+def render(evaluation, fmt: str) -> str:
+    """The per-label table as a text table, CSV or strict JSON."""
+    if fmt == "json":
+        return json.dumps(evaluation.as_dict(), indent=2, allow_nan=False) + "\n"
+    rows = [list(evaluation.per_label.columns)] + [
+        [_cell(v) for v in r] for r in evaluation.per_label.itertuples(index=False)
+    ]
+    macro: Mapping[str, float] = evaluation.macro
+    rows.append(["macro", "", ""] + [_cell(macro.get(c, math.nan)) for c in rows[0][3:]])
+    if fmt == "csv":
+        out = io.StringIO()
+        csv.writer(out, lineterminator="\n").writerows(rows)
+        return out.getvalue()
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "".join(
+        "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() + "\n" for r in rows
+    )

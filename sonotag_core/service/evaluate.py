@@ -1,0 +1,98 @@
+"""Evaluate a stored analysis against ground truth or its reviews, and calibrate per-label
+thresholds from either: the one place the CLI and the Evaluate page do it.
+
+Which truth rows belong to the analysis: the rows of its file name (the upload's or
+download's name, matched on the base name), else — when the truth names a single file —
+that file's rows; anything else is refused with the names the truth holds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import PurePath
+
+import pandas as pd
+
+from sonotag_core.domain.calibration import Calibration, from_evaluation, from_reviews
+from sonotag_core.domain.evaluation import Evaluation, evaluate
+from sonotag_core.domain.labels import LabelSet
+from sonotag_core.domain.review import STATUS_COLUMN
+from sonotag_core.domain.truth import (
+    ClassMatch,
+    GroundTruth,
+    check_against,
+    events_for_labels,
+    match_classes,
+)
+from sonotag_core.errors import TruthError
+from sonotag_core.service.api import Service
+from sonotag_core.service.library import Analysed
+from sonotag_core.untrusted import quoted
+
+
+@dataclass(frozen=True)
+class Evaluated:
+    """An evaluation with how the truth was matched to the analysis."""
+
+    evaluation: Evaluation
+    match: ClassMatch
+    filename: str
+
+
+def _name(analysed: Analysed) -> str:
+    src = analysed.source
+    return PurePath(str(src.file_name or src.title or "audio")).name
+
+
+def _rows_for(truth: GroundTruth, name: str) -> GroundTruth:
+    files = truth.files()
+    for f in files:
+        if PurePath(f).name == name:
+            return truth.for_file(f)
+    if len(files) == 1:
+        return truth.for_file(files[0])
+    shown = ", ".join(quoted(f) for f in files[:5]) + (
+        f" and {len(files) - 5} more" if len(files) > 5 else ""
+    )
+    raise TruthError(f"The ground truth has no rows for {quoted(name)}; it names {shown}.")
+
+
+def evaluate_analysis(
+    service: Service,
+    analysed: Analysed,
+    labels: LabelSet,
+    truth: GroundTruth,
+    thresholds: Mapping[str, float],
+    *,
+    mapping: Mapping[str, str] | None = None,
+) -> Evaluated:
+    """Score ``labels`` on a kept analysis against the truth rows of its file."""
+    name = _name(analysed)
+    rows = _rows_for(truth, name)
+    file = rows.files()[0]
+    rows = check_against(rows, {file: analysed.embeddings.duration_s})
+    positive = [x for x in labels.labels if x not in labels.negatives]
+    match = match_classes(rows.classes(), positive, mapping)
+    events = events_for_labels(rows, match).get(file, [])
+    timeline = service.timeline(analysed, labels)
+    result = evaluate({name: timeline}, {name: events}, thresholds, labels=positive)
+    return Evaluated(result, match, name)
+
+
+def calibrate_from_truth(evaluated: Evaluated, truth_name: str) -> list[Calibration]:
+    """Each label's best-F1 threshold on that truth."""
+    table = evaluated.evaluation.per_label.set_index("label")
+    best = evaluated.evaluation.best_thresholds()
+    return from_evaluation(best, {k: float(table.at[k, "best_f1"]) for k in best}, truth_name)
+
+
+def calibrate_from_reviews(
+    service: Service, analysed: Analysed, labels: LabelSet, params, target_precision: float
+) -> tuple[list[Calibration], dict[str, str]]:
+    """A logistic fit of the reviewed events' peaks (accepted vs rejected) per label."""
+    report = service.report(analysed, labels, params)
+    events = report.events
+    if STATUS_COLUMN not in events:
+        events = pd.DataFrame(columns=["label", "peak", STATUS_COLUMN])
+    return from_reviews(events, target_precision)

@@ -1,0 +1,71 @@
+"""The Evaluate page in a real browser (issue 11): pick a stored analysis, upload a DCASE
+tsv, read the metrics, Apply -> the Analyze page opens with the calibrated thresholds in
+its controls and its address. Screenshots at 1440 and 390 px go to tests/artifacts/."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from audiogen import make_audio
+from test_browser import ARTIFACTS, CHROMIUM, RESULTS, streamlit_server, sync_api, wait_idle
+from test_browser import browser as browser  # noqa: F401  (the shared Chromium fixture)
+
+from sonotag_core.domain.labels import LabelSet
+from sonotag_core.media.sources import from_path
+from sonotag_core.service import library
+from sonotag_core.store.database import Store
+
+pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium")
+expect = sync_api.expect
+
+
+@pytest.mark.parametrize("width", [1440, 390])
+def test_upload_truth_read_metrics_and_apply_on_analyze(settings, model, browser, tmp_path, width):
+    data = tmp_path / "data"
+    clip = make_audio(tmp_path / "harbour.wav", 20.0, kind="mix", freq=400)
+    done = library.run(
+        model,
+        from_path(clip),
+        LabelSet(("foghorn", "gulls")),
+        hop_s=10.0,
+        settings=settings,
+        store=Store(data),
+    )
+    end = done.embeddings.duration_s
+    truth = tmp_path / "truth.tsv"
+    truth.write_text(
+        "filename\tonset\toffset\tevent_label\n"
+        f"harbour.wav\t0\t{end}\tFoghorn\nharbour.wav\t0\t{end}\tgulls\nharbour.wav\t1\t2\twind\n"
+    )
+    ARTIFACTS.mkdir(exist_ok=True)
+    with streamlit_server(settings, data) as base:
+        ctx = browser.new_context(viewport={"width": width, "height": 1400})
+        page = ctx.new_page()
+        page.goto(f"{base}/evaluate?analysis={done.analysis_id}")
+        wait_idle(page)
+        page.locator("input[type=file]").set_input_files(str(truth))
+        wait_idle(page)
+        expect(page.get_by_text("Event F1")).to_be_visible(timeout=60_000)
+        expect(page.get_by_text("Ground-truth classes left out (no label): wind")).to_be_visible()
+        expect(page.locator("[data-testid='stException']")).to_have_count(0)
+        grids = page.locator("[data-testid='stDataFrame']")  # the mapping and the metrics
+        expect(grids).to_have_count(2)
+        for i in range(2):
+            expect(grids.nth(i)).to_be_visible()
+            box = grids.nth(i).bounding_box()
+            assert box and box["width"] > 0.5 * min(width, 1100), box  # drawn at full width
+        page.screenshot(path=str(ARTIFACTS / f"11-evaluate-{width}.png"), full_page=True)
+        apply = page.get_by_role("link", name="Apply these thresholds on the Analyze page")
+        href = apply.get_attribute("href")
+        wanted = dict(item.split(":") for item in parse_qs(urlsplit(href).query)["lt"])
+        assert set(wanted) == {"foghorn", "gulls"}
+        apply.click()
+        page.wait_for_selector(RESULTS, timeout=120_000)
+        wait_idle(page)
+        query = parse_qs(urlsplit(page.url).query)
+        assert sorted(query["lt"]) == sorted(f"{k}:{v}" for k, v in wanted.items())
+        assert query["analysis"] == [done.analysis_id]
+        page.screenshot(path=str(ARTIFACTS / f"11-applied-{width}.png"), full_page=True)
+        ctx.close()

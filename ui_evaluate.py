@@ -1,0 +1,148 @@
+"""The Evaluate page's widgets: pick a stored analysis, upload ground truth, map its
+classes to labels, read the per-label metrics, and apply the calibrated thresholds on
+the Analyze page (a link that carries them, so they survive in its share link)."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import streamlit as st
+
+import ui_state
+from sonotag_core.access import Viewer
+from sonotag_core.domain.events import EventParams
+from sonotag_core.domain.truth import GroundTruth, match_classes, parse_truth
+from sonotag_core.errors import SonoTagError
+from sonotag_core.service import evaluate as ev
+from sonotag_core.service import library
+from sonotag_core.store.database import Store
+
+ANALYZE = "pages/analyze.py"
+NONE = "(no label)"
+METRICS = {
+    "f1": "Event F1",
+    "segment_f1": "Segment F1",
+    "psds1": "PSDS1",
+    "psds2": "PSDS2",
+    "auroc": "AUROC",
+}
+
+
+def pick_analysis(store: Store, me: Viewer) -> str | None:
+    """A stored analysis (``?analysis=ID`` preselects it), or None with a note."""
+    rows = library.visible_analyses(store, me)
+    if not rows:
+        st.info("The Library is empty: analyse something on the Analyze page first.")
+        return None
+    names = {r.id: library.describe(r) for r in rows}
+    ids = list(names)
+    wanted = st.query_params.get("analysis")
+    index = ids.index(wanted) if wanted in ids else 0
+    return st.selectbox("Stored analysis", ids, index=index, format_func=names.get, key="ev_id")
+
+
+def upload_truth() -> GroundTruth | None:
+    """The uploaded ground truth, parsed; a bad file says what is wrong."""
+    up = st.file_uploader(
+        "Ground truth: DCASE tsv (filename, onset, offset, event_label), an Audacity label "
+        "track or a Raven selection table",
+        type=["tsv", "txt", "csv"],
+        key="ev_truth",
+    )
+    if up is None:
+        return None
+    try:
+        return parse_truth(up.getvalue(), name=up.name)
+    except SonoTagError as exc:
+        ui_state.error(exc)
+        return None
+
+
+def mapping_table(truth: GroundTruth, labels: list[str]) -> dict[str, str]:
+    """Ground-truth classes -> labels: exact names first, editable; unmatched are listed."""
+    auto = match_classes(truth.classes(), labels)
+    table = pd.DataFrame(
+        {"class": truth.classes(), "label": [auto.pairs.get(c, NONE) for c in truth.classes()]}
+    )
+    edited = st.data_editor(
+        table,
+        hide_index=True,
+        disabled=["class"],
+        column_config={
+            "label": st.column_config.SelectboxColumn("label", options=[NONE, *labels]),
+        },
+        key=f"ev_map_{'|'.join(truth.classes())}_{'|'.join(labels)}",
+        width="stretch",
+    )
+    return {str(r["class"]): str(r["label"]) for _, r in edited.iterrows() if r["label"] != NONE}
+
+
+def results(evaluated: ev.Evaluated, analysis_id: str, labels: list[str]) -> None:
+    """Macro metrics, the per-label table, downloads and Apply."""
+    e = evaluated.evaluation
+    if evaluated.match.unmatched_classes:
+        st.caption(
+            ui_state.md_text(
+                "Ground-truth classes left out (no label): "
+                + ", ".join(evaluated.match.unmatched_classes)
+            )
+        )
+    cols = st.columns(len(METRICS))
+    for col, (key, name) in zip(cols, METRICS.items(), strict=True):
+        value = e.macro.get(key)
+        col.metric(name, "–" if value is None or pd.isna(value) else f"{value:.3f}")
+    st.dataframe(e.per_label, hide_index=True, width="stretch", key="ev_table")
+    a, b = st.columns(2)
+    a.download_button(
+        "Evaluation (CSV)", e.per_label.to_csv(index=False), "evaluation.csv", "text/csv"
+    )
+    b.download_button(
+        "Evaluation (JSON)",
+        json.dumps(e.as_dict(), indent=2, allow_nan=False),
+        "evaluation.json",
+        "application/json",
+    )
+    best = e.best_thresholds()
+    if not best:
+        return
+    shown = ", ".join(f"{k} {v:.2f}" for k, v in best.items())
+    st.markdown(ui_state.md_text(f"Thresholds that maximise event F1: {shown}"))
+    st.page_link(
+        ANALYZE,
+        label="Apply these thresholds on the Analyze page",
+        icon=":material/tune:",
+        query_params={
+            "analysis": analysis_id,
+            "l": labels,
+            "lt": [f"{k}:{v:.2f}" for k, v in best.items()],
+        },
+    )
+
+
+def evaluate(store: Store, me: Viewer) -> None:
+    """The whole page below its title."""
+    S = ui_state.settings()
+    analysis_id = pick_analysis(store, me)
+    if analysis_id is None:
+        return
+    truth = upload_truth()
+    if truth is None:
+        return
+    try:
+        service = ui_state.service(ui_state.model(), store)
+        analysed = service.open(analysis_id)
+        labels = analysed.labels
+        assert labels is not None
+        positive = [x for x in labels.labels if x not in labels.negatives]
+        chosen = mapping_table(truth, positive)
+        params = EventParams.from_settings(S)
+        thresholds = {x: params.threshold_for(x) for x in positive}
+        with st.spinner("Scoring against the ground truth…"):
+            done = ev.evaluate_analysis(
+                service, analysed, labels, truth, thresholds, mapping=chosen
+            )
+    except SonoTagError as exc:
+        ui_state.error(exc)
+        return
+    results(done, analysis_id, list(labels.labels))
