@@ -16,6 +16,7 @@ from sonotag_core.domain.truth import GroundTruth, match_classes, parse_truth
 from sonotag_core.errors import SonoTagError
 from sonotag_core.service import evaluate as ev
 from sonotag_core.service import library
+from sonotag_core.service.api import Service
 from sonotag_core.store.database import Store
 
 ANALYZE = "pages/analyze.py"
@@ -78,7 +79,23 @@ def mapping_table(truth: GroundTruth, labels: list[str]) -> dict[str, str]:
     return {str(r["class"]): str(r["label"]) for _, r in edited.iterrows() if r["label"] != NONE}
 
 
-def results(evaluated: ev.Evaluated, analysis_id: str, labels: list[str]) -> None:
+def keep(service: Service, evaluated: ev.Evaluated, truth_name: str) -> None:
+    """Store the best-F1 thresholds for this model: the Analyze page offers them for
+    every later analysis with these labels."""
+    cals = ev.calibrate_from_truth(evaluated, truth_name)
+    try:
+        n = service.store.save_calibrations(
+            cals, service.model.info.checkpoint_sha256, owner=ui_state.viewer().owner
+        )
+    except SonoTagError as exc:
+        ui_state.error(exc)
+        return
+    st.session_state.ev_kept = f"Kept {n} calibrated threshold(s) for later analyses."
+
+
+def results(
+    service: Service, evaluated: ev.Evaluated, analysis_id: str, labels: list[str], truth_name: str
+) -> None:
     """Macro metrics, the per-label table, downloads and Apply."""
     e = evaluated.evaluation
     if evaluated.match.unmatched_classes:
@@ -108,6 +125,15 @@ def results(evaluated: ev.Evaluated, analysis_id: str, labels: list[str]) -> Non
         return
     shown = ", ".join(f"{k} {v:.2f}" for k, v in best.items())
     st.markdown(ui_state.md_text(f"Thresholds that maximise event F1: {shown}"))
+    if service.store is not None:
+        st.button(
+            "Keep them for later analyses with these labels",
+            key="ev_keep",
+            on_click=keep,
+            args=(service, evaluated, truth_name),
+        )
+    if note := st.session_state.pop("ev_kept", None):
+        st.success(note)
     st.page_link(
         ANALYZE,
         label="Apply these thresholds on the Analyze page",
@@ -145,4 +171,4 @@ def evaluate(store: Store, me: Viewer) -> None:
     except SonoTagError as exc:
         ui_state.error(exc)
         return
-    results(done, analysis_id, list(labels.labels))
+    results(service, done, analysis_id, list(labels.labels), str(st.session_state.ev_truth.name))

@@ -259,6 +259,14 @@ def _label_inputs() -> None:
     )
 
 
+def _use_calibrated(thresholds: dict[str, float]) -> None:
+    """Set each label's own slider to its stored calibration (they become overrides)."""
+    overrides = st.session_state.setdefault(LT_OVERRIDES, {})
+    for label, value in thresholds.items():
+        st.session_state[label_key(label)] = round(float(value), 2)
+        overrides[label] = round(float(value), 2)
+
+
 def _set_override(label: str) -> None:
     """The user moved this label's own slider: it keeps that value from now on (moving it
     back onto the global threshold makes it follow the global one again)."""
@@ -292,8 +300,26 @@ def _settings_sidebar(labels: LabelSet | None) -> None:
     if labels is None or not labels.positives:
         return
     overrides = ss.setdefault(LT_OVERRIDES, {})
-    with st.expander("Per-label thresholds"):
+    offered = {
+        label: c
+        for label, c in ui_state.calibrations(labels.positives).items()
+        if abs(float(ss.get(label_key(label), ss[KEYS.threshold])) - round(c.threshold, 2)) > 1e-9
+    }
+    with st.expander("Per-label thresholds", expanded=bool(offered)):
         st.caption("A label follows the event threshold until you move its own slider.")
+        if offered:
+            st.caption(
+                ui_state.md_text(
+                    "Calibrated for this model: "
+                    + ", ".join(f"{k} {c.threshold:.2f} ({c.origin})" for k, c in offered.items())
+                )
+            )
+            st.button(
+                "Use the calibrated thresholds",
+                key="use_calibrated",
+                on_click=_use_calibrated,
+                args=({k: c.threshold for k, c in offered.items()},),
+            )
         for label in labels.positives:
             if label not in overrides:  # follows the global threshold, wherever it is
                 ss[label_key(label)] = ss[KEYS.threshold]

@@ -12,11 +12,13 @@ import re
 import secrets
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import streamlit as st
 
 from sonotag_core import access
+from sonotag_core.domain.calibration import Calibration
 from sonotag_core.domain.progress import Clock, Progress, ProgressFn, no_progress
 from sonotag_core.errors import SonoTagError
 from sonotag_core.inference.embedding_cache import EmbeddingCache
@@ -173,6 +175,18 @@ def store_or_none() -> Store | None:
         return store()
     except SonoTagError:
         return None
+
+
+def calibrations(labels: Sequence[str]) -> dict[str, Calibration]:
+    """Stored calibrated thresholds of these labels for the loaded model ({} when no model
+    is loaded yet or the store cannot be read: an offer, never a reason to fail)."""
+    loaded, kept = model_if_loaded(), store_or_none()
+    if loaded is None or kept is None or not labels:
+        return {}
+    try:
+        return kept.get_calibrations(labels, loaded.info.checkpoint_sha256)
+    except SonoTagError:
+        return {}
 
 
 def service(loaded: LoadedModel, result_store: Store | None) -> Service:

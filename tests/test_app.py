@@ -607,3 +607,38 @@ def test_evaluate_page_scores_truth_and_applies_thresholds_on_analyze(app_env):
     for label, value in best.items():
         assert shown[label] == pytest.approx(float(value))
     assert sorted(qp(applied, "lt")) == sorted(link["lt"])  # it survives in the share link
+
+
+def test_kept_calibrations_are_offered_on_later_analyses_with_the_label(app_env):
+    """Evaluate -> Keep -> any later Analyze run with that label offers the threshold;
+    using it moves that label's threshold line (and so its events)."""
+    first = new_app(ex="siren-street", l=["siren", "car horn"])
+    first.run()
+    aid = first.session_state.result.analysis_id
+    end = first.session_state.result.embeddings.duration_s
+    truth = f"filename\tonset\toffset\tevent_label\nstreet.wav\t0\t{end}\tsiren\n"
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.query_params["analysis"] = aid
+    at.run()
+    at.switch_page("pages/evaluate.py").run()
+    at.file_uploader(key="ev_truth").upload(
+        "truth.tsv", truth.encode(), "text/tab-separated-values"
+    )
+    at.run()
+    [b for b in at.button if b.key == "ev_keep"][0].click().run()
+    assert not at.exception, at.exception
+    assert any("Kept 1 calibrated threshold" in t for t in texts(at, "success"))
+
+    later = new_app(analysis=aid, l=["siren", "car horn"])
+    later.run()
+    before = {row["name"]: row["threshold"] for row in player(later)["labels"]}
+    assert before == {"siren": 0.5, "car horn": 0.5}
+    assert any(
+        "Calibrated for this model: siren 0.01 (ground truth)" in t for t in texts(later, "caption")
+    )
+    [b for b in later.button if b.key == "use_calibrated"][0].click().run()
+    assert not later.exception, later.exception
+    after = {row["name"]: row["threshold"] for row in player(later)["labels"]}
+    assert after == {"siren": 0.01, "car horn": 0.5}
+    assert "siren:0.01" in qp(later, "lt")  # and the share link carries it
+    assert not [b for b in later.button if b.key == "use_calibrated"]  # nothing left to offer

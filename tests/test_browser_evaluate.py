@@ -47,7 +47,7 @@ def test_upload_truth_read_metrics_and_apply_on_analyze(settings, model, browser
         wait_idle(page)
         page.locator("input[type=file]").set_input_files(str(truth))
         wait_idle(page)
-        expect(page.get_by_text("Event F1")).to_be_visible(timeout=60_000)
+        expect(page.get_by_text("Event F1", exact=True)).to_be_visible(timeout=60_000)
         expect(page.get_by_text("Ground-truth classes left out (no label): wind")).to_be_visible()
         expect(page.locator("[data-testid='stException']")).to_have_count(0)
         grids = page.locator("[data-testid='stDataFrame']")  # the mapping and the metrics
