@@ -426,15 +426,15 @@ def _evaluate(args: argparse.Namespace, settings: Settings, progress: ProgressFn
     store = _store(settings)
     if (stored := store.get_analysis(args.id)) is None:
         raise _unknown(args.id)
-    if args.truth is not None:  # a bad file fails before the model loads
-        cli_evaluate.read_truth(args.truth)
+    # read once, before the model loads: a bad file fails at once
+    truth = cli_evaluate.read_truth(args.truth) if args.truth is not None else None
     from sonotag_core.inference.model import load_model
     from sonotag_core.service.api import Service
 
     service = Service(load_model(settings, progress), settings, store)
     _close(progress)
     params = _stored_params(settings, stored.settings, args.threshold)
-    return cli_evaluate.run(args, settings, service, stored, params)
+    return cli_evaluate.run(args, settings, service, stored, params, truth)
 
 
 def _library_list(store) -> int:

@@ -90,8 +90,9 @@ def read_truth(path: Path):
     return parse_truth(data, name=path.name)
 
 
-def run(args: argparse.Namespace, settings: Settings, service, stored, params) -> int:
-    """The command, once the analysis is found and the model loaded (see :mod:`.cli`)."""
+def run(args: argparse.Namespace, settings: Settings, service, stored, params, truth) -> int:
+    """The command, once the analysis is found, ``truth`` (or None) read and the model
+    loaded (see :mod:`.cli`)."""
     from sonotag_core.domain.labels import parse_labels
     from sonotag_core.service import evaluate as ev
 
@@ -107,9 +108,8 @@ def run(args: argparse.Namespace, settings: Settings, service, stored, params) -
         for label, why in skipped.items():
             print(f"sonotag: {quoted(label)} not calibrated: {why}", file=sys.stderr)
     else:
-        if args.truth is None:
+        if truth is None:
             raise ConfigError("calibrate needs --truth FILE or --reviews.")
-        truth = read_truth(args.truth)
         done = ev.evaluate_analysis(
             service, analysed, labels, truth, thresholds, mapping=mapping(args.map)
         )

@@ -569,16 +569,15 @@ def test_a_recording_is_analysed_like_an_upload(app_env, tmp_path, encoder_calls
     assert qp(at, "analysis") == [result.analysis_id] and sum(encoder_calls) == 2
 
 
-def test_evaluate_page_scores_truth_and_applies_thresholds_on_analyze(app_env):
-    """Upload a DCASE tsv for a stored analysis -> metrics -> Apply -> the Analyze page
-    opens it with the calibrated per-label threshold, in its controls and its link."""
+def evaluated_street(classes: list[str]) -> tuple[str, AppTest]:
+    """A stored analysis of the street example (siren, car horn) and the Evaluate page
+    after uploading a DCASE tsv in which each of ``classes`` lasts the whole clip."""
     first = new_app(ex="siren-street", l=["siren", "car horn"])
     first.run()
     aid = first.session_state.result.analysis_id
     end = first.session_state.result.embeddings.duration_s
-    # each sound lasts the whole clip: a low enough threshold finds it exactly (F1 1), so
-    # both labels get a calibrated threshold whatever the random weights say
-    truth = f"filename\tonset\toffset\tevent_label\nstreet.wav\t0\t{end}\tSiren\nstreet.wav\t0\t{end}\tcar horn\n"
+    rows = "".join(f"street.wav\t0\t{end}\t{c}\n" for c in classes)
+    truth = "filename\tonset\toffset\tevent_label\n" + rows
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
     at.query_params["analysis"] = aid
     at.run()
@@ -589,6 +588,15 @@ def test_evaluate_page_scores_truth_and_applies_thresholds_on_analyze(app_env):
     )
     at.run()
     assert not at.exception, at.exception
+    return aid, at
+
+
+def test_evaluate_page_scores_truth_and_applies_thresholds_on_analyze(app_env):
+    """Upload a DCASE tsv for a stored analysis -> metrics -> Apply -> the Analyze page
+    opens it with the calibrated per-label threshold, in its controls and its link."""
+    # each sound lasts the whole clip: a low enough threshold finds it exactly (F1 1), so
+    # both labels get a calibrated threshold whatever the random weights say
+    aid, at = evaluated_street(["Siren", "car horn"])
     metrics = {m.label: m.value for m in at.metric}
     assert set(metrics) == {"Event F1", "Segment F1", "PSDS1", "PSDS2", "AUROC"}
     [table] = [d.value for d in at.dataframe if "n_truth" in d.value.columns]
@@ -612,19 +620,7 @@ def test_evaluate_page_scores_truth_and_applies_thresholds_on_analyze(app_env):
 def test_kept_calibrations_are_offered_on_later_analyses_with_the_label(app_env):
     """Evaluate -> Keep -> any later Analyze run with that label offers the threshold;
     using it moves that label's threshold line (and so its events)."""
-    first = new_app(ex="siren-street", l=["siren", "car horn"])
-    first.run()
-    aid = first.session_state.result.analysis_id
-    end = first.session_state.result.embeddings.duration_s
-    truth = f"filename\tonset\toffset\tevent_label\nstreet.wav\t0\t{end}\tsiren\n"
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    at.query_params["analysis"] = aid
-    at.run()
-    at.switch_page("pages/evaluate.py").run()
-    at.file_uploader(key="ev_truth").upload(
-        "truth.tsv", truth.encode(), "text/tab-separated-values"
-    )
-    at.run()
+    aid, at = evaluated_street(["siren"])
     [b for b in at.button if b.key == "ev_keep"][0].click().run()
     assert not at.exception, at.exception
     assert any("Kept 1 calibrated threshold" in t for t in texts(at, "success"))

@@ -28,7 +28,6 @@ from sonotag_core.domain.truth import (
 from sonotag_core.errors import TruthError
 from sonotag_core.service.api import Service
 from sonotag_core.service.library import Analysed
-from sonotag_core.untrusted import quoted
 
 
 @dataclass(frozen=True)
@@ -46,16 +45,15 @@ def _name(analysed: Analysed) -> str:
 
 
 def _rows_for(truth: GroundTruth, name: str) -> GroundTruth:
-    files = truth.files()
-    for f in files:
-        if PurePath(f).name == name:
-            return truth.for_file(f)
-    if len(files) == 1:
-        return truth.for_file(files[0])
-    shown = ", ".join(quoted(f) for f in files[:5]) + (
-        f" and {len(files) - 5} more" if len(files) > 5 else ""
-    )
-    raise TruthError(f"The ground truth has no rows for {quoted(name)}; it names {shown}.")
+    """The truth's rows for ``name`` (matched as :meth:`GroundTruth.for_file` matches),
+    else, when the truth names one file only, that file's rows."""
+    try:
+        return truth.for_file(name)
+    except TruthError:
+        files = truth.files()
+        if len(files) == 1:
+            return truth.for_file(files[0])
+        raise
 
 
 def evaluate_analysis(
