@@ -4,6 +4,7 @@ the Analyze page (a link that carries them, so they survive in its share link)."
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pandas as pd
@@ -11,9 +12,16 @@ import streamlit as st
 
 import ui_state
 from sonotag_core.access import Viewer
-from sonotag_core.domain.events import EventParams
+from sonotag_core.dashboard.charts import label_colors
+from sonotag_core.dashboard.evaluation_charts import (
+    f1_threshold_chart,
+    psd_roc_chart,
+    truth_lane_chart,
+)
+from sonotag_core.domain.events import EventParams, detect_events
 from sonotag_core.domain.truth import GroundTruth, match_classes, parse_truth
 from sonotag_core.errors import SonoTagError
+from sonotag_core.exports import evaluation_csv
 from sonotag_core.service import evaluate as ev
 from sonotag_core.service import library
 from sonotag_core.service.api import Service
@@ -93,8 +101,39 @@ def keep(service: Service, evaluated: ev.Evaluated, truth_name: str) -> None:
     st.session_state.ev_kept = f"Kept {n} calibrated threshold(s) for later analyses."
 
 
+def views(evaluated: ev.Evaluated, params: EventParams, labels: list[str]) -> None:
+    """Detections over the ground truth on the time axis, then event F1 against
+    threshold and the PSD-ROC per label."""
+    e = evaluated.evaluation
+    colors = label_colors(labels)
+    [(name, timeline)] = list(evaluated.timelines.items())[:1]
+    found = detect_events(timeline, params)
+    truth = pd.DataFrame(evaluated.truth[name], columns=["onset", "offset", "label"])
+    st.markdown("**Detections and ground truth**")
+    st.altair_chart(
+        truth_lane_chart(found[["label", "onset_s", "offset_s"]], truth, timeline.duration_s),
+        key="ev_lanes",
+    )
+    if e.f1_curves.empty:
+        return
+    left, right = st.columns(2)
+    current = {str(r.label): float(r.threshold) for r in e.per_label.itertuples()}
+    left.markdown("**Event F1 against threshold**")
+    left.altair_chart(
+        f1_threshold_chart(e.f1_curves, current, e.best_thresholds(), colors=colors),
+        key="ev_f1",
+    )
+    right.markdown("**PSD-ROC (scenario 1)**")
+    right.altair_chart(psd_roc_chart(e.psd_roc, colors=colors), key="ev_roc")
+
+
 def results(
-    service: Service, evaluated: ev.Evaluated, analysis_id: str, labels: list[str], truth_name: str
+    service: Service,
+    evaluated: ev.Evaluated,
+    analysis_id: str,
+    labels: list[str],
+    truth_name: str,
+    params: EventParams,
 ) -> None:
     """Macro metrics, the per-label table, downloads and Apply."""
     e = evaluated.evaluation
@@ -110,10 +149,9 @@ def results(
         value = e.macro.get(key)
         col.metric(name, "–" if value is None or pd.isna(value) else f"{value:.3f}")
     st.dataframe(e.per_label, hide_index=True, width="stretch", key="ev_table")
+    views(evaluated, params, labels)
     a, b = st.columns(2)
-    a.download_button(
-        "Evaluation (CSV)", e.per_label.to_csv(index=False), "evaluation.csv", "text/csv"
-    )
+    a.download_button("Evaluation (CSV)", evaluation_csv(e), "evaluation.csv", "text/csv")
     b.download_button(
         "Evaluation (JSON)",
         json.dumps(e.as_dict(), indent=2, allow_nan=False),
@@ -171,4 +209,11 @@ def evaluate(store: Store, me: Viewer) -> None:
     except SonoTagError as exc:
         ui_state.error(exc)
         return
-    results(service, done, analysis_id, list(labels.labels), str(st.session_state.ev_truth.name))
+    results(
+        service,
+        done,
+        analysis_id,
+        list(labels.labels),
+        str(st.session_state.ev_truth.name),
+        dataclasses.replace(params, label_thresholds=thresholds),
+    )

@@ -22,7 +22,7 @@ from sonotag_core.domain.calibration import Calibration
 from sonotag_core.domain.progress import Clock, Progress, ProgressFn, no_progress
 from sonotag_core.errors import SonoTagError
 from sonotag_core.inference.embedding_cache import EmbeddingCache
-from sonotag_core.inference.model import LoadedModel, load_model
+from sonotag_core.inference.model import LoadedModel, known_checkpoint_sha256, load_model
 from sonotag_core.inference.scheduler import RateLimiter
 from sonotag_core.inference.scoring import TextCache
 from sonotag_core.media.sources import SourceInfo, sweep_working_copies
@@ -178,15 +178,29 @@ def store_or_none() -> Store | None:
 
 
 def calibrations(labels: Sequence[str]) -> dict[str, Calibration]:
-    """Stored calibrated thresholds of these labels for the loaded model ({} when no model
-    is loaded yet or the store cannot be read: an offer, never a reason to fail)."""
-    loaded, kept = model_if_loaded(), store_or_none()
-    if loaded is None or kept is None or not labels:
+    """Stored calibrated thresholds of these labels for this server's model ({} when the
+    weights are not here yet or the store cannot be read: an offer, never a reason to
+    fail)."""
+    kept = store_or_none()
+    if kept is None or not labels:
         return {}
     try:
-        return kept.get_calibrations(labels, loaded.info.checkpoint_sha256)
+        sha = checkpoint_sha256()
+        return kept.get_calibrations(labels, sha) if sha else {}
     except SonoTagError:
         return {}
+
+
+def checkpoint_sha256() -> str | None:
+    """The model's checkpoint SHA-256, known before the model loads (None when the
+    weights are not here yet): what stored calibrations are keyed by."""
+    loaded = model_if_loaded()
+    if loaded is not None:
+        return loaded.info.checkpoint_sha256
+    try:
+        return known_checkpoint_sha256(settings())
+    except OSError:
+        return None
 
 
 def service(loaded: LoadedModel, result_store: Store | None) -> Service:

@@ -38,6 +38,8 @@ if [ "${SONOTAG_SKIP_APT:-0}" != "1" ]; then
   command -v cc >/dev/null 2>&1 || missing+=(gcc libc6-dev)
   # the browser test drives Debian's Chromium (Playwright cannot download browsers here)
   if [ "$extras" = "test" ] && [ ! -x /usr/bin/chromium ]; then missing+=(chromium); fi
+  # the end-to-end evaluation test speaks words at known times
+  if [ "$extras" = "test" ] && ! command -v espeak-ng >/dev/null 2>&1; then missing+=(espeak-ng); fi
   if [ "${#missing[@]}" -gt 0 ]; then
     echo "install: apt-get install ${missing[*]}" >&2
     apt_install "${missing[@]}"

@@ -422,19 +422,47 @@ def _library(args: argparse.Namespace, settings: Settings, progress: ProgressFn)
 
 
 def _evaluate(args: argparse.Namespace, settings: Settings, progress: ProgressFn) -> int:
-    """`sonotag evaluate` / `calibrate` on a stored analysis (:mod:`.cli_evaluate`)."""
+    """`sonotag evaluate` / `calibrate` (:mod:`.cli_evaluate`): on a stored analysis, or
+    on an audio file or a folder of the files a multi-file truth names (analysed first,
+    each kept in the Library as `sonotag analyze` keeps it)."""
     store = _store(settings)
-    if (stored := store.get_analysis(args.id)) is None:
+    target = Path(args.id)
+    audio = target.is_dir() or target.is_file()
+    stored = None if audio else store.get_analysis(args.id)
+    if not audio and stored is None:
         raise _unknown(args.id)
     # read once, before the model loads: a bad file fails at once
     truth = cli_evaluate.read_truth(args.truth) if args.truth is not None else None
+    paths = cli_evaluate.audio_for(args, truth, target, settings) if audio else {}
     from sonotag_core.inference.model import load_model
     from sonotag_core.service.api import Service
 
     service = Service(load_model(settings, progress), settings, store)
+    if stored is not None:
+        _close(progress)
+        params = _stored_params(settings, stored.settings, args.threshold)
+        return cli_evaluate.run(args, settings, service, params, truth, stored=stored)
+    params = _stored_params(settings, {}, args.threshold)
+    labels = cli_evaluate.labels_of(args, settings)
+    analysed = _analyse_paths(service, paths, labels, params, progress)
     _close(progress)
-    params = _stored_params(settings, stored.settings, args.threshold)
-    return cli_evaluate.run(args, settings, service, stored, params, truth)
+    return cli_evaluate.run(args, settings, service, params, truth, analysed=analysed)
+
+
+def _analyse_paths(service, paths: Mapping[str, Path], labels, params, progress) -> dict:
+    """Each truth file's audio analysed through the service (stored embeddings reused)."""
+    from sonotag_core.media import sources
+
+    hop_s = service.settings.hop_s
+    out = {}
+    for i, (name, path) in enumerate(paths.items(), 1):
+        if len(paths) > 1:
+            print(f"sonotag: [{i}/{len(paths)}] {name}", file=sys.stderr)
+        source = sources.from_path(str(path))
+        out[name] = service.analyse(
+            source, labels, hop_s=hop_s, params=params, save=True, progress=progress
+        )
+    return out
 
 
 def _library_list(store) -> int:

@@ -8,8 +8,6 @@ both are one front end over the service.
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import json
 import math
 import sys
@@ -42,7 +40,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
 
 def _common(p: argparse.ArgumentParser, *, truth_required: bool = True) -> None:
-    p.add_argument("id", help="analysis id (see `sonotag library list`)")
+    p.add_argument(
+        "id",
+        help="analysis id (see `sonotag library list`), an audio file, or a folder holding "
+        "the files a multi-file DCASE truth names",
+    )
     p.add_argument(
         "--truth",
         type=Path,
@@ -90,29 +92,99 @@ def read_truth(path: Path):
     return parse_truth(data, name=path.name)
 
 
-def run(args: argparse.Namespace, settings: Settings, service, stored, params, truth) -> int:
-    """The command, once the analysis is found, ``truth`` (or None) read and the model
-    loaded (see :mod:`.cli`)."""
+def labels_of(args: argparse.Namespace, settings: Settings):
+    """--labels, required where no stored analysis brings its own."""
     from sonotag_core.domain.labels import parse_labels
+
+    if args.labels is None:
+        raise ConfigError("Evaluating audio files needs --labels 'dog barking; siren'.")
+    return parse_labels(
+        args.labels, max_labels=settings.max_labels, max_chars=settings.max_label_chars
+    )
+
+
+def audio_for(args: argparse.Namespace, truth, target: Path, settings: Settings) -> dict[str, Path]:
+    """The truth's file name -> the audio to analyse: ``target`` itself (a file), or each
+    file the truth names, found in the folder ``target``. Checked before the model
+    loads; files the truth names that the folder lacks are listed on stderr."""
+    from sonotag_core.service.evaluate import rows_for
+
+    if truth is None:
+        raise ConfigError("Evaluating audio files needs --truth FILE.")
+    if args.command == "calibrate" and args.reviews:
+        raise ConfigError("--reviews calibrates a stored analysis: give its id, not a path.")
+    labels_of(args, settings)
+    if target.is_file():
+        return {rows_for(truth, target.name).files()[0]: target}
+    found, missing = locate(truth.files(), target)
+    if missing:
+        shown = ", ".join(quoted(x) for x in missing[:10])
+        more = f" and {len(missing) - 10} more" if len(missing) > 10 else ""
+        print(f"sonotag: not in {quoted(str(target))}, left out: {shown}{more}", file=sys.stderr)
+    if not found:
+        raise TruthError(
+            f"None of the {len(missing)} file(s) the ground truth names is in "
+            f"{quoted(str(target))}."
+        )
+    return found
+
+
+def locate(names: Sequence[str], folder: Path) -> tuple[dict[str, Path], list[str]]:
+    """Each name found under ``folder``: the same relative path, else the one file of
+    that base name anywhere below it (two such files: not found, it is ambiguous)."""
+    by_base: dict[str, list[Path]] = {}
+    for path in sorted(folder.rglob("*")):
+        if path.is_file():
+            by_base.setdefault(path.name, []).append(path)
+    found: dict[str, Path] = {}
+    missing: list[str] = []
+    for name in names:
+        direct = folder / name
+        if direct.is_file():
+            found[name] = direct
+        elif len(same := by_base.get(Path(name).name, [])) == 1:
+            found[name] = same[0]
+        else:
+            missing.append(name)
+    return found, missing
+
+
+def run(
+    args: argparse.Namespace,
+    settings: Settings,
+    service,
+    params,
+    truth,
+    *,
+    stored=None,
+    analysed: Mapping[str, Any] | None = None,
+) -> int:
+    """The command once the model is loaded: on a ``stored`` analysis, or on
+    ``analysed`` audio (truth file name -> its analysis; see :mod:`.cli`)."""
     from sonotag_core.service import evaluate as ev
 
-    labels = stored.labels
-    if args.labels is not None:
-        labels = parse_labels(
-            args.labels, max_labels=settings.max_labels, max_chars=settings.max_label_chars
-        )
-    analysed = service.open(stored.id)
+    if stored is not None:
+        labels = labels_of(args, settings) if args.labels is not None else stored.labels
+        one = service.open(stored.id)
+    else:
+        labels = labels_of(args, settings)
     thresholds = {x: params.threshold_for(x) for x in labels.labels}
     if args.command == "calibrate" and args.reviews:
-        cals, skipped = ev.calibrate_from_reviews(service, analysed, labels, params, args.precision)
+        cals, skipped = ev.calibrate_from_reviews(service, one, labels, params, args.precision)
         for label, why in skipped.items():
             print(f"sonotag: {quoted(label)} not calibrated: {why}", file=sys.stderr)
     else:
         if truth is None:
             raise ConfigError("calibrate needs --truth FILE or --reviews.")
-        done = ev.evaluate_analysis(
-            service, analysed, labels, truth, thresholds, mapping=mapping(args.map)
-        )
+        if stored is not None:
+            done = ev.evaluate_analysis(
+                service, one, labels, truth, thresholds, mapping=mapping(args.map)
+            )
+        else:
+            assert analysed is not None
+            done = ev.evaluate_files(
+                service, analysed, labels, truth, thresholds, mapping=mapping(args.map)
+            )
         _say_unmatched(done.match)
         if args.command == "evaluate":
             sys.stdout.write(render(done.evaluation, args.format))
@@ -148,15 +220,15 @@ def render(evaluation, fmt: str) -> str:
     """The per-label table as a text table, CSV or strict JSON."""
     if fmt == "json":
         return json.dumps(evaluation.as_dict(), indent=2, allow_nan=False) + "\n"
+    if fmt == "csv":
+        from sonotag_core.exports import evaluation_csv
+
+        return evaluation_csv(evaluation)
     rows = [list(evaluation.per_label.columns)] + [
         [_cell(v) for v in r] for r in evaluation.per_label.itertuples(index=False)
     ]
     macro: Mapping[str, float] = evaluation.macro
     rows.append(["macro", "", ""] + [_cell(macro.get(c, math.nan)) for c in rows[0][3:]])
-    if fmt == "csv":
-        out = io.StringIO()
-        csv.writer(out, lineterminator="\n").writerows(rows)
-        return out.getvalue()
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     return "".join(
         "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() + "\n" for r in rows

@@ -52,6 +52,7 @@ from typing import Any, NamedTuple, TextIO
 import numpy as np
 
 from sonotag_core import __version__
+from sonotag_core.domain.evaluation import Evaluation
 from sonotag_core.domain.report import Report
 from sonotag_core.domain.review import RELABEL_COLUMN, STATUS_COLUMN, accepted_only
 from sonotag_core.errors import ConfigError, ExportError
@@ -247,6 +248,29 @@ def write_raven(report: Report, out: TextIO) -> None:
 
 
 # ---------------------------------------------------------------- JSON
+
+
+def evaluation_csv(evaluation: Evaluation) -> str:
+    """The per-label evaluation table and a closing ``macro`` row as CSV (empty cells
+    where a metric does not apply); labels are user text, so their cells are
+    spreadsheet-safe like every other export's."""
+    columns = list(evaluation.per_label.columns)
+    out = io.StringIO()
+    w = csv.writer(out, lineterminator="\n")
+    w.writerow(columns)
+    for row in evaluation.per_label.itertuples(index=False):
+        w.writerow(_evaluation_cell(c, v) for c, v in zip(columns, row, strict=True))
+    macro = {"label": "macro", **evaluation.macro}
+    w.writerow(_evaluation_cell(c, macro.get(c)) for c in columns)
+    return out.getvalue()
+
+
+def _evaluation_cell(column: str, value: Any) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return ""
+    if column == "label":
+        return _sheet_safe(_csv_text(_clean_label(value)))
+    return repr(float(value)) if isinstance(value, float) else str(value)
 
 
 def report_to_json_obj(report: Report) -> dict[str, Any]:

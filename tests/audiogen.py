@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+import numpy as np
+
 CODEC_ARGS = {
     ".wav": ["-c:a", "pcm_s16le"],
     ".flac": ["-c:a", "flac"],
@@ -40,3 +42,56 @@ def make_audio(
     cmd += ["-ac", str(channels), *CODEC_ARGS[path.suffix.lower()], str(path)]
     subprocess.run(cmd, check=True)
     return path
+
+
+SCENE_RATE = 48_000
+
+
+def spoken(text: str, workdir: Path) -> np.ndarray:
+    """``text`` spoken by espeak-ng, at 48 kHz, leading and trailing silence cut (so the
+    speech's span in a scene is where the words are)."""
+    wav = Path(workdir) / "speech.wav"
+    subprocess.run(["espeak-ng", "-w", str(wav), text], check=True, capture_output=True)
+    raw = subprocess.run(
+        ["ffmpeg", "-nostdin", "-v", "error", "-i", str(wav), "-ac", "1", "-ar", str(SCENE_RATE)]
+        + ["-f", "f32le", "-"],
+        check=True,
+        capture_output=True,
+    ).stdout
+    x = np.frombuffer(raw, dtype=np.float32)
+    loud = np.flatnonzero(np.abs(x) > 0.02 * np.abs(x).max())
+    return x[loud[0] : loud[-1] + 1].copy()
+
+
+def make_scene(
+    path: Path, seconds: float, parts: list[tuple[str, float, float | str]]
+) -> list[tuple[float, float, str]]:
+    """A ``seconds``-long 48 kHz wav over low noise with ``parts``: ("tone", onset, length),
+    ("noise", onset, length) or ("speech", onset, text). Returns each part's true
+    (onset, offset, kind) in seconds, from the samples placed (speech lasts as long as
+    espeak-ng speaks)."""
+    rng = np.random.default_rng(0)
+    out = 0.002 * rng.standard_normal(int(seconds * SCENE_RATE)).astype(np.float32)
+    truth = []
+    for kind, onset, arg in parts:
+        if kind == "speech":
+            clip = spoken(str(arg), Path(path).parent)
+        else:
+            n = int(round(float(arg) * SCENE_RATE))
+            t = np.arange(n) / SCENE_RATE
+            clip = (
+                0.4 * np.sin(2 * np.pi * 1000.0 * t)
+                if kind == "tone"
+                else 0.3 * rng.standard_normal(n)
+            ).astype(np.float32)
+        start = int(round(onset * SCENE_RATE))
+        out[start : start + len(clip)] += clip[: len(out) - start]
+        end = min(start + len(clip), len(out))
+        truth.append((start / SCENE_RATE, end / SCENE_RATE, kind))
+    subprocess.run(
+        ["ffmpeg", "-nostdin", "-v", "error", "-y", "-f", "f32le", "-ar", str(SCENE_RATE)]
+        + ["-ac", "1", "-i", "-", "-c:a", "pcm_s16le", str(path)],
+        input=np.clip(out, -1, 1).tobytes(),
+        check=True,
+    )
+    return truth

@@ -638,3 +638,18 @@ def test_kept_calibrations_are_offered_on_later_analyses_with_the_label(app_env)
     assert after == {"siren": 0.01, "car horn": 0.5}
     assert "siren:0.01" in qp(later, "lt")  # and the share link carries it
     assert not [b for b in later.button if b.key == "use_calibrated"]  # nothing left to offer
+
+
+def test_calibrations_are_offered_before_the_model_has_loaded(app_env):
+    """A fresh server's first visitor: the sidebar draws before any model load, and the
+    offer is keyed by the checkpoint's SHA-256, read from the weights on disk."""
+    import ui_state
+
+    aid, at = evaluated_street(["siren"])
+    [b for b in at.button if b.key == "ev_keep"][0].click().run()
+    ui_state.forget_model()  # as after a restart
+    fresh = new_app(l=["siren"])
+    fresh.run()
+    assert not fresh.exception, fresh.exception
+    assert any("Calibrated for this model: siren" in t for t in texts(fresh, "caption"))
+    assert [b for b in fresh.button if b.key == "use_calibrated"]

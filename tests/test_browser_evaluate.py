@@ -56,7 +56,23 @@ def test_upload_truth_read_metrics_and_apply_on_analyze(settings, model, browser
             expect(grids.nth(i)).to_be_visible()
             box = grids.nth(i).bounding_box()
             assert box and box["width"] > 0.5 * min(width, 1100), box  # drawn at full width
+        charts = page.locator("[data-testid='stVegaLiteChart']")  # lanes, F1, PSD-ROC
+        expect(charts).to_have_count(3, timeout=30_000)
+        lanes = charts.nth(0)
+        lanes.scroll_into_view_if_needed()
+        expect(lanes.locator("svg")).to_be_visible()
+        # two truth events (Foghorn, gulls; wind has no label): two lower-lane rects at least,
+        # and the legend says which were found or missed
+        assert lanes.locator("g.mark-rect path").count() >= 2
+        legend = lanes.locator("svg").text_content() or ""
+        assert "found" in legend or "missed" in legend, legend
+        for i in range(3):
+            box = charts.nth(i).bounding_box()
+            assert box and box["width"] > 0.4 * min(width, 1100), (i, box)
         page.screenshot(path=str(ARTIFACTS / f"11-evaluate-{width}.png"), full_page=True)
+        if width == 1440:
+            page.get_by_role("button", name="Keep them for later analyses").click()
+            expect(page.get_by_text("Kept 2 calibrated threshold(s)")).to_be_visible()
         apply = page.get_by_role("link", name="Apply these thresholds on the Analyze page")
         href = apply.get_attribute("href")
         wanted = dict(item.split(":") for item in parse_qs(urlsplit(href).query)["lt"])
@@ -68,4 +84,18 @@ def test_upload_truth_read_metrics_and_apply_on_analyze(settings, model, browser
         assert sorted(query["lt"]) == sorted(f"{k}:{v}" for k, v in wanted.items())
         assert query["analysis"] == [done.analysis_id]
         page.screenshot(path=str(ARTIFACTS / f"11-applied-{width}.png"), full_page=True)
+        ctx.close()
+    if width != 1440:
+        return
+    with streamlit_server(settings, data) as base:  # a restarted server: no model loaded yet
+        ctx = browser.new_context(viewport={"width": width, "height": 1000})
+        page = ctx.new_page()
+        page.goto(f"{base}/?l=foghorn&l=gulls")
+        wait_idle(page)
+        expect(page.get_by_text("Calibrated for this model: foghorn")).to_be_visible()
+        page.get_by_role("button", name="Use the calibrated thresholds").click()
+        wait_idle(page)
+        query = parse_qs(urlsplit(page.url).query)
+        assert sorted(query["lt"]) == sorted(f"{k}:{v}" for k, v in wanted.items())
+        page.screenshot(path=str(ARTIFACTS / "11-offer-fresh-server.png"))
         ctx.close()

@@ -13,6 +13,7 @@ from sonotag_core.domain.calibration import (
     Calibration,
     from_evaluation,
     from_reviews,
+    threshold_origins,
 )
 from sonotag_core.errors import ConfigError
 from sonotag_core.store.database import Store
@@ -75,3 +76,49 @@ def test_the_store_keeps_the_newest_calibration_per_label_and_model(tmp_path):
     assert got["siren"].detail == {"f1": 0.8}
     assert store.get_calibrations(["siren"], "m2")["siren"].threshold == 0.2
     assert Store(tmp_path).get_calibrations([], "m1") == {}
+
+
+def test_thresholds_equal_to_a_kept_calibration_take_its_origin():
+    kept = {"siren": Calibration("siren", 0.3, "reviews", {"accepted": 4}, created=0.0)}
+    got = threshold_origins({"siren": 0.304, "dog": 0.3}, kept)
+    assert got["siren"] == {
+        "origin": "reviews",
+        "detail": {"accepted": 4},
+        "calibrated": "1970-01-01T00:00:00+00:00",
+    }
+    assert got["dog"] == {"origin": "set by hand"}  # no calibration for that label
+    assert threshold_origins({"siren": 0.32}, kept)["siren"]["origin"] == "set by hand"
+
+
+def test_exports_say_which_per_label_thresholds_are_calibrated(
+    tmp_path, model, text_cache, settings
+):
+    """settings.label_thresholds keeps the plain values (EventParams reads them back);
+    settings.label_threshold_origins says where each came from."""
+    import json
+
+    from sonotag_core.domain.embeddings import AudioEmbeddings
+    from sonotag_core.domain.events import EventParams
+    from sonotag_core.domain.labels import LabelSet
+    from sonotag_core.exports import export_text
+    from sonotag_core.media.sources import SourceInfo
+    from sonotag_core.service.api import Service
+    from sonotag_core.service.library import Analysed
+
+    store = Store(tmp_path)
+    cal = Calibration("siren", 0.3, "ground truth", {"truth": "t.tsv", "f1": 0.8})
+    store.save_calibrations([cal], model.info.checkpoint_sha256, owner="op")
+    feats = np.random.default_rng(1).standard_normal((1, 32, 512)).astype(np.float32)
+    emb = AudioEmbeddings(np.zeros(1, dtype=np.int64), feats, 480_000, 480_000)
+    src = SourceInfo("file", tmp_path / "a.wav", "a", "f" * 64, "a.wav", 10.0)
+    service = Service(model, settings, store, text_cache)
+    params = EventParams(label_thresholds={"siren": 0.3, "dog": 0.4})
+    report = service.report(Analysed(src, emb, 10.0, 0.0), LabelSet(("siren", "dog")), params)
+    doc = json.loads(export_text(report, "json"))["settings"]
+    assert doc["label_thresholds"] == {"siren": 0.3, "dog": 0.4}
+    origins = doc["label_threshold_origins"]
+    assert origins["siren"]["origin"] == "ground truth"
+    assert origins["siren"]["detail"]["truth"] == "t.tsv"
+    assert origins["dog"] == {"origin": "set by hand"}
+    plain = service.report(Analysed(src, emb, 10.0, 0.0), LabelSet(("siren",)), EventParams())
+    assert "label_threshold_origins" not in plain.settings  # nothing per label: nothing to say

@@ -624,3 +624,52 @@ def test_bad_ground_truth_is_one_clear_line(
     assert "Traceback" not in err
     [line] = [x for x in err.replace("\r", "\n").splitlines() if x.startswith("sonotag: error:")]
     assert message in line
+
+
+def test_evaluate_a_folder_scores_every_file_a_multi_file_truth_names(
+    library_cli, capsys, tmp_path
+):
+    """A DCASE tsv naming several files + the folder that holds them: each is analysed
+    (and kept), then scored in one table. "a tone" lasts the whole of each file, so a
+    threshold under every frame's probability finds both exactly: best event F1 is 1."""
+    folder = tmp_path / "archive"
+    (folder / "day2").mkdir(parents=True)
+    one = make_audio(folder / "one.wav", 12.0, kind="mix")
+    two = make_audio(folder / "day2" / "two.flac", 8.0, kind="sine", freq=800)
+    truth = tmp_path / "truth.tsv"
+    truth.write_text(
+        "filename\tonset\toffset\tevent_label\n"
+        "one.wav\t0\t12\ta tone\n"
+        "recordings/two.flac\t0\t8\ta tone\n"  # found by its base name under day2/
+        "lost.wav\t1\t2\ta tone\n"
+    )
+    args = ("evaluate", str(folder), "--truth", str(truth), "--labels", "a tone; siren")
+    assert library_cli(*args, "--format", "json") == 0
+    out = capsys.readouterr()
+    doc = json.loads(out.out)
+    assert sorted(doc["files"]) == ["one.wav", "recordings/two.flac"]
+    assert "lost.wav" in out.err and "left out" in out.err
+    rows = {row["label"]: row for row in doc["labels"]}
+    assert rows["a tone"]["n_truth"] == 2
+    assert rows["a tone"]["best_f1"] == pytest.approx(1.0)
+    assert rows["siren"]["n_truth"] == 0 and rows["siren"]["f1"] is None
+    assert library_cli("library", "list") == 0
+    titles = [line.split()[3] for line in capsys.readouterr().out.splitlines()[1:]]
+    assert sorted(titles) == [one.stem, two.stem]  # both analyses were kept
+    encoded = sum(library_cli.encoded)
+    assert library_cli(*args, "--format", "csv") == 0  # again: stored embeddings reused
+    assert sum(library_cli.encoded) == encoded
+    csv_rows = capsys.readouterr().out.splitlines()
+    assert csv_rows[0].startswith("label,n_truth") and csv_rows[-1].startswith("macro,")
+
+
+def test_evaluate_a_folder_without_the_files_or_labels_says_so(library_cli, capsys, tmp_path):
+    folder = tmp_path / "empty"
+    folder.mkdir()
+    truth = tmp_path / "truth.tsv"
+    truth.write_text("filename\tonset\toffset\tevent_label\nx.wav\t0\t1\tdog\n")
+    assert library_cli("evaluate", str(folder), "--truth", str(truth), "--labels", "dog") == 1
+    assert "None of the 1 file(s)" in capsys.readouterr().err
+    assert library_cli("evaluate", str(folder), "--truth", str(truth)) == 1
+    assert "needs --labels" in capsys.readouterr().err
+    assert sum(library_cli.encoded) == 0  # refused before any audio was encoded

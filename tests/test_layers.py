@@ -39,7 +39,7 @@ MAY_IMPORT: dict[str, set[str]] = {
         "exports",
         "cli_evaluate",
     },
-    "cli_evaluate": {"domain", "service"},
+    "cli_evaluate": {"domain", "service", "exports"},
 }
 #: third-party packages only some layers may import
 ONLY_IN = {"torch": {"inference", "testing"}, "openflam": {"inference", "testing"}}

@@ -14,6 +14,7 @@ import math
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Any
 
 import numpy as np
@@ -109,3 +110,29 @@ def from_reviews(
         }
         out.append(Calibration(str(label), clamp((logit - b) / a), "reviews", detail))
     return out, skipped
+
+
+#: a per-label threshold within this of a kept calibration is that calibration (the
+#: slider's step is 0.01 and share links keep two decimals)
+SAME_THRESHOLD = 0.005
+
+
+def threshold_origins(
+    thresholds: Mapping[str, float], kept: Mapping[str, Calibration]
+) -> dict[str, dict[str, Any]]:
+    """Where each per-label threshold came from, for the exports' ``settings``: the kept
+    calibration it equals (origin, what it was fitted on, when), else set by hand."""
+    out: dict[str, dict[str, Any]] = {}
+    for label, value in thresholds.items():
+        cal = kept.get(label)
+        if cal is not None and abs(cal.threshold - float(value)) <= SAME_THRESHOLD:
+            out[label] = {
+                "origin": cal.origin,
+                "detail": dict(cal.detail),
+                "calibrated": datetime.fromtimestamp(cal.created, timezone.utc).isoformat(
+                    timespec="seconds"
+                ),
+            }
+        else:
+            out[label] = {"origin": "set by hand"}
+    return out

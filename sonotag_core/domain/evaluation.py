@@ -64,6 +64,10 @@ class Evaluation:
     macro: Mapping[str, float]
     files: tuple[str, ...]
     settings: Mapping[str, Any] = field(default_factory=dict)
+    #: event F1 against threshold and the PSD-ROC (scenario 1) per label with truth
+    #: (:mod:`.evaluation_curves`), what the Evaluate page draws
+    f1_curves: pd.DataFrame = field(default_factory=pd.DataFrame)
+    psd_roc: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     def best_thresholds(self) -> dict[str, float]:
         """label -> the threshold that maximised its event F1, in the slider's range;
@@ -80,6 +84,10 @@ class Evaluation:
             "macro": {k: _num(v) for k, v in self.macro.items()},
             "labels": table.to_dict(orient="records"),
             "settings": dict(self.settings),
+            "curves": {
+                "f1_vs_threshold": self.f1_curves.to_dict(orient="records"),
+                "psd_roc_psds1": self.psd_roc.to_dict(orient="records"),
+            },
         }
 
 
@@ -203,11 +211,15 @@ def evaluate(
         "psds1": _psds(scores, gt, durations, PSDS1),
         "psds2": _psds(scores, gt, durations, PSDS2 if several else _alone(PSDS2)),
     }
+    from sonotag_core.domain.evaluation_curves import f1_curves, psd_roc_curves
+
     return Evaluation(
         table,
         macro,
         tuple(timelines),
         {"collars": COLLARS, "segment_s": SEGMENT_S, "psds1": PSDS1, "psds2": PSDS2},
+        f1_curves(scores, gt, known),
+        psd_roc_curves(scores, gt, durations, known, PSDS1),
     )
 
 
@@ -225,8 +237,9 @@ def _auroc(
     """Segment AUROC per label that has both positive and negative segments."""
     from sed_scores_eval import segment_based
 
-    try:
-        values, *_ = segment_based.auroc(scores, gt, durations, segment_length=SEGMENT_S)
+    try:  # a label no segment lacks (or has) divides by zero: its AUROC is left out below
+        with np.errstate(invalid="ignore", divide="ignore"):
+            values, *_ = segment_based.auroc(scores, gt, durations, segment_length=SEGMENT_S)
     except (ValueError, ZeroDivisionError, IndexError):
         return {}
     out = {}

@@ -102,6 +102,12 @@ class GroundTruth:
         empty = (name,) if name in self.empty_files else ()
         return _truth(rows, self.format, empty)
 
+    def only(self, files: Sequence[str]) -> GroundTruth:
+        """The truth of these files (exact names, as :meth:`files` gives them)."""
+        keep = set(files)
+        rows = self.events[self.events["filename"].isin(keep)]
+        return _truth(rows, self.format, [f for f in self.empty_files if f in keep])
+
     def as_sed_scores(self) -> Events:
         """``{filename: [(onset, offset, label), ...]}``, the form sed_scores_eval takes;
         files without events map to ``[]``."""

@@ -17,6 +17,7 @@ Missing weights with no reachable hub, or a checkpoint that cannot be read, rais
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import pickle
@@ -206,8 +207,36 @@ def checkpoint_sha256(path: Path) -> str:
     real = Path(path).resolve()
     if real.parent.name == "blobs" and re.fullmatch(r"[0-9a-f]{64}", real.name):
         return real.name
+    stat = real.stat()
+    return _hashed(str(real), stat.st_mtime_ns, stat.st_size)
+
+
+def known_checkpoint_sha256(settings: Settings) -> str | None:
+    """The checkpoint's SHA-256 without loading or downloading anything; None while the
+    weights are not here. Pages look up what is stored for this model (calibrations)
+    before the first load, which may still be running or not yet asked for."""
+    if settings.checkpoint:
+        path = Path(settings.checkpoint).expanduser()
+        if not path.is_file():
+            return None
+    else:
+        from huggingface_hub import try_to_load_from_cache
+
+        cached = try_to_load_from_cache(
+            OPENFLAM_REPO, CHECKPOINT_FILE, cache_dir=settings.model_dir
+        )
+        if not isinstance(cached, str):
+            return None
+        path = Path(cached)
+    return checkpoint_sha256(path)
+
+
+@functools.lru_cache(maxsize=8)
+def _hashed(path: str, mtime_ns: int, size: int) -> str:
+    """Hash a file once per version of it (path, mtime, size): a 600-MB override costs
+    seconds, and pages ask on every rerun."""
     h = hashlib.sha256()
-    with open(real, "rb") as fh:
+    with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 22), b""):
             h.update(chunk)
     return h.hexdigest()

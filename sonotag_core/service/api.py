@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from sonotag_core.access import OPERATOR_VIEWER, Viewer
+from sonotag_core.domain.calibration import Calibration, threshold_origins
 from sonotag_core.domain.events import EventParams
 from sonotag_core.domain.labels import LabelSet
 from sonotag_core.domain.progress import ProgressFn, no_progress
@@ -187,6 +188,21 @@ class Service:
         assert self.texts is not None
         return score(self.texts, analysed.embeddings, labels)
 
+    def _threshold_origins(self, params: EventParams) -> dict[str, Any]:
+        """``label_threshold_origins`` for the report's settings: which per-label
+        thresholds are kept calibrations (and of what), which were set by hand."""
+        if not params.label_thresholds:
+            return {}
+        kept: dict[str, Calibration] = {}
+        if self.store is not None:
+            try:
+                kept = self.store.get_calibrations(
+                    params.label_thresholds, self.model.info.checkpoint_sha256
+                )
+            except SonoTagError:  # unreadable: every threshold reads as set by hand
+                log.warning("calibrations unreadable", exc_info=True)
+        return {"label_threshold_origins": threshold_origins(params.label_thresholds, kept)}
+
     def report(
         self,
         analysed: Analysed,
@@ -200,6 +216,7 @@ class Service:
         with the stored verdicts on its events. Costs a text encoding (cached per label)
         and a matrix product: this is relabeling."""
         timeline = self.timeline(analysed, labels)
+        extra = {**self._threshold_origins(params), **(extra or {})}
         report = build_report(
             analysed.source, timeline, self.model, params, hop_s=analysed.hop_s, settings=extra
         )

@@ -18,6 +18,7 @@ from sonotag_core.domain.calibration import Calibration, from_evaluation, from_r
 from sonotag_core.domain.evaluation import Evaluation, evaluate
 from sonotag_core.domain.labels import LabelSet
 from sonotag_core.domain.review import STATUS_COLUMN
+from sonotag_core.domain.timeline import Timeline
 from sonotag_core.domain.truth import (
     ClassMatch,
     GroundTruth,
@@ -32,11 +33,17 @@ from sonotag_core.service.library import Analysed
 
 @dataclass(frozen=True)
 class Evaluated:
-    """An evaluation with how the truth was matched to the analysis."""
+    """An evaluation with how the truth was matched: ``truth`` and ``timelines`` per
+    evaluated file (truth classes renamed to labels), for the views drawn over them."""
 
     evaluation: Evaluation
     match: ClassMatch
-    filename: str
+    truth: Mapping[str, list[tuple[float, float, str]]]
+    timelines: Mapping[str, Timeline]
+
+    @property
+    def files(self) -> tuple[str, ...]:
+        return tuple(self.timelines)
 
 
 def _name(analysed: Analysed) -> str:
@@ -44,7 +51,7 @@ def _name(analysed: Analysed) -> str:
     return PurePath(str(src.file_name or src.title or "audio")).name
 
 
-def _rows_for(truth: GroundTruth, name: str) -> GroundTruth:
+def rows_for(truth: GroundTruth, name: str) -> GroundTruth:
     """The truth's rows for ``name`` (matched as :meth:`GroundTruth.for_file` matches),
     else, when the truth names one file only, that file's rows."""
     try:
@@ -66,16 +73,33 @@ def evaluate_analysis(
     mapping: Mapping[str, str] | None = None,
 ) -> Evaluated:
     """Score ``labels`` on a kept analysis against the truth rows of its file."""
-    name = _name(analysed)
-    rows = _rows_for(truth, name)
-    file = rows.files()[0]
-    rows = check_against(rows, {file: analysed.embeddings.duration_s})
+    rows = rows_for(truth, _name(analysed))
+    return evaluate_files(
+        service, {rows.files()[0]: analysed}, labels, rows, thresholds, mapping=mapping
+    )
+
+
+def evaluate_files(
+    service: Service,
+    analysed: Mapping[str, Analysed],
+    labels: LabelSet,
+    truth: GroundTruth,
+    thresholds: Mapping[str, float],
+    *,
+    mapping: Mapping[str, str] | None = None,
+) -> Evaluated:
+    """Score ``labels`` on several analyses at once (file name in the truth -> its
+    analysis): one table over all of them, as DCASE scores a whole evaluation set.
+    Truth rows of files not in ``analysed`` are left out; the caller says which."""
+    durations = {f: a.embeddings.duration_s for f, a in analysed.items()}
+    rows = check_against(truth.only(list(durations)), durations)
     positive = [x for x in labels.labels if x not in labels.negatives]
     match = match_classes(rows.classes(), positive, mapping)
-    events = events_for_labels(rows, match).get(file, [])
-    timeline = service.timeline(analysed, labels)
-    result = evaluate({name: timeline}, {name: events}, thresholds, labels=positive)
-    return Evaluated(result, match, name)
+    events = events_for_labels(rows, match)
+    timelines = {f: service.timeline(a, labels) for f, a in analysed.items()}
+    mine = {f: list(events.get(f, [])) for f in timelines}
+    result = evaluate(timelines, mine, thresholds, labels=positive)
+    return Evaluated(result, match, mine, timelines)
 
 
 def calibrate_from_truth(evaluated: Evaluated, truth_name: str) -> list[Calibration]:
