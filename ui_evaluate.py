@@ -24,7 +24,7 @@ from sonotag_core.errors import SonoTagError
 from sonotag_core.exports import evaluation_csv
 from sonotag_core.service import evaluate as ev
 from sonotag_core.service import library
-from sonotag_core.service.api import Service
+from sonotag_core.service.api import Service, stored_params
 from sonotag_core.store.database import Store
 
 ANALYZE = "pages/analyze.py"
@@ -87,10 +87,10 @@ def mapping_table(truth: GroundTruth, labels: list[str]) -> dict[str, str]:
     return {str(r["class"]): str(r["label"]) for _, r in edited.iterrows() if r["label"] != NONE}
 
 
-def keep(service: Service, evaluated: ev.Evaluated, truth_name: str) -> None:
+def keep(service: Service, evaluated: ev.Evaluated, truth: tuple[str, str]) -> None:
     """Store the best-F1 thresholds for this model: the Analyze page offers them for
-    every later analysis with these labels."""
-    cals = ev.calibrate_from_truth(evaluated, truth_name)
+    every later analysis with these labels. ``truth``: (what, origin)."""
+    cals = ev.calibrate_from_truth(evaluated, *truth)
     try:
         n = service.store.save_calibrations(
             cals, service.model.info.checkpoint_sha256, owner=ui_state.viewer().owner
@@ -106,9 +106,11 @@ def views(evaluated: ev.Evaluated, params: EventParams, labels: list[str]) -> No
     threshold and the PSD-ROC per label."""
     e = evaluated.evaluation
     colors = label_colors(labels)
-    [(name, timeline)] = list(evaluated.timelines.items())[:1]
-    found = detect_events(timeline, params)
-    truth = pd.DataFrame(evaluated.truth[name], columns=["onset", "offset", "label"])
+    timeline = evaluated.shown
+    found = evaluated.shown_detections
+    if found is None:
+        found = detect_events(timeline, params)
+    truth = pd.DataFrame(evaluated.shown_truth, columns=["onset", "offset", "label"])
     st.markdown("**Detections and ground truth**")
     st.altair_chart(
         truth_lane_chart(found[["label", "onset_s", "offset_s"]], truth, timeline.duration_s),
@@ -132,7 +134,7 @@ def results(
     evaluated: ev.Evaluated,
     analysis_id: str,
     labels: list[str],
-    truth_name: str,
+    truth: tuple[str, str],
     params: EventParams,
 ) -> None:
     """Macro metrics, the per-label table, downloads and Apply."""
@@ -168,7 +170,7 @@ def results(
             "Keep them for later analyses with these labels",
             key="ev_keep",
             on_click=keep,
-            args=(service, evaluated, truth_name),
+            args=(service, evaluated, truth),
         )
     if note := st.session_state.pop("ev_kept", None):
         st.success(note)
@@ -184,14 +186,24 @@ def results(
     )
 
 
+FROM_FILE, FROM_REVIEWS = "A file", "This analysis's reviews"
+
+
 def evaluate(store: Store, me: Viewer) -> None:
     """The whole page below its title."""
-    S = ui_state.settings()
     analysis_id = pick_analysis(store, me)
     if analysis_id is None:
         return
-    truth = upload_truth()
-    if truth is None:
+    origin = st.radio(
+        "Ground truth from",
+        [FROM_FILE, FROM_REVIEWS],
+        horizontal=True,
+        key="ev_from",
+        help="Reviews: accepted events are right, rejected ones wrong; only the reviewed "
+        "spans count (nobody listened anywhere else).",
+    )
+    truth = upload_truth() if origin == FROM_FILE else None
+    if origin == FROM_FILE and truth is None:
         return
     try:
         service = ui_state.service(ui_state.model(), store)
@@ -199,21 +211,22 @@ def evaluate(store: Store, me: Viewer) -> None:
         labels = analysed.labels
         assert labels is not None
         positive = [x for x in labels.labels if x not in labels.negatives]
-        chosen = mapping_table(truth, positive)
-        params = EventParams.from_settings(S)
+        # the analysis's own event settings: its reviews were made on those events
+        params = stored_params(ui_state.settings(), analysed.settings)
         thresholds = {x: params.threshold_for(x) for x in positive}
-        with st.spinner("Scoring against the ground truth…"):
-            done = ev.evaluate_analysis(
-                service, analysed, labels, truth, thresholds, mapping=chosen
-            )
+        params = dataclasses.replace(params, label_thresholds=thresholds)
+        if truth is None:
+            with st.spinner("Scoring against the reviewed events…"):
+                done = ev.evaluate_from_reviews(service, analysed, labels, params)
+            name, kind = "reviewed events", "reviews"
+        else:
+            chosen = mapping_table(truth, positive)
+            with st.spinner("Scoring against the ground truth…"):
+                done = ev.evaluate_analysis(
+                    service, analysed, labels, truth, thresholds, mapping=chosen
+                )
+            name, kind = str(st.session_state.ev_truth.name), "ground truth"
     except SonoTagError as exc:
         ui_state.error(exc)
         return
-    results(
-        service,
-        done,
-        analysis_id,
-        list(labels.labels),
-        str(st.session_state.ev_truth.name),
-        dataclasses.replace(params, label_thresholds=thresholds),
-    )
+    results(service, done, analysis_id, list(labels.labels), (name, kind), params)

@@ -351,9 +351,6 @@ def _try_store(fn, problems: list[str]):
         return None
 
 
-EVENT_KEYS = ("threshold", "label_thresholds", "median_frames", "fill_gap_s", "min_event_s")
-
-
 def _write(report, fmt: str, output: Path | None, title: str, *, reviewed: bool = False) -> str:
     """Write the export(s); returns where they went, for the summary line. ``reviewed``:
     accepted events only, relabels applied."""
@@ -431,6 +428,8 @@ def _evaluate(args: argparse.Namespace, settings: Settings, progress: ProgressFn
     stored = None if audio else store.get_analysis(args.id)
     if not audio and stored is None:
         raise _unknown(args.id)
+    if args.truth is None and not args.reviews:  # a usage mistake fails before the model loads
+        raise ConfigError(f"{args.command} needs --truth FILE or --reviews.")
     # read once, before the model loads: a bad file fails at once
     truth = cli_evaluate.read_truth(args.truth) if args.truth is not None else None
     paths = cli_evaluate.audio_for(args, truth, target, settings) if audio else {}
@@ -637,14 +636,9 @@ def _no_event(analysis_id: str, label: str, onset_s: float, events) -> str:
 
 def _stored_params(settings: Settings, stored: Mapping, threshold: float | None):
     """Event parameters: the analysis's stored ones where valid, then --threshold."""
-    from sonotag_core.domain.events import EventParams
+    from sonotag_core.service.api import stored_params
 
-    params = EventParams.from_settings(settings)
-    kept = {k: stored[k] for k in EVENT_KEYS if k in stored}
-    try:
-        params = EventParams.from_settings(settings, **kept)
-    except (SonoTagError, TypeError, ValueError):
-        log.info("stored event parameters ignored: %r", kept)
+    params = stored_params(settings, stored)
     if threshold is not None:
         params = dataclasses.replace(params, threshold=threshold)
     return params

@@ -24,8 +24,14 @@ TABLE_FORMATS = ("table", "json", "csv")
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     e = sub.add_parser("evaluate", help="score a stored analysis against ground truth")
-    _common(e)
+    _common(e, truth_required=False)
     e.add_argument("--format", choices=TABLE_FORMATS, default="table", help="output form")
+    e.add_argument(
+        "--reviews",
+        action="store_true",
+        help="score against the analysis's reviewed events (accepted = there, rejected = "
+        "not there; only the reviewed spans count) instead of --truth",
+    )
     c = sub.add_parser("calibrate", help="per-label thresholds from ground truth or reviews")
     _common(c, truth_required=False)
     c.add_argument(
@@ -109,10 +115,10 @@ def audio_for(args: argparse.Namespace, truth, target: Path, settings: Settings)
     loads; files the truth names that the folder lacks are listed on stderr."""
     from sonotag_core.service.evaluate import rows_for
 
+    if args.reviews:
+        raise ConfigError("--reviews works on a stored analysis: give its id, not a path.")
     if truth is None:
         raise ConfigError("Evaluating audio files needs --truth FILE.")
-    if args.command == "calibrate" and args.reviews:
-        raise ConfigError("--reviews calibrates a stored analysis: give its id, not a path.")
     labels_of(args, settings)
     if target.is_file():
         return {rows_for(truth, target.name).files()[0]: target}
@@ -169,13 +175,17 @@ def run(
     else:
         labels = labels_of(args, settings)
     thresholds = {x: params.threshold_for(x) for x in labels.labels}
+    if args.command == "evaluate" and args.reviews:
+        done = ev.evaluate_from_reviews(service, one, labels, params)
+        sys.stdout.write(render(done.evaluation, args.format))
+        return 0
     if args.command == "calibrate" and args.reviews:
         cals, skipped = ev.calibrate_from_reviews(service, one, labels, params, args.precision)
         for label, why in skipped.items():
             print(f"sonotag: {quoted(label)} not calibrated: {why}", file=sys.stderr)
     else:
         if truth is None:
-            raise ConfigError("calibrate needs --truth FILE or --reviews.")
+            raise ConfigError(f"{args.command} needs --truth FILE or --reviews.")
         if stored is not None:
             done = ev.evaluate_analysis(
                 service, one, labels, truth, thresholds, mapping=mapping(args.map)

@@ -653,3 +653,44 @@ def test_calibrations_are_offered_before_the_model_has_loaded(app_env):
     assert not fresh.exception, fresh.exception
     assert any("Calibrated for this model: siren" in t for t in texts(fresh, "caption"))
     assert [b for b in fresh.button if b.key == "use_calibrated"]
+
+
+def test_evaluate_page_scores_the_analysis_against_its_own_reviews(app_env):
+    """Ground truth from reviews: the events on the analysis's page, one accepted, one
+    rejected; the table counts one truth event for that label, and Keep stores a
+    calibration whose origin is the reviews."""
+    import ui_state
+    from sonotag_core.domain.review import Review, event_key
+    from sonotag_core.service.api import stored_params
+    from sonotag_core.store.database import Store
+
+    first = new_app(ex="siren-street", l=["siren", "car horn"])
+    first.run()
+    aid = first.session_state.result.analysis_id
+    store = Store(app_env / "data")
+    service = ui_state.service(ui_state.model(), store)
+    opened = service.open(aid)
+    params = stored_params(ui_state.settings(), opened.settings)
+    events = service.report(opened, opened.labels, params).events  # what Evaluate computes
+    rows = events.reset_index(drop=True)
+    assert len(rows) >= 2, rows
+    for i, status in ((0, "accepted"), (1, "rejected")):
+        e = rows.iloc[i]
+        label, onset = str(e.label), float(e.onset_s)
+        review = Review(label, event_key(label, onset)[1], onset, float(e.offset_s), status)
+        store.set_review(aid, review, reviewer="op")
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.query_params["analysis"] = aid
+    at.run()
+    at.switch_page("pages/evaluate.py").run()
+    at.radio(key="ev_from").set_value("This analysis's reviews").run()
+    assert not at.exception, at.exception
+    [table] = [d.value for d in at.dataframe if "n_truth" in d.value.columns]
+    accepted = str(rows.iloc[0].label)
+    assert int(table.set_index("label").at[accepted, "n_truth"]) == 1
+    keep = [b for b in at.button if b.key == "ev_keep"]
+    assert keep  # the accepted span is found below its own scores: a best threshold exists
+    keep[0].click().run()
+    sha = store.get_analysis(aid).checkpoint_sha256
+    kept = store.get_calibrations([accepted], sha)
+    assert kept and all(c.origin == "reviews" for c in kept.values())

@@ -99,3 +99,50 @@ def test_upload_truth_read_metrics_and_apply_on_analyze(settings, model, browser
         assert sorted(query["lt"]) == sorted(f"{k}:{v}" for k, v in wanted.items())
         page.screenshot(path=str(ARTIFACTS / "11-offer-fresh-server.png"))
         ctx.close()
+
+
+def test_reviews_as_ground_truth_in_the_browser(settings, model, browser, tmp_path):
+    """Two verdicts on a stored analysis -> "This analysis's reviews" -> the table counts
+    the accepted one, and the lanes draw the reviewed detections; 390 and 1440 px."""
+    from sonotag_core.domain.events import EventParams
+    from sonotag_core.domain.review import Review, event_key
+    from sonotag_core.service.api import Service, stored_params
+
+    data = tmp_path / "data"
+    clip = make_audio(tmp_path / "harbour.wav", 20.0, kind="mix", freq=400)
+    store = Store(data)
+    labels = LabelSet(("foghorn", "gulls"))
+    done = library.run(model, from_path(clip), labels, hop_s=10.0, settings=settings, store=store)
+    service = Service(model, settings, store)
+    opened = service.open(done.analysis_id)
+    params = stored_params(settings, opened.settings)
+    assert isinstance(params, EventParams)
+    events = service.report(opened, labels, params).events.reset_index(drop=True)
+    assert len(events) >= 2, events
+    for i, status in ((0, "accepted"), (1, "rejected")):
+        e = events.iloc[i]
+        key = event_key(str(e.label), float(e.onset_s))
+        review = Review(key[0], key[1], float(e.onset_s), float(e.offset_s), status)
+        store.set_review(done.analysis_id, review, reviewer="op")
+    ARTIFACTS.mkdir(exist_ok=True)
+    with streamlit_server(settings, data) as base:
+        ctx = browser.new_context(viewport={"width": 390, "height": 1400})
+        page = ctx.new_page()
+        page.goto(f"{base}/evaluate?analysis={done.analysis_id}")
+        wait_idle(page)
+        page.get_by_text("This analysis's reviews").click()
+        wait_idle(page)
+        expect(page.get_by_text("Event F1", exact=True)).to_be_visible(timeout=60_000)
+        expect(page.locator("[data-testid='stException']")).to_have_count(0)
+        expect(page.locator("input[type=file]")).to_have_count(0)  # no upload needed
+        charts = page.locator("[data-testid='stVegaLiteChart']")
+        expect(charts.first).to_be_visible()
+        lanes = charts.first
+        lanes.scroll_into_view_if_needed()
+        # two reviewed detections and one accepted truth event: three rects
+        expect(lanes.locator("g.mark-rect path")).to_have_count(3)
+        page.screenshot(path=str(ARTIFACTS / "11-reviews-390.png"), full_page=True)
+        page.set_viewport_size({"width": 1440, "height": 1400})
+        wait_idle(page)
+        page.screenshot(path=str(ARTIFACTS / "11-reviews-1440.png"), full_page=True)
+        ctx.close()

@@ -673,3 +673,25 @@ def test_evaluate_a_folder_without_the_files_or_labels_says_so(library_cli, caps
     assert library_cli("evaluate", str(folder), "--truth", str(truth)) == 1
     assert "needs --labels" in capsys.readouterr().err
     assert sum(library_cli.encoded) == 0  # refused before any audio was encoded
+
+
+def test_evaluate_reviews_scores_the_reviewed_spans_only(library_cli, capsys, reviewable):
+    """One a-tone event accepted, one rejected, at the thresholds they were found at:
+    one truth event for "a tone" over two spans; siren has no verdicts (an empty row)."""
+    aid, _, events = reviewable
+    tones = events[events.label == "a tone"].reset_index(drop=True)
+    for status, onset in (("accepted", tones.onset_s[0]), ("rejected", tones.onset_s[1])):
+        args = ("--set", status, "--label", "a tone", "--onset", str(float(onset)))
+        assert library_cli("library", "review", aid, *args) == 0
+    capsys.readouterr()
+    assert library_cli("evaluate", aid, "--reviews", "--format", "json") == 0
+    doc = json.loads(capsys.readouterr().out)
+    rows = {row["label"]: row for row in doc["labels"]}
+    assert rows["a tone"]["n_truth"] == 1 and rows["siren"]["n_truth"] == 0
+    # (the hand-worked numbers are in test_review_truth.py: frame scores with gaps the
+    # event merging filled make collar matches here depend on the random model)
+    for key in ("precision", "recall", "f1", "best_f1"):
+        assert 0.0 <= rows["a tone"][key] <= 1.0
+    assert len(doc["files"]) == 2  # two reviewed spans, nothing else
+    assert library_cli("evaluate", aid) == 1
+    assert "needs --truth FILE or --reviews" in capsys.readouterr().err

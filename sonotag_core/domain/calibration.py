@@ -45,13 +45,14 @@ def clamp(value: float) -> float:
 
 
 def from_evaluation(
-    best: Mapping[str, float], f1: Mapping[str, float], truth: str
+    best: Mapping[str, float], f1: Mapping[str, float], truth: str, origin: str = "ground truth"
 ) -> list[Calibration]:
-    """Calibrations from an evaluation's best thresholds (``truth``: the file it used)."""
+    """Calibrations from an evaluation's best thresholds (``truth``: what it was scored
+    on, a file or the reviewed events)."""
+    if origin not in ORIGINS:
+        raise ConfigError(f"A calibration comes from one of {', '.join(ORIGINS)}, not {origin!r}.")
     return [
-        Calibration(
-            label, clamp(t), "ground truth", {"f1": float(f1.get(label, math.nan)), "truth": truth}
-        )
+        Calibration(label, clamp(t), origin, {"f1": float(f1.get(label, math.nan)), "truth": truth})
         for label, t in best.items()
     ]
 

@@ -16,8 +16,10 @@ import pandas as pd
 
 from sonotag_core.domain.calibration import Calibration, from_evaluation, from_reviews
 from sonotag_core.domain.evaluation import Evaluation, evaluate
+from sonotag_core.domain.events import EventParams
 from sonotag_core.domain.labels import LabelSet
-from sonotag_core.domain.review import STATUS_COLUMN
+from sonotag_core.domain.review import STATUS_COLUMN, STATUSES
+from sonotag_core.domain.review_truth import evaluate_reviews, reviewed_territory
 from sonotag_core.domain.timeline import Timeline
 from sonotag_core.domain.truth import (
     ClassMatch,
@@ -40,6 +42,11 @@ class Evaluated:
     match: ClassMatch
     truth: Mapping[str, list[tuple[float, float, str]]]
     timelines: Mapping[str, Timeline]
+    #: what the page draws on the whole file's time axis: a timeline and its truth
+    shown: Timeline
+    shown_truth: list[tuple[float, float, str]]
+    #: the detections to draw when not all of the timeline's count (reviews: the reviewed)
+    shown_detections: pd.DataFrame | None = None
 
     @property
     def files(self) -> tuple[str, ...]:
@@ -99,14 +106,41 @@ def evaluate_files(
     timelines = {f: service.timeline(a, labels) for f, a in analysed.items()}
     mine = {f: list(events.get(f, [])) for f in timelines}
     result = evaluate(timelines, mine, thresholds, labels=positive)
-    return Evaluated(result, match, mine, timelines)
+    first = next(iter(timelines))
+    return Evaluated(result, match, mine, timelines, timelines[first], mine[first])
 
 
-def calibrate_from_truth(evaluated: Evaluated, truth_name: str) -> list[Calibration]:
-    """Each label's best-F1 threshold on that truth."""
+def evaluate_from_reviews(
+    service: Service, analysed: Analysed, labels: LabelSet, params: EventParams
+) -> Evaluated:
+    """Score ``labels`` against the analysis's own verdicts (:mod:`.review_truth`): the
+    events at ``params`` with their reviews, each reviewed span the only known ground."""
+    report = service.report(analysed, labels, params)
+    positive = [x for x in labels.labels if x not in labels.negatives]
+    territory = reviewed_territory(report.timeline, report.events, positive)
+    thresholds = {x: params.threshold_for(x) for x in positive}
+    result = evaluate_reviews(territory, thresholds, positive)
+    match = ClassMatch({x: x for x in positive}, [], [])
+    return Evaluated(
+        result,
+        match,
+        territory.truth,
+        territory.spans,
+        report.timeline,
+        territory.accepted,
+        report.events[report.events[STATUS_COLUMN].isin(STATUSES)],
+    )
+
+
+def calibrate_from_truth(
+    evaluated: Evaluated, truth_name: str, origin: str = "ground truth"
+) -> list[Calibration]:
+    """Each label's best-F1 threshold on that truth (``origin`` "reviews" when the
+    truth was the analysis's reviewed events)."""
     table = evaluated.evaluation.per_label.set_index("label")
     best = evaluated.evaluation.best_thresholds()
-    return from_evaluation(best, {k: float(table.at[k, "best_f1"]) for k in best}, truth_name)
+    f1 = {k: float(table.at[k, "best_f1"]) for k in best}
+    return from_evaluation(best, f1, truth_name, origin)
 
 
 def calibrate_from_reviews(

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -48,6 +48,7 @@ class Analysed:
     warning: str | None = None  # something the user should know (e.g. not saved)
     reused: bool = False  # the embeddings were stored or cached: no audio encoding ran
     unsaved: str | None = None  # why the store could not keep this run (each front end says it)
+    settings: Mapping[str, Any] = field(default_factory=dict)  # what it was stored with
 
 
 def describe(summary: AnalysisSummary, label_chars: int = 60) -> str:
@@ -89,7 +90,14 @@ def open_analysis(store: Store, model: LoadedModel, analysis_id: str) -> Analyse
             "SONOTAG_MEDIA_CAP_MB): results are shown without playback."
         )
     return Analysed(
-        stored.source, stored.embeddings, stored.hop_s, 0.0, stored.id, stored.labels, warning
+        stored.source,
+        stored.embeddings,
+        stored.hop_s,
+        0.0,
+        stored.id,
+        stored.labels,
+        warning,
+        settings=dict(stored.settings),
     )
 
 
