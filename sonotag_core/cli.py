@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from sonotag_core import __version__, cli_evaluate
+from sonotag_core import __version__, cli_batch, cli_evaluate
 from sonotag_core.domain.progress import Progress, ProgressFn
 from sonotag_core.domain.timefmt import clock
 from sonotag_core.errors import ConfigError, SonoTagError
@@ -149,6 +149,7 @@ def _parser() -> argparse.ArgumentParser:
 
     _library_parser(sub)
     cli_evaluate.add_parsers(sub)
+    cli_batch.add_parser(sub)
     sub.add_parser(
         "fetch-model", help="download the OpenFLAM weights and roberta-base into SONOTAG_MODEL_DIR"
     )
@@ -718,6 +719,8 @@ def main(argv: list[str] | None = None) -> int:
             return _library(args, settings, progress)
         if args.command in ("evaluate", "calibrate"):
             return _evaluate(args, settings, progress)
+        if args.command == "batch":
+            return cli_batch.run(args, settings, progress)
         return _analyze(args, settings, progress)
     except SonoTagError as exc:
         progress.close()

@@ -210,6 +210,35 @@ def write_dcase(report: Report, out: TextIO) -> None:
     )
 
 
+def write_events_table(events: Any, out: TextIO, fmt: str = "csv") -> None:
+    """Events of many files (a batch output's combined table, one row per event with
+    ``source``) as CSV (every column; text cells spreadsheet-safe) or a DCASE tsv whose
+    ``filename`` is each source's base name."""
+    if fmt == "dcase":
+        w = csv.writer(out, delimiter="\t", lineterminator="\n")
+        w.writerow(["filename", "onset", "offset", "event_label"])
+        for r in events.itertuples(index=False):
+            name = _sheet_safe(_clean_label(_basename(str(r.source))))
+            label = _sheet_safe(_clean_label(r.label))
+            w.writerow((name, _time(r.onset_s), _time(r.offset_s), label))
+        return
+    if fmt != "csv":
+        raise ConfigError(f"Combined events are written as csv or dcase, not {quoted(fmt)}.")
+    w = csv.writer(out, lineterminator="\n")
+    columns = list(events.columns)
+    w.writerow(columns)
+    for row in events.itertuples(index=False):
+        w.writerow(_table_cell(v) for v in row)
+
+
+def _table_cell(value: Any) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return ""
+    if isinstance(value, str):
+        return _sheet_safe(_csv_text(value))
+    return repr(float(value)) if isinstance(value, float) else str(value)
+
+
 RAVEN_HEADER = (
     "Selection",
     "View",

@@ -24,6 +24,7 @@ MAY_IMPORT: dict[str, set[str]] = {
     "store": {"domain", "media", "store"},
     "service": {"domain", "media", "inference", "store", "service"},
     "dashboard": {"domain", "media", "store", "dashboard"},
+    "batch": {"domain", "media", "inference", "service", "batch"},
     "testing": {"domain", "inference", "testing"},
     # the top-level modules: the basics use the time grid; exports write domain results;
     # the CLI is a front end and may use every layer
@@ -38,8 +39,10 @@ MAY_IMPORT: dict[str, set[str]] = {
         "dashboard",
         "exports",
         "cli_evaluate",
+        "cli_batch",
     },
     "cli_evaluate": {"domain", "service", "exports"},
+    "cli_batch": {"domain", "inference", "service", "batch", "exports"},
 }
 #: third-party packages only some layers may import
 ONLY_IN = {"torch": {"inference", "testing"}, "openflam": {"inference", "testing"}}
