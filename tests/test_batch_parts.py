@@ -395,3 +395,22 @@ def test_an_empty_output_reads_as_empty_tables(tmp_path):
     events = read_events(tmp_path / "out")
     assert list(events.columns) == ["key", "source", "label", "onset_s", "offset_s", "peak", "mean"]
     assert events.empty
+
+
+def test_the_batch_meter_says_files_hours_rate_time_left_and_failures():
+    """A fake clock: 3 files in 30 s (two of 30 min, one failed) -> 0.1 files/s, 1 h."""
+    from sonotag_core.batch.runner import BatchMeter
+
+    now = [100.0]
+    seen = []
+    meter = BatchMeter(4, seen.append, clock=lambda: now[0])
+    assert (seen[0].done, seen[0].total, seen[0].unit) == (0, 4, "files")
+    for failed in (False, True, False):
+        now[0] += 10.0
+        meter.step(1800.0 if not failed else 0.0, failed=failed)
+    last = seen[-1]
+    assert (last.done, last.total) == (3, 4)
+    assert last.message == "1.00 h of audio · 0.10 files/s · 10 s left · 1 failed"
+    now[0] += 10.0
+    meter.step(1800.0, failed=False)
+    assert "left" not in seen[-1].message  # finished: no time left to show
