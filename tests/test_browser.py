@@ -286,6 +286,14 @@ def test_a_keyboard_review_survives_a_reload(server, browser):
     page.keyboard.press("n")
     expect(player(page)).not_to_have_attribute("data-selected-onset", "", timeout=30_000)
     onset = float(player(page).get_attribute("data-selected-onset"))
+    # data-seeked-to is the last seek's: on a loaded machine this one's "seeked" may land
+    # after the selection shows, so wait for it (it fails if the seek never gets there)
+    page.wait_for_function(
+        "(t) => { const w = document.querySelector(\"[data-testid='workbench']\");"
+        " return w && Math.abs(parseFloat(w.dataset.seekedTo) - t) <= 0.05; }",
+        arg=onset,
+        timeout=30_000,
+    )
     assert abs(seeked_to(page) - onset) <= 0.05
     page.keyboard.press("a")
     expect(page.get_by_text("1 of", exact=False).first).to_be_visible(timeout=30_000)

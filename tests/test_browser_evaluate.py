@@ -4,6 +4,7 @@ its controls and its address. Screenshots at 1440 and 390 px go to tests/artifac
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -63,9 +64,8 @@ def test_upload_truth_read_metrics_and_apply_on_analyze(settings, model, browser
         expect(lanes.locator("svg")).to_be_visible()
         # two truth events (Foghorn, gulls; wind has no label): two lower-lane rects at least,
         # and the legend says which were found or missed
-        assert lanes.locator("g.mark-rect path").count() >= 2
-        legend = lanes.locator("svg").text_content() or ""
-        assert "found" in legend or "missed" in legend, legend
+        expect(lanes.locator("g.mark-rect path").nth(1)).to_be_attached()
+        expect(lanes.locator("svg")).to_contain_text(re.compile("found|missed"))
         for i in range(3):
             box = charts.nth(i).bounding_box()
             assert box and box["width"] > 0.4 * min(width, 1100), (i, box)
@@ -94,6 +94,7 @@ def test_upload_truth_read_metrics_and_apply_on_analyze(settings, model, browser
         wait_idle(page)
         expect(page.get_by_text("Calibrated for this model: foghorn")).to_be_visible()
         page.get_by_role("button", name="Use the calibrated thresholds").click()
+        expect(page).to_have_url(re.compile(r"[?&]lt="))  # the share link takes them
         wait_idle(page)
         query = parse_qs(urlsplit(page.url).query)
         assert sorted(query["lt"]) == sorted(f"{k}:{v}" for k, v in wanted.items())
