@@ -87,6 +87,19 @@ def cli_env(settings) -> dict[str, str]:
 
 
 @pytest.fixture
+def cli_here(monkeypatch, cli_env, tmp_path):
+    """The ``sonotag`` CLI in this process against the generated model, with its own
+    SONOTAG_DATA_DIR under tmp_path: ``cli_here("analyze", ...)`` returns the exit code."""
+    from sonotag_core.cli import main
+
+    for key, value in cli_env.items():
+        if key.startswith(("SONOTAG_", "HF_")):
+            monkeypatch.setenv(key, value)
+    monkeypatch.setenv("SONOTAG_DATA_DIR", str(tmp_path / "data"))
+    return lambda *args: main(list(args))
+
+
+@pytest.fixture
 def encoder_calls(monkeypatch) -> list[int]:
     """Windows that go through the audio encoder (the expensive step), batch by batch:
     ``sum(encoder_calls)`` proves whether a run reused stored or cached embeddings."""

@@ -19,7 +19,6 @@ import pytest
 from audiogen import make_audio
 
 from sonotag_core import exports
-from sonotag_core.cli import main
 from sonotag_core.dashboard import share
 from sonotag_core.domain.labels import LabelSet, parse_labels, text_limit
 from sonotag_core.errors import DecodeError, LimitError, SourceError
@@ -218,12 +217,8 @@ def test_upload_names_never_reach_a_path(tmp_path, name):
 
 
 @pytest.fixture
-def cli(monkeypatch, cli_env, tmp_path):
-    for key, value in cli_env.items():
-        if key.startswith(("SONOTAG_", "HF_")):
-            monkeypatch.setenv(key, value)
-    monkeypatch.setenv("SONOTAG_DATA_DIR", str(tmp_path / "data"))
-    return lambda *args: main(list(args))
+def cli(cli_here):
+    return cli_here
 
 
 def test_cli_refuses_huge_labels_in_one_short_line(tmp_path, cli, capsys):

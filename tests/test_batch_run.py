@@ -33,15 +33,8 @@ def archive(tmp_path):
 
 
 @pytest.fixture
-def cli(monkeypatch, cli_env, tmp_path):
-    """The in-process CLI against the generated model, with its own data dir."""
-    from sonotag_core.cli import main
-
-    for key, value in cli_env.items():
-        if key.startswith(("SONOTAG_", "HF_")):
-            monkeypatch.setenv(key, value)
-    monkeypatch.setenv("SONOTAG_DATA_DIR", str(tmp_path / "data"))
-    return lambda *args: main(list(args))
+def cli(cli_here):
+    return cli_here
 
 
 def batch(cli, *args: str) -> int:
