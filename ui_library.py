@@ -15,7 +15,7 @@ from sonotag_core import access
 from sonotag_core.access import Viewer
 from sonotag_core.domain.timefmt import clock, duration
 from sonotag_core.errors import SonoTagError
-from sonotag_core.service import library
+from sonotag_core.service import attach, library
 from sonotag_core.store.database import AnalysisSummary, Store
 
 ANALYZE = "pages/analyze.py"
@@ -115,6 +115,47 @@ def stored(store: Store, me: Viewer) -> None:
             actions(me, chosen)
     if pending:
         confirmation(store, me, pending, [r.id for r in chosen])
+
+
+def batch_outputs(store: Store, me: Viewer) -> None:
+    """Attach a `sonotag batch` output (its items join the table above, embeddings left in
+    its files) or detach one; only for those who may read the server's folders."""
+    if not attach.may_attach(me):
+        return
+    attached = store.attachments()
+    with st.expander(f"Batch outputs ({len(attached)} attached)", icon=":material/folder_data:"):
+        with st.form("lib_attach", border=False):
+            folder = st.text_input(
+                "A `sonotag batch` output folder on this server",
+                key="lib_attach_path",
+                max_chars=1000,
+                placeholder="/data/archive-out",
+            )
+            go = st.form_submit_button("Attach", icon=":material/link:")
+        if go and folder.strip():
+            try:
+                with st.spinner("Reading the batch output…"):
+                    done = attach.attach_output(store, folder.strip(), me)
+                st.session_state[DELETED_NOTES] = [
+                    ("success", f"Attached {done.out}: {done.added} new, {done.listed} listed.")
+                ]
+                st.rerun()
+            except SonoTagError as exc:
+                ui_state.error(exc)
+        for i, (out, items, when) in enumerate(attached):
+            cols = st.columns([5, 1.2], vertical_alignment="center")
+            stamp = time.strftime("%Y-%m-%d %H:%M", time.localtime(when))
+            cols[0].markdown(f"{ui_state.md_text(out)} · {items} analyses · {stamp}")
+            if cols[1].button("Detach", key=f"lib_detach_{i}", icon=":material/link_off:"):
+                try:
+                    gone = attach.detach_output(store, out, me)
+                    st.session_state[DELETED_NOTES] = [
+                        ("success", f"Detached {out}: {gone} analyses removed; its files stay.")
+                    ]
+                    st.session_state[GENERATION] = st.session_state.get(GENERATION, 0) + 1
+                    st.rerun()
+                except SonoTagError as exc:
+                    ui_state.error(exc)
 
 
 def ask_to_delete(items: list[tuple[str, str]]) -> None:

@@ -5,7 +5,10 @@ same 10-s files, each into a fresh output:
 
 * local: the plain loop in this process, 2 torch threads (model loaded before the clock);
 * dask 1x2: a 127.0.0.1 LocalCluster, 1 worker with 2 threads;
-* dask 2x1: 2 workers with 1 thread each.
+* dask 2x1: 2 workers with 1 thread each;
+* standing 2x1: the same, on a cluster started once (as ``--address`` reaches one): after
+  a first run its workers hold the model, so ``standing_2x1_overhead_s`` (a 2-file run
+  less one file's local time) is the per-run cost of scheduling alone.
 
 A Dask run's wall time includes starting the cluster and loading the model in each
 worker; its fixed part (``overhead_s``) is measured by a 1-file run of the same engine,
@@ -77,9 +80,9 @@ def main() -> None:
     args = parser.parse_args()
     hub = ensure_checkpoint()
     os.environ["SONOTAG_MODEL_DIR"] = str(hub)
+    from sonotag_core.archive.parts import open_output
     from sonotag_core.batch.dask_engine import run_dask
     from sonotag_core.batch.manifest import read_manifest
-    from sonotag_core.batch.parts import open_output
     from sonotag_core.batch.runner import run_local
     from sonotag_core.cli_batch import batch_spec
     from sonotag_core.domain.events import EventParams
@@ -142,6 +145,50 @@ def main() -> None:
         results[f"{name}_overhead_s"] = overhead
         results[f"{name}_wall_s"] = wall
         results[f"{name}_peak_rss_mb"] = peak
+    # a standing cluster (what --address reaches): its workers keep the model between
+    # runs, so a run's fixed cost is the scheduling alone
+    from contextlib import ExitStack
+
+    import dask
+    from distributed import LocalCluster
+
+    from sonotag_core.batch.dask_engine import WORKER_ENVIRON
+
+    with ExitStack() as stack:
+        stack.enter_context(
+            dask.config.set({"distributed.nanny.pre-spawn-environ": WORKER_ENVIRON})
+        )
+        cluster = stack.enter_context(
+            LocalCluster(
+                n_workers=2,
+                threads_per_worker=1,
+                host="127.0.0.1",
+                dashboard_address=None,
+                local_directory=str(work / "standing"),
+            )
+        )
+
+        def standing(n: int, tag: str) -> float:
+            out = work / f"standing-{tag}-{n}"
+            t0 = time.perf_counter()
+            summary = run_dask(
+                settings,
+                items[:n],
+                out,
+                spec,
+                labels,
+                params,
+                address=cluster.scheduler_address,
+                threads=1,
+            )
+            assert summary.done == n, summary
+            return time.perf_counter() - t0
+
+        standing(1, "cold")  # loads the model in each worker that gets a task
+        warm_one = standing(2, "warm")  # both workers hold it now
+        results["standing_2x1_overhead_s"] = max(warm_one - per_item, 0.0)
+        wall = standing(n, "run")
+        results["standing_2x1_items_s"] = n / wall
     results["dask_2x1_vs_local"] = results["dask_2x1_items_s"] / results["local_items_s"]
     results["dask_2x1_vs_1x2"] = results["dask_2x1_items_s"] / results["dask_1x2_items_s"]
     for key, value in results.items():

@@ -18,3 +18,4 @@ except SonoTagError as exc:
     st.stop()
 ui_library.search(store, me)
 ui_library.stored(store, me)
+ui_library.batch_outputs(store, me)

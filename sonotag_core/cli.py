@@ -202,6 +202,13 @@ def _library_parser(sub: argparse._SubParsersAction) -> None:
     )
     d = cmds.add_parser("delete", help="delete a stored analysis")
     d.add_argument("id", help="analysis id (see `sonotag library list`)")
+    at = cmds.add_parser(
+        "attach", help="list a `sonotag batch` output's items in the library (no copying)"
+    )
+    at.add_argument("out", type=Path, help="the batch's -o folder")
+    de = cmds.add_parser("detach", help="remove an attached batch output's analyses")
+    de.add_argument("out", help="the attached folder (see `sonotag library attached`)")
+    cmds.add_parser("attached", help="the attached batch outputs")
 
 
 def _label_thresholds(items: list[str]) -> dict[str, float]:
@@ -391,6 +398,8 @@ def _library(args: argparse.Namespace, settings: Settings, progress: ProgressFn)
     command = args.library_command
     if command == "list":
         return _library_list(store)
+    if command in ("attach", "detach", "attached"):
+        return _library_attachments(store, args)
     if command == "delete":
         if not store.delete_analysis(args.id):
             raise _unknown(args.id)
@@ -417,6 +426,26 @@ def _library(args: argparse.Namespace, settings: Settings, progress: ProgressFn)
     if command == "review":
         return _library_review(service, stored, args, settings)
     return _library_export(service, stored, args, settings)
+
+
+def _library_attachments(store: Any, args: argparse.Namespace) -> int:
+    from sonotag_core.service.attach import attach_output, detach_output
+
+    if args.library_command == "attach":
+        done = attach_output(store, args.out)
+        print(
+            f"sonotag: attached {done.out}: {done.added} new, {done.listed} analyses listed "
+            "(embeddings stay in its files; `sonotag library list` shows them)",
+            file=sys.stderr,
+        )
+    elif args.library_command == "detach":
+        gone = detach_output(store, args.out)
+        print(f"sonotag: detached {args.out}: {gone} analyses removed", file=sys.stderr)
+    else:
+        for out, items, when in store.attachments():
+            stamp = time.strftime("%Y-%m-%d %H:%M", time.localtime(when))
+            print(f"{out}\t{items}\t{stamp}")
+    return 0
 
 
 def _evaluate(args: argparse.Namespace, settings: Settings, progress: ProgressFn) -> int:

@@ -77,7 +77,7 @@ def run(args: argparse.Namespace, settings: Settings, progress) -> int:
         return _dry_run(items, args.output)
     if args.engine == "dask":
         _need_dask()
-    from sonotag_core.batch.parts import open_output, sweep_temporaries
+    from sonotag_core.archive.parts import open_output, sweep_temporaries
     from sonotag_core.inference.model import known_checkpoint_sha256, load_model
     from sonotag_core.service.api import Service
 
@@ -130,7 +130,7 @@ def run(args: argparse.Namespace, settings: Settings, progress) -> int:
 
 def batch_spec(checkpoint_sha256: str, labels, hop_s: float, params):
     """What every part of this output is made with (``_batch.json``)."""
-    from sonotag_core.batch.parts import SCHEMA_VERSION, BatchSpec
+    from sonotag_core.archive.parts import SCHEMA_VERSION, BatchSpec
     from sonotag_core.inference.model import MODEL_NAME
 
     return BatchSpec(
@@ -145,7 +145,7 @@ def batch_spec(checkpoint_sha256: str, labels, hop_s: float, params):
 
 
 def _dry_run(items, output: Path) -> int:
-    from sonotag_core.batch.parts import BATCH_FILE, BatchSpec, Output
+    from sonotag_core.archive.parts import BATCH_FILE, BatchSpec, Output
 
     done: set[str] = set()
     if (output / BATCH_FILE).is_file():
@@ -170,7 +170,7 @@ def _output_arg(args: argparse.Namespace, usage: str, n: int = 2) -> Path:
 
 def _events(args: argparse.Namespace) -> int:
     """Every file's events in one table, to -o FILE or stdout."""
-    from sonotag_core.batch.parts import read_events
+    from sonotag_core.archive.parts import read_events
     from sonotag_core.exports import write_events_table
 
     events = read_events(_output_arg(args, "events OUT [--format csv|dcase] [-o FILE]"))
@@ -195,7 +195,7 @@ def _query(args: argparse.Namespace) -> int:
 
 
 def _compact(args: argparse.Namespace) -> int:
-    from sonotag_core.batch.parts import compact
+    from sonotag_core.archive.parts import compact
 
     out = _output_arg(args, "compact OUT")
     written = compact(out)

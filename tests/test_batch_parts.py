@@ -13,17 +13,20 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from sonotag_core.batch import BatchError
-from sonotag_core.batch.manifest import Item, read_manifest
-from sonotag_core.batch.parts import (
+from sonotag_core.archive.parts import (
     BatchSpec,
+    ItemRecord,
     compact,
     item_tables,
     open_output,
+    read_embeddings,
     read_events,
+    read_items,
     read_table,
     sweep_temporaries,
 )
+from sonotag_core.batch import BatchError
+from sonotag_core.batch.manifest import Item, read_manifest
 from sonotag_core.domain.embeddings import AudioEmbeddings
 from sonotag_core.domain.timeline import Timeline
 
@@ -82,7 +85,10 @@ def _result(seed: int, n_events: int = 2):
 
 def _commit(output, key: str, seed: int, meta: dict | None = None, n_events: int = 2) -> bool:
     emb, timeline, events = _result(seed, n_events)
-    tables = item_tables(key, f"/audio/{key}.wav", meta or {}, emb, timeline, events)
+    tables = item_tables(
+        key, f"/audio/{key}.wav", meta or {}, emb, timeline, events,
+        title=f"clip {key[:4]}", content_id=f"{seed:064x}",
+    )  # fmt: skip
     return output.commit(key, tables)
 
 
@@ -225,7 +231,10 @@ def test_key_is_stable_and_follows_the_file(tmp_path):
 def test_a_committed_item_reads_back(tmp_path):
     out = open_output(tmp_path / "out", SPEC)
     emb, timeline, events = _result(1)
-    tables = item_tables("k1", "/audio/a.wav", {"site": "north", "n": 3}, emb, timeline, events)
+    tables = item_tables(
+        "k1", "/audio/a.wav", {"site": "north", "n": 3}, emb, timeline, events,
+        title="a", content_id="c" * 64,
+    )  # fmt: skip
     assert out.commit("k1", tables)
     assert out.done_keys() == {"k1"}
     assert [p.name for p in (tmp_path / "out" / "parts").iterdir()] == ["k1.parquet"]
@@ -248,6 +257,14 @@ def test_a_committed_item_reads_back(tmp_path):
     stored = np.stack(windows.embedding.to_list()).reshape(2, 32, 512)
     assert stored.dtype == np.float16
     assert np.array_equal(stored, emb.features.astype(np.float16))
+
+    (item,) = read_items(tmp_path / "out")
+    assert item == ItemRecord("k1", "/audio/a.wav", "a", "c" * 64, emb.n_samples, emb.hop)
+    back = read_embeddings(tmp_path / "out", "k1")  # what the Library reads when attached
+    assert back.features.dtype == np.float16
+    assert np.array_equal(back.features, emb.features.astype(np.float16))
+    assert np.array_equal(back.starts, emb.starts)
+    assert (back.n_samples, back.hop) == (emb.n_samples, emb.hop)
 
     schema = pq.read_schema(tmp_path / "out" / "parts" / "k1.parquet")
     assert str(schema.field("probability").type) == "float"
@@ -351,7 +368,7 @@ def test_compact_keeps_every_row_once(tmp_path):
     _commit(out, "k3", seed=3)  # no meta at all: its rows have null meta_site
     before = _sorted(read_events(root))
     frames_before = len(read_table(root, "frames"))
-    # each part holds 2 events + 80 frame rows + 2 windows = 84 rows: two per file
+    # each part holds 1 item + 2 events + 80 frame rows + 2 windows = 85 rows: two per file
     made = compact(root, max_rows_per_file=170)
     assert [p.name for p in made] == ["c000001.parquet", "c000002.parquet"]
     assert list((root / "parts").iterdir()) == []
@@ -359,6 +376,9 @@ def test_compact_keeps_every_row_once(tmp_path):
     pd.testing.assert_frame_equal(_sorted(read_events(root)), before)
     assert len(read_table(root, "frames")) == frames_before == 4 * 80
     assert before.meta_site.isna().sum() == 2  # k3's two events
+    assert sorted(i.key for i in read_items(root)) == ["k0", "k1", "k2", "k3"]
+    emb, _, _ = _result(2)  # an attached output reads the same embeddings once compacted
+    assert np.array_equal(read_embeddings(root, "k2").features, emb.features.astype(np.float16))
 
     assert not _commit(out, "k1", seed=9)  # compacted counts as done
     _commit(out, "k4", seed=4)

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 from audiogen import make_audio
 
-from sonotag_core.batch.parts import read_events
+from sonotag_core.archive.parts import read_events
 
 SONOTAG = str(Path(sys.executable).with_name("sonotag"))
 
@@ -142,3 +142,70 @@ def test_the_dask_engine_gives_the_same_rows_as_the_local_loop(cli, archive, tmp
     b = read_events(dask_out).sort_values(["key", "label", "onset_s"]).reset_index(drop=True)
     pd.testing.assert_frame_equal(a, b)
     assert not (dask_out / ".dask").exists()  # the workers' scratch space is gone
+
+
+def _killer(markers: dict[str, str]):
+    """A WorkerPlugin that SIGKILLs its worker process once per marker: when a task of
+    ``run_dask`` starts executing (``executing``: mid-task) and when one has finished, its
+    part committed but its result not yet sent (``memory``). Built here so cloudpickle
+    ships it by value; the marker files make each kill happen once across respawns."""
+    from distributed import WorkerPlugin
+
+    class Killer(WorkerPlugin):
+        name = "test-killer"
+
+        def transition(self, key, start, finish, **kwargs):
+            import os
+            import signal
+            from pathlib import Path
+
+            marker = markers.get(finish)
+            name = key[0] if isinstance(key, tuple) else key
+            if marker and str(name).startswith("_task") and not Path(marker).exists():
+                Path(marker).write_text(str(name))
+                os.kill(os.getpid(), signal.SIGKILL)
+
+    return Killer()
+
+
+def test_a_worker_killed_mid_task_is_retried_exactly_once(cli, tmp_path, capsys):
+    """Dask's at-least-once retries: a worker SIGKILLed as a task starts, and another as a
+    task finishes (its part already committed, so the retry runs it again): every file
+    still ends with one part, the run succeeds and no event row is doubled."""
+    pytest.importorskip("distributed")
+    import dask
+    from distributed import Client, LocalCluster
+
+    from sonotag_core.batch.dask_engine import WORKER_ENVIRON
+
+    folder = tmp_path / "many"
+    folder.mkdir()
+    for i in range(5):
+        make_audio(folder / f"f{i}.wav", 6.0, kind="mix", freq=250 + 50 * i)
+    out, scratch = tmp_path / "out", tmp_path / "scratch"
+    markers = {phase: str(tmp_path / f"killed-{phase}") for phase in ("executing", "memory")}
+    config = {"distributed.nanny.pre-spawn-environ": WORKER_ENVIRON}
+    with dask.config.set({**config, "temporary-directory": str(scratch)}):
+        with (
+            LocalCluster(
+                n_workers=2,
+                threads_per_worker=1,
+                host="127.0.0.1",
+                dashboard_address=None,
+                local_directory=str(scratch),
+            ) as cluster,
+            Client(cluster) as client,
+        ):
+            client.register_plugin(_killer(markers))
+            rc = batch(
+                cli, str(folder), "-o", str(out), "--labels", "a tone; hum",
+                "--engine", "dask", "--address", cluster.scheduler_address,
+            )  # fmt: skip
+    err = capsys.readouterr().err
+    assert all(Path(m).exists() for m in markers.values())  # both kills happened
+    assert rc == 0 and "5 analysed, 0 already done, 0 failed" in err, err
+    assert len(_parts(out)) == 5
+    events = read_events(out)
+    assert sorted(events["key"].unique()) == _parts(out)
+    assert not events.duplicated().any()
+    assert not list(out.rglob("*.tmp"))

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from audiogen import make_audio
-from test_browser import ARTIFACTS, CHROMIUM, streamlit_server, sync_api, wait_idle
+from test_browser import ARTIFACTS, CHROMIUM, RESULTS, streamlit_server, sync_api, wait_idle
 from test_browser import browser as browser  # noqa: F401  (the shared Chromium fixture)
 
 from sonotag_core.domain.labels import LabelSet
@@ -199,3 +199,83 @@ def test_about_shows_a_load_error_first_and_the_checkpoint_whole(
             no_traceback(page)
             page.screenshot(path=str(ARTIFACTS / f"about-{width}.png"), full_page=True)
             ctx.close()
+
+
+def test_a_batch_output_attached_on_the_library_page_opens_and_plays(
+    settings, model, browser, cli_here, tmp_path
+):
+    """Attach a `sonotag batch` output from the Library page: its three files join the
+    table, one opens on the Analyze page with its timeline and its original audio playing;
+    Detach removes them and says the files stay."""
+    folder = tmp_path / "archive"
+    folder.mkdir()
+    for i in range(3):
+        make_audio(folder / f"clip{i}.wav", 8.0, kind="mix", freq=300 + 150 * i)
+    out = tmp_path / "out"
+    assert cli_here("batch", str(folder), "-o", str(out), "--labels", "a tone; hum") == 0
+    data = tmp_path / "data"
+    ARTIFACTS.mkdir(exist_ok=True)
+    with streamlit_server(settings, data) as base:
+        ctx = browser.new_context(viewport={"width": 1440, "height": 1000})
+        page = ctx.new_page()
+        page.goto(f"{base}/library")
+        wait_idle(page)
+        expect(page.get_by_text("Nothing stored yet")).to_be_visible()
+        page.get_by_text("Batch outputs (0 attached)").click()
+        page.get_by_label("A `sonotag batch` output folder on this server").fill(str(out))
+        page.get_by_role("button", name="Attach").click()
+        expect(page.get_by_text("3 stored")).to_be_visible(timeout=60_000)
+        wait_idle(page)
+        expect(page.get_by_text("3 new, 3 listed")).to_be_visible()
+        assert sorted(r.title for r in Store(data).list_analyses()) == [
+            "clip0", "clip1", "clip2",
+        ]  # fmt: skip
+        no_traceback(page)
+        page.get_by_text("Batch outputs (1 attached)").click()
+        expect(page.get_by_role("button", name="Detach")).to_be_visible()
+        page.screenshot(path=str(ARTIFACTS / "12-attach-1440.png"), full_page=True)
+
+        select_row(page, 0)
+        opener = page.get_by_role("link", name=re.compile(r"Open “clip\d”"))
+        expect(opener).to_be_visible(timeout=30_000)
+        opener.click()
+        expect(page.locator(RESULTS).first).to_be_visible(timeout=60_000)
+        wait_idle(page)
+        no_traceback(page)
+        expect(page).to_have_url(re.compile(r"[?&]analysis=[0-9a-f]{32}"))
+        # the player has the original file's audio: its 8 s load in the browser
+        page.wait_for_function(
+            "() => { const a = document.querySelector('audio');"
+            " return a && a.duration > 7.9 && a.duration < 8.1; }",
+            timeout=60_000,
+        )
+        page.screenshot(path=str(ARTIFACTS / "12-attached-opened-1440.png"), full_page=True)
+        phone = browser.new_context(viewport={"width": 390, "height": 1400}).new_page()
+        phone.goto(page.evaluate("location.href"))  # the link alone opens it on a phone
+        expect(phone.locator(RESULTS).first).to_be_visible(timeout=60_000)
+        wait_idle(phone)
+        phone.wait_for_function(
+            "() => { const a = document.querySelector('audio'); return a && a.duration > 7.9; }",
+            timeout=60_000,
+        )
+        phone.screenshot(path=str(ARTIFACTS / "12-attached-opened-390.png"), full_page=True)
+        phone.context.close()
+        page.set_viewport_size({"width": 390, "height": 1400})
+
+        page.goto(f"{base}/library")
+        expect(page.get_by_text("3 stored")).to_be_visible(timeout=60_000)
+        expect(page.locator("[data-testid='stDataFrame']")).to_be_visible()
+        wait_idle(page)  # the table drawn: the rows below it no longer move
+        page.get_by_text("Batch outputs (1 attached)").click()
+        detach = page.get_by_role("button", name="Detach")
+        expect(detach).to_be_visible()
+        detach.click()
+        expect(page.get_by_text("Nothing stored yet")).to_be_visible(timeout=60_000)
+        wait_idle(page)
+        expect(page.get_by_text("3 analyses removed; its files stay.")).to_be_visible()
+        # the copy kept to play the opened file went with its analysis
+        expect(page.get_by_text("kept audio: 0 files")).to_be_visible()
+        page.screenshot(path=str(ARTIFACTS / "12-detached-390.png"), full_page=True)
+        no_traceback(page)
+        assert Store(data).list_analyses() == [] and len(list((out / "parts").iterdir())) == 3
+        ctx.close()

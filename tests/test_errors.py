@@ -77,7 +77,7 @@ def standin_loader(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Settings:
     checkpoint path (``tmp_path/ckpt.pth``) that each test writes."""
     hook = types.SimpleNamespace(OpenFLAM=StandInOpenFLAM)
     monkeypatch.setattr(model, "openflam_hook", lambda: hook)
-    monkeypatch.setattr(model, "build_flam", lambda cache_dir: torch.nn.Linear(2, 2))
+    monkeypatch.setattr(model, "build_flam", lambda cache_dir, **kw: torch.nn.Linear(2, 2))
     return Settings(
         model_dir=str(tmp_path / "hub"),
         data_dir=str(tmp_path / "data"),
@@ -136,7 +136,7 @@ def test_a_bug_while_loading_weights_propagates(
 def test_a_bug_while_building_the_model_propagates(
     standin_loader: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def buggy_build(cache_dir: str) -> Any:
+    def buggy_build(cache_dir: str, **kw: Any) -> Any:
         raise TypeError("CLAPTextCfg() got an unexpected keyword argument")
 
     torch.save({"weight": torch.zeros(2, 2), "bias": torch.zeros(2)}, standin_loader.checkpoint)

@@ -21,10 +21,11 @@ MAY_IMPORT: dict[str, set[str]] = {
     "domain": {"domain"},
     "media": {"domain", "media"},
     "inference": {"domain", "inference"},
-    "store": {"domain", "media", "store"},
-    "service": {"domain", "media", "inference", "store", "service"},
+    "archive": {"domain", "archive"},
+    "store": {"domain", "media", "archive", "store"},
+    "service": {"domain", "media", "inference", "archive", "store", "service"},
     "dashboard": {"domain", "media", "store", "dashboard"},
-    "batch": {"domain", "media", "inference", "service", "batch"},
+    "batch": {"domain", "media", "inference", "archive", "service", "batch"},
     "testing": {"domain", "inference", "testing"},
     # the top-level modules: the basics use the time grid; exports write domain results;
     # the CLI is a front end and may use every layer
@@ -38,11 +39,12 @@ MAY_IMPORT: dict[str, set[str]] = {
         "service",
         "dashboard",
         "exports",
+        "archive",
         "cli_evaluate",
         "cli_batch",
     },
     "cli_evaluate": {"domain", "service", "exports"},
-    "cli_batch": {"domain", "inference", "service", "batch", "exports"},
+    "cli_batch": {"domain", "inference", "archive", "service", "batch", "exports"},
 }
 #: third-party packages only some layers may import
 ONLY_IN = {"torch": {"inference", "testing"}, "openflam": {"inference", "testing"}}

@@ -40,6 +40,20 @@ def test_weights_equal_openflams_own_loader(model, reference):
         assert torch.equal(ours[key], theirs[key]), key
 
 
+def test_skipping_the_random_init_changes_no_tensor(model, reference):
+    """load_model builds without the random fills (the checkpoint replaces them): every
+    parameter and buffer, the non-persistent ones (STFT/mel matrices, masks) included,
+    equals openflam's normally initialised model, and torch's fills work again after."""
+    ours = dict(model.net.named_parameters()) | dict(model.net.named_buffers())
+    theirs = dict(reference.model.named_parameters()) | dict(reference.model.named_buffers())
+    assert ours.keys() == theirs.keys()
+    non_persistent = set(theirs) - set(reference.model.state_dict())
+    assert non_persistent  # the check covers buffers no checkpoint holds
+    for key in ours:
+        assert torch.equal(ours[key], theirs[key]), key
+    assert torch.zeros(1000).uniform_(1.0, 2.0).min() >= 1.0
+
+
 def test_local_checkpoint_override(tmp_path, settings, model, model_cache):
     local = tmp_path / "my.pth"
     shutil.copyfile(model_cache.checkpoint_path, local)

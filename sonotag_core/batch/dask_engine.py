@@ -17,8 +17,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from sonotag_core.archive.parts import BatchSpec, open_output
 from sonotag_core.batch.manifest import Item
-from sonotag_core.batch.parts import BatchSpec, open_output
 from sonotag_core.batch.runner import BatchMeter, BatchSummary, run_item, todo
 from sonotag_core.domain.events import EventParams
 from sonotag_core.domain.labels import LabelSet
@@ -28,6 +28,28 @@ from sonotag_core.settings import Settings
 PLUGIN = "sonotag-model"
 #: glibc's default trim threshold (128 KiB dynamic) instead of the nanny's 64 KiB
 WORKER_ENVIRON = {"MALLOC_TRIM_THRESHOLD_": str(128 * 1024)}
+
+
+#: The worker process's model, kept across runs: a standing cluster (``--address``) loads
+#: it once per worker, not once per run. Keyed by what the loaded weights depend on.
+_LOADED: dict[tuple[str, str, str], tuple[Any, Any]] = {}
+
+
+def worker_service(settings: Settings) -> Any:
+    """A :class:`.Service` for ``settings`` around this worker's model (loaded on first
+    use, reused by later runs; torch threads set from ``settings.threads`` each time)."""
+    from sonotag_core.inference.model import load_model
+    from sonotag_core.inference.scoring import TextCache
+    from sonotag_core.service.api import Service
+
+    key = (settings.model_dir, settings.checkpoint, settings.device)
+    if key not in _LOADED:
+        _LOADED.clear()  # one model per worker: another checkpoint replaces it
+        model = load_model(settings)
+        _LOADED[key] = (model, TextCache(model))
+    model, texts = _LOADED[key]
+    model.use_threads(settings.threads)
+    return Service(model, settings, texts=texts)
 
 
 def _plugin(settings: Settings) -> Any:
@@ -43,10 +65,7 @@ def _plugin(settings: Settings) -> Any:
             self.service: Any = None
 
         def setup(self, worker: Any) -> None:
-            from sonotag_core.inference.model import load_model
-            from sonotag_core.service.api import Service
-
-            self.service = Service(load_model(self.settings), self.settings)
+            self.service = worker_service(self.settings)
 
     return ModelPlugin()
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from sonotag_core.archive.parts import COLUMNS, KINDS, META_PREFIX, readable_files
 from sonotag_core.batch import BatchError
-from sonotag_core.batch.parts import COLUMNS, KINDS, META_PREFIX, readable_files
 
 
 def connect(out: Path):

@@ -1,5 +1,5 @@
 """A batch run: every manifest item through the one service (the same run rules as the
-CLI and the dashboard), each finished item committed as its own part (:mod:`.parts`).
+CLI and the dashboard), each finished item committed as its own part (:mod:`sonotag_core.archive.parts`).
 
 Resumable by construction: what has a committed part is skipped, what failed is tried
 again, and a part is never written twice, whether the item ran twice because of a rerun,
@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sonotag_core.archive.parts import Output, item_tables
 from sonotag_core.batch.manifest import Item
-from sonotag_core.batch.parts import Output, item_tables
 from sonotag_core.domain.events import EventParams
 from sonotag_core.domain.labels import LabelSet
 from sonotag_core.domain.progress import Progress, ProgressFn, no_progress
@@ -70,7 +70,14 @@ def analyse_item(
     done = service.analyse(source, labels, hop_s=hop_s, params=params, save=False)
     report = service.report(done, labels, params, reviews=False)
     tables = item_tables(
-        item.key, item.source, item.meta, done.embeddings, report.timeline, report.events
+        item.key,
+        item.source,
+        item.meta,
+        done.embeddings,
+        report.timeline,
+        report.events,
+        title=done.source.title,
+        content_id=done.source.content_id,
     )
     return tables, float(report.timeline.duration_s)
 

@@ -83,14 +83,14 @@ def open_analysis(store: Store, model: LoadedModel, analysis_id: str) -> Analyse
             f"{model.info.checkpoint_sha256[:12]}…. Analyse the audio again to get comparable "
             "numbers."
         )
-    warning = None
-    if not stored.source.path.is_file():
+    source, warning = _playable(store, stored.source, attached="batch_output" in stored.settings)
+    if warning is None and not source.path.is_file():
         warning = (
             "The audio of this analysis is no longer kept on this server (storage limit, "
             "SONOTAG_MEDIA_CAP_MB): results are shown without playback."
         )
     return Analysed(
-        stored.source,
+        source,
         stored.embeddings,
         stored.hop_s,
         0.0,
@@ -99,6 +99,20 @@ def open_analysis(store: Store, model: LoadedModel, analysis_id: str) -> Analyse
         warning,
         settings=dict(stored.settings),
     )
+
+
+def _playable(store: Store, source: SourceInfo, *, attached: bool) -> tuple[SourceInfo, str | None]:
+    """An attached batch item plays its original file, which lies outside the folders the
+    player may serve: the first open keeps a copy with the other kept audio (under the same
+    cap, least recently used evicted first). Only the audio is copied, never embeddings."""
+    if not attached or not source.path.is_file() or store.media_path(source.content_id):
+        return source, None
+    if source.path.resolve().is_relative_to(store.data_dir.resolve()):
+        return source, None  # keep_media would move it: the batch output still names it
+    try:
+        return store.keep_media(source), None
+    except SonoTagError as exc:
+        return source, f"This audio could not be kept for playback ({exc}); results are shown."
 
 
 def find_link_source(store: Store, url: str) -> SourceInfo | None:

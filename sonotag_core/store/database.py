@@ -38,11 +38,12 @@ from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from sonotag_core.access import OPERATOR, PUBLIC_KINDS
+from sonotag_core.archive import BatchError
 from sonotag_core.domain.calibration import Calibration
 from sonotag_core.domain.embeddings import EMBED_DIM, AudioEmbeddings
 from sonotag_core.domain.labels import LabelSet
@@ -53,6 +54,10 @@ from sonotag_core.errors import (  # StoreError lives in errors; importable here
 )
 from sonotag_core.media.overview import forget_overview, overview_dir
 from sonotag_core.media.sources import SourceInfo
+from sonotag_core.untrusted import quoted
+
+if TYPE_CHECKING:
+    from sonotag_core.archive.parts import ItemRecord
 
 log = logging.getLogger(__name__)
 
@@ -146,6 +151,27 @@ MIGRATIONS: tuple[str, ...] = (
         created REAL NOT NULL,
         PRIMARY KEY (label, checkpoint_sha256)
     );
+    """,
+    # 6: attached batch outputs (sonotag_core.archive): their items are analyses like any
+    # other, but their embeddings stay in the output's Parquet files. An embeddings row
+    # with batch_out set has an empty features blob and is read from (batch_out, batch_key).
+    """
+    CREATE TABLE attachments (
+        out TEXT PRIMARY KEY,
+        items INTEGER NOT NULL,
+        owner TEXT NOT NULL,
+        attached REAL NOT NULL
+    );
+    ALTER TABLE embeddings ADD COLUMN batch_out TEXT REFERENCES attachments(out);
+    ALTER TABLE embeddings ADD COLUMN batch_key TEXT;
+    CREATE INDEX embeddings_batch ON embeddings(batch_out);
+    CREATE TABLE attached_items (
+        out TEXT NOT NULL REFERENCES attachments(out) ON DELETE CASCADE,
+        key TEXT NOT NULL,
+        analysis_id TEXT NOT NULL REFERENCES analyses(id) ON DELETE CASCADE,
+        PRIMARY KEY (out, key)
+    );
+    CREATE INDEX attached_items_analysis ON attached_items(analysis_id);
     """,
 )
 
@@ -321,8 +347,8 @@ class Store:
             row = (
                 self._conn()
                 .execute(
-                    "SELECT n_samples, n_windows, starts, features FROM embeddings "
-                    "WHERE content_id = ? AND hop_s = ? AND checkpoint_sha256 = ?",
+                    "SELECT n_samples, n_windows, starts, features, batch_out, batch_key "
+                    "FROM embeddings WHERE content_id = ? AND hop_s = ? AND checkpoint_sha256 = ?",
                     (content_id, float(hop_s), checkpoint_sha256),
                 )
                 .fetchone()
@@ -342,7 +368,7 @@ class Store:
         """
         sql = (
             "SELECT e.content_id, s.title, e.hop_s, e.n_samples, e.n_windows, e.starts, "
-            "e.features, a.id, a.labels, a.negatives FROM embeddings e "
+            "e.features, e.batch_out, e.batch_key, a.id, a.labels, a.negatives FROM embeddings e "
             "JOIN sources s ON s.content_id = e.content_id "
             "JOIN analyses a ON a.id = (SELECT id FROM analyses WHERE embedding_id = e.id "
             f"AND {_visible_sql('owner')} "
@@ -359,11 +385,18 @@ class Store:
                     n_windows,
                     starts,
                     feats,
+                    batch_out,
+                    batch_key,
                     aid,
                     labels,
                     negatives,
                 ) in cursor:
-                    emb = _embeddings((n_samples, n_windows, starts, feats), hop_s, STORED_DTYPE)
+                    row = (n_samples, n_windows, starts, feats, batch_out, batch_key)
+                    try:
+                        emb = _embeddings(row, hop_s, STORED_DTYPE)
+                    except BatchError:  # an attached output moved away: search the rest
+                        log.warning("attached embeddings unreadable", exc_info=True)
+                        continue
                     label_set = LabelSet(
                         tuple(json.loads(labels)), frozenset(json.loads(negatives))
                     )
@@ -431,20 +464,16 @@ class Store:
                     embedding_id = cur.lastrowid
                 else:
                     embedding_id = row[0]
-                db.execute(
-                    "INSERT INTO analyses (id, embedding_id, labels, negatives, settings, "
-                    "model_name, seconds, created, owner) VALUES (?,?,?,?,?,?,?,?,?)",
-                    (
-                        analysis_id,
-                        embedding_id,
-                        json.dumps(list(labels.labels)),
-                        json.dumps(sorted(labels.negatives)),
-                        json.dumps(dict(settings or {}), default=str),
-                        model_name,
-                        float(seconds),
-                        now,
-                        owner,
-                    ),
+                _insert_analysis(
+                    db,
+                    analysis_id,
+                    embedding_id,
+                    labels,
+                    settings or {},
+                    model_name,
+                    seconds,
+                    now,
+                    owner,
                 )
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(self._message("save the analysis", exc)) from exc
@@ -488,7 +517,7 @@ class Store:
                 .execute(
                     "SELECT a.id, a.labels, a.negatives, a.settings, a.model_name, a.seconds, "
                     "a.created, e.hop_s, e.checkpoint_sha256, e.n_samples, e.n_windows, e.starts, "
-                    "e.features, s.content_id, s.kind, s.title, s.url, s.file_name, s.duration_s, "
+                    "e.features, e.batch_out, e.batch_key, s.content_id, s.kind, s.title, s.url, s.file_name, s.duration_s, "
                     "s.uploader, s.media_path, a.owner FROM analyses a JOIN embeddings e ON "
                     "a.embedding_id = e.id JOIN sources s ON e.content_id = s.content_id "
                     "WHERE a.id = ?",
@@ -512,6 +541,8 @@ class Store:
             n_windows,
             starts,
             feats,
+            batch_out,
+            batch_key,
             cid,
             kind,
             title,
@@ -528,7 +559,7 @@ class Store:
         return StoredAnalysis(
             aid,
             source,
-            _embeddings((n_samples, n_windows, starts, feats), hop_s),
+            _embeddings((n_samples, n_windows, starts, feats, batch_out, batch_key), hop_s),
             LabelSet(tuple(json.loads(labels)), frozenset(json.loads(negatives))),
             json.loads(settings),
             model_name,
@@ -654,24 +685,129 @@ class Store:
             with self._media_lock, self._tx() as db:
                 db.execute("DELETE FROM reviews WHERE analysis_id = ?", (analysis_id,))
                 gone = db.execute("DELETE FROM analyses WHERE id = ?", (analysis_id,)).rowcount
-                db.execute(
-                    "DELETE FROM embeddings WHERE id NOT IN (SELECT embedding_id FROM analyses)"
-                )
-                orphans = db.execute(
-                    "SELECT m.content_id, m.path FROM media m JOIN sources s ON "
-                    "s.content_id = m.content_id WHERE s.content_id NOT IN "
-                    "(SELECT content_id FROM embeddings)"
-                ).fetchall()
-                db.executemany("DELETE FROM media WHERE content_id = ?", [(c,) for c, _ in orphans])
-                db.execute(
-                    "DELETE FROM sources WHERE content_id NOT IN (SELECT content_id FROM embeddings)"
-                )
+                orphans = _drop_unused(db)
         except sqlite3.Error as exc:
             raise StoreError(self._message("delete the analysis", exc)) from exc
+        self._unlink_orphans(orphans)
+        return bool(gone)
+
+    def _unlink_orphans(self, orphans: list[tuple[str, str]]) -> None:
         for content_id, path in orphans:
             self._unlink_media(path)
             forget_overview(overview_dir(self.data_dir), content_id)  # the player's picture
-        return bool(gone)
+
+    # ------------------------------------------------------------ attached batch outputs
+
+    def attach_batch(
+        self,
+        out: Path,
+        items: Iterable[tuple[ItemRecord, np.ndarray]],
+        labels: LabelSet,
+        *,
+        hop_s: float,
+        checkpoint_sha256: str,
+        model_name: str,
+        settings: Mapping[str, Any],
+        owner: str = OPERATOR,
+    ) -> int:
+        """List a batch output's items (each with its window starts in samples) as
+        analyses whose embeddings stay in the output's files; returns how many were new.
+        Attaching again adds only the items not attached yet. An item whose audio already
+        has embeddings here (same content, hop and model) uses those."""
+        out_text = str(Path(out).resolve())
+        now = time.time()
+        added = 0
+        try:
+            with self._tx() as db:
+                db.execute(
+                    "INSERT INTO attachments VALUES (?,0,?,?) ON CONFLICT(out) DO UPDATE SET "
+                    "attached=excluded.attached",
+                    (out_text, owner, now),
+                )
+                for item, starts in items:
+                    if db.execute(
+                        "SELECT 1 FROM attached_items WHERE out=? AND key=?", (out_text, item.key)
+                    ).fetchone():
+                        continue
+                    embedding_id = _attach_embeddings(
+                        db, out_text, item, starts, hop_s, checkpoint_sha256, now
+                    )
+                    analysis_id = secrets.token_hex(16)
+                    _insert_analysis(
+                        db, analysis_id, embedding_id, labels, settings, model_name, 0.0, now, owner
+                    )
+                    db.execute(
+                        "INSERT INTO attached_items VALUES (?,?,?)",
+                        (out_text, item.key, analysis_id),
+                    )
+                    added += 1
+                db.execute(
+                    "UPDATE attachments SET items = (SELECT COUNT(*) FROM attached_items "
+                    "WHERE out = ?) WHERE out = ?",
+                    (out_text, out_text),
+                )
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreError(self._message("attach the batch output", exc)) from exc
+        return added
+
+    def attachments(self) -> list[tuple[str, int, float]]:
+        """The attached outputs: (folder, analyses listed, when attached), newest first."""
+        with self._guard("read the library"):
+            rows = (
+                self._conn()
+                .execute(
+                    "SELECT out, (SELECT COUNT(*) FROM attached_items i WHERE i.out = a.out), "
+                    "attached FROM attachments a ORDER BY attached DESC"
+                )
+                .fetchall()
+            )
+        return [(str(o), int(n), float(t)) for o, n, t in rows]
+
+    def detach_batch(self, out: Path | str) -> int:
+        """Remove an attached output's analyses (and their reviews) from the Library; the
+        output's files are not touched. Embeddings of it that a Library analysis still
+        uses (an attached item analysed again with other labels) are copied in first, so
+        nothing stored is lost. Returns how many analyses went."""
+        out_text = (
+            str(out) if str(out) in {a[0] for a in self.attachments()} else str(Path(out).resolve())
+        )
+        with self._guard("read the library"):
+            keep = (
+                self._conn()
+                .execute(
+                    "SELECT e.id, e.hop_s, e.n_samples, e.n_windows, e.starts, e.batch_key "
+                    "FROM embeddings e WHERE e.batch_out = ? AND EXISTS (SELECT 1 FROM "
+                    "analyses a WHERE a.embedding_id = e.id AND a.id NOT IN (SELECT "
+                    "analysis_id FROM attached_items WHERE out = ?))",
+                    (out_text, out_text),
+                )
+                .fetchall()
+            )
+        copies = []
+        for eid, hop_s, n_samples, n_windows, starts, key in keep:
+            row = (n_samples, n_windows, starts, b"", out_text, key)
+            feats = np.ascontiguousarray(_embeddings(row, hop_s, STORED_DTYPE).features)
+            copies.append((feats.tobytes(), eid))
+        try:
+            with self._media_lock, self._tx() as db:
+                db.executemany(
+                    "UPDATE embeddings SET features=?, batch_out=NULL, batch_key=NULL WHERE id=?",
+                    copies,
+                )
+                ids = [
+                    r[0]
+                    for r in db.execute(
+                        "SELECT analysis_id FROM attached_items WHERE out = ?", (out_text,)
+                    )
+                ]
+                db.executemany("DELETE FROM reviews WHERE analysis_id = ?", [(i,) for i in ids])
+                db.executemany("DELETE FROM analyses WHERE id = ?", [(i,) for i in ids])
+                orphans = _drop_unused(db)  # with the copies kept to play attached files
+                db.execute("DELETE FROM attachments WHERE out = ?", (out_text,))
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreError(self._message("detach the batch output", exc)) from exc
+        self._unlink_orphans(orphans)
+        return len(ids)
 
     # ------------------------------------------------------------ reviews
     # Low level on purpose: callers check who may change an analysis
@@ -948,17 +1084,120 @@ class Store:
         return _is_under(path, self.data_dir)
 
 
-def _embeddings(row: tuple, hop_s: float, dtype: Any = np.float32) -> AudioEmbeddings:
-    n_samples, n_windows, starts, feats = row
-    features = np.frombuffer(feats, dtype=STORED_DTYPE).reshape(
-        n_windows, FRAMES_PER_WINDOW, EMBED_DIM
+def _insert_analysis(
+    db: sqlite3.Connection,
+    analysis_id: str,
+    embedding_id: int | None,
+    labels: LabelSet,
+    settings: Mapping[str, Any],
+    model_name: str,
+    seconds: float,
+    now: float,
+    owner: str,
+) -> None:
+    db.execute(
+        "INSERT INTO analyses (id, embedding_id, labels, negatives, settings, "
+        "model_name, seconds, created, owner) VALUES (?,?,?,?,?,?,?,?,?)",
+        (
+            analysis_id,
+            embedding_id,
+            json.dumps(list(labels.labels)),
+            json.dumps(sorted(labels.negatives)),
+            json.dumps(dict(settings), default=str),
+            model_name,
+            float(seconds),
+            now,
+            owner,
+        ),
     )
+
+
+def _drop_unused(db: sqlite3.Connection) -> list[tuple[str, str]]:
+    """Delete embeddings no analysis uses, then their sources and kept-audio rows; returns
+    the (content id, path) of kept audio whose file the caller unlinks after commit."""
+    db.execute("DELETE FROM embeddings WHERE id NOT IN (SELECT embedding_id FROM analyses)")
+    orphans = db.execute(
+        "SELECT m.content_id, m.path FROM media m JOIN sources s ON "
+        "s.content_id = m.content_id WHERE s.content_id NOT IN "
+        "(SELECT content_id FROM embeddings)"
+    ).fetchall()
+    db.executemany("DELETE FROM media WHERE content_id = ?", [(c,) for c, _ in orphans])
+    db.execute("DELETE FROM sources WHERE content_id NOT IN (SELECT content_id FROM embeddings)")
+    return [(str(c), str(p)) for c, p in orphans]
+
+
+def _embeddings(row: tuple, hop_s: float, dtype: Any = np.float32) -> AudioEmbeddings:
+    """An embeddings row as arrays: from its blob, or from the attached batch output that
+    holds them (:class:`BatchError` when that output is gone or changed)."""
+    n_samples, n_windows, starts, feats, batch_out, batch_key = row
+    if batch_out is not None:
+        from sonotag_core.archive.parts import read_embeddings  # pyarrow only when needed
+
+        features = read_embeddings(Path(batch_out), batch_key).features
+        if features.shape != (n_windows, FRAMES_PER_WINDOW, EMBED_DIM):
+            raise BatchError(
+                f"The batch output {quoted(batch_out)} no longer holds the embeddings this "
+                "analysis was attached with: attach it again."
+            )
+    else:
+        features = np.frombuffer(feats, dtype=STORED_DTYPE).reshape(
+            n_windows, FRAMES_PER_WINDOW, EMBED_DIM
+        )
     return AudioEmbeddings(
         np.frombuffer(starts, dtype=np.int64).copy(),
         features if dtype == STORED_DTYPE else features.astype(dtype),
         int(n_samples),
         hop_samples(hop_s),
     )
+
+
+def _attach_embeddings(
+    db: sqlite3.Connection,
+    out: str,
+    item: ItemRecord,
+    starts: np.ndarray,
+    hop_s: float,
+    checkpoint_sha256: str,
+    now: float,
+) -> int:
+    """The embeddings row an attached item's analysis uses: the one already stored for
+    its audio, hop and model, else a new row pointing into the output (no features)."""
+    local = item.source if not re.match(r"[a-z][a-z0-9+.-]*://", item.source) else None
+    db.execute(
+        "INSERT INTO sources VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT(content_id) DO NOTHING",
+        (
+            item.content_id,
+            "file" if local else "url",
+            item.title,
+            None if local else item.source,
+            Path(local).name if local else item.title,
+            item.duration_s,
+            None,
+            local,
+            now,
+        ),
+    )
+    key = (item.content_id, float(hop_s), checkpoint_sha256)
+    row = db.execute(
+        "SELECT id FROM embeddings WHERE content_id=? AND hop_s=? AND checkpoint_sha256=?", key
+    ).fetchone()
+    if row is not None:
+        return int(row[0])
+    cur = db.execute(
+        "INSERT INTO embeddings (content_id, hop_s, checkpoint_sha256, n_samples, n_windows, "
+        "starts, features, created, batch_out, batch_key) VALUES (?,?,?,?,?,?,?,?,?,?)",
+        (
+            *key,
+            item.n_samples,
+            int(len(starts)),
+            np.asarray(starts, np.int64).tobytes(),
+            b"",
+            now,
+            out,
+            item.key,
+        ),
+    )
+    return int(cur.lastrowid or 0)
 
 
 def _stamp(db: sqlite3.Connection) -> float:

@@ -19,31 +19,37 @@ filesystem has no hard links it falls back to ``os.replace`` after checking the 
 free.) One file per item, not one per table, because one rename can only publish one
 file: three files could be seen two-thirds committed.
 
-**Schema** (``schema_version`` 1). One table per part with a ``kind`` column; each kind
+**Schema** (``schema_version`` 2: 1 had no ``items`` rows). One table per part with a ``kind`` column; each kind
 is written as its own row groups, so a reader filtering on ``kind`` skips the others by
 their statistics, and columns of other kinds are null (stored as nothing but
 definition levels):
 
-=================  ===================  ========  ========  ==========
-column             type                 frames    events    embeddings
-=================  ===================  ========  ========  ==========
-kind               string               "frames"  "events"  "embeddings"
-key                string               x         x         x
-source             string               x         x         x
-label              string               x         x
-frame              int32                x
-time_s             float64              x
-probability        float32              x
-onset_s            float64                        x
-offset_s           float64                        x
-peak               float64                        x
-mean               float64                        x
-window             int32                                    x
-start_s            float64                                  x
-embedding          list<float16>                            x (32 * 512)
-meta_<column>      string               x         x         x
-=================  ===================  ========  ========  ==========
+=================  ===================  =======  ========  ========  ==========
+column             type                 items    frames    events    embeddings
+=================  ===================  =======  ========  ========  ==========
+kind               string               "items"  "frames"  "events"  "embeddings"
+key                string               x        x         x         x
+source             string               x        x         x         x
+title              string               x
+content_id         string               x
+n_samples          int64                x
+hop_samples        int64                x
+label              string                        x         x
+frame              int32                         x
+time_s             float64                       x
+probability        float32                       x
+onset_s            float64                                 x
+offset_s           float64                                 x
+peak               float64                                 x
+mean               float64                                 x
+window             int32                                             x
+start_s            float64                                           x
+embedding          list<float16>                                     x (32 * 512)
+meta_<column>      string               x        x         x         x
+=================  ===================  =======  ========  ========  ==========
 
+* items: one row per item: its title, the SHA-256 of its audio bytes (the Library's
+  content id), its decoded length at 48 kHz and the hop its windows were cut with.
 * frames: one row per (label, frame); frame i starts at ``time_s = i * 0.3125`` s;
   ``probability`` is the timeline's (windows averaged where they overlap).
 * events: as :func:`sonotag_core.domain.events.detect_events` reports them.
@@ -76,24 +82,28 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from sonotag_core.batch import BatchError
+from sonotag_core.archive import BatchError
 from sonotag_core.domain.embeddings import AudioEmbeddings
 from sonotag_core.domain.events import EVENT_COLUMNS
 from sonotag_core.domain.timeline import Timeline
-from sonotag_core.domain.windows import FRAME_S, SAMPLE_RATE
+from sonotag_core.domain.windows import FRAME_S, FRAMES_PER_WINDOW, SAMPLE_RATE
 from sonotag_core.untrusted import quoted, shown
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 BATCH_FILE = "_batch.json"
 KEYS_FILE = "_keys.json"
 PARTS, ERRORS, COMPACTED = "parts", "errors", "compacted"
 META_PREFIX = "meta_"
-KINDS = ("events", "frames", "embeddings")  # the order rows are written in
+KINDS = ("items", "events", "frames", "embeddings")  # the order rows are written in
 FIELDS = pa.schema(
     [
         ("kind", pa.string()),
         ("key", pa.string()),
         ("source", pa.string()),
+        ("title", pa.string()),
+        ("content_id", pa.string()),
+        ("n_samples", pa.int64()),
+        ("hop_samples", pa.int64()),
         ("label", pa.string()),
         ("frame", pa.int32()),
         ("time_s", pa.float64()),
@@ -109,12 +119,13 @@ FIELDS = pa.schema(
 )
 #: kind -> its own columns (besides kind and the meta columns)
 COLUMNS: dict[str, tuple[str, ...]] = {
+    "items": ("key", "source", "title", "content_id", "n_samples", "hop_samples"),
     "frames": ("key", "source", "label", "frame", "time_s", "probability"),
     "events": ("key", "source", *EVENT_COLUMNS),
     "embeddings": ("key", "source", "window", "start_s", "embedding"),
 }
 #: rows per row group: an embedding row is 32 KiB, so far fewer of them
-ROW_GROUP_ROWS = {"frames": 1_000_000, "events": 1_000_000, "embeddings": 512}
+ROW_GROUP_ROWS = {"items": 1_000_000, "frames": 1_000_000, "events": 1_000_000, "embeddings": 512}
 COMPRESSION = "zstd"
 _KEY = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
@@ -312,11 +323,22 @@ def item_tables(
     embeddings: AudioEmbeddings,
     timeline: Timeline,
     events: pd.DataFrame,
+    *,
+    title: str,
+    content_id: str,
 ) -> dict[str, pd.DataFrame]:
-    """One analysed item as the three tables of its part (see the module's schema)."""
+    """One analysed item as the four tables of its part (see the module's schema)."""
     n_labels, n_frames = timeline.probabilities.shape
     frame = np.tile(np.arange(n_frames, dtype=np.int32), n_labels)
     tables = {
+        "items": pd.DataFrame(
+            {
+                "title": [title],
+                "content_id": [content_id],
+                "n_samples": np.asarray([embeddings.n_samples], dtype=np.int64),
+                "hop_samples": np.asarray([embeddings.hop], dtype=np.int64),
+            }
+        ),
         "frames": pd.DataFrame(
             {
                 "label": np.repeat(np.asarray(timeline.labels, dtype=object), n_frames),
@@ -413,6 +435,111 @@ def read_table(out: Path, kind: str, columns: Iterable[str] | None = None) -> pd
         return schema.empty_table().select(wanted).to_pandas()
     dataset = ds.dataset([str(f) for f in files], schema=schema, format="parquet")
     return dataset.to_table(columns=wanted, filter=pc.field("kind") == kind).to_pandas()
+
+
+@dataclass(frozen=True)
+class ItemRecord:
+    """One finished item of an output, as its ``items`` row holds it."""
+
+    key: str
+    source: str
+    title: str
+    content_id: str
+    n_samples: int
+    hop_samples: int
+
+    @property
+    def duration_s(self) -> float:
+        return self.n_samples / SAMPLE_RATE
+
+
+def read_items(out: Path) -> list[ItemRecord]:
+    """Every finished item of the output (only the ``items`` row groups are read)."""
+    out = Path(out)
+    spec = read_spec(out)
+    if spec.schema_version < 2:
+        raise BatchError(
+            f"{quoted(out)} was written by an older SonoTag (batch schema "
+            f"{spec.schema_version}) without per-item records: run the batch again into a "
+            "new -o folder to attach it."
+        )
+    table = read_table(out, "items", COLUMNS["items"])
+    return [
+        ItemRecord(
+            str(r.key),
+            str(r.source),
+            str(r.title),
+            str(r.content_id),
+            int(r.n_samples),
+            int(r.hop_samples),
+        )  # fmt: skip
+        for r in table.itertuples(index=False)
+    ]
+
+
+def read_window_starts(out: Path) -> dict[str, np.ndarray]:
+    """key -> its windows' start samples, in window order (the embeddings' small columns
+    only: the embeddings themselves are not read)."""
+    table = read_table(Path(out), "embeddings", ["key", "window", "start_s"])
+    table = table.sort_values(["key", "window"], kind="stable")
+    samples = np.rint(table["start_s"].to_numpy() * SAMPLE_RATE).astype(np.int64)
+    keys = table["key"].to_numpy()
+    return {str(k): samples[keys == k] for k in pd.unique(keys)}
+
+
+def read_spec(out: Path) -> BatchSpec:
+    """The settings an output was made with; :class:`BatchError` when it is not one."""
+    batch_file = Path(out) / BATCH_FILE
+    if not batch_file.is_file():
+        raise BatchError(f"{quoted(out)} is not a SonoTag batch output (no {BATCH_FILE}).")
+    try:
+        return _read_spec(batch_file)
+    except OSError as exc:
+        raise BatchError(f"{quoted(batch_file)} cannot be read ({exc}).") from None
+
+
+def read_embeddings(out: Path, key: str) -> AudioEmbeddings:
+    """One item's embeddings as the Library keeps them: float16 features in window
+    order, window starts in samples. Reads only the file that holds the key, and in it
+    only the embedding rows of that key; :class:`BatchError` when they are not there."""
+    _check_key(key)
+    out = Path(out)
+    path = _file_of(out, key)
+    wanted = (pc.field("kind") == "embeddings") & (pc.field("key") == key)
+    items = (pc.field("kind") == "items") & (pc.field("key") == key)
+    try:
+        dataset = ds.dataset(str(path), format="parquet")
+        rows = dataset.to_table(columns=["window", "start_s", "embedding"], filter=wanted)
+        item = dataset.to_table(columns=["n_samples", "hop_samples"], filter=items)
+    except (OSError, pa.ArrowException) as exc:
+        raise BatchError(f"{quoted(path)} cannot be read ({exc}).") from None
+    if item.num_rows != 1:
+        raise BatchError(f"{quoted(out)} has no item record for {key}.")
+    order = np.argsort(rows.column("window").to_numpy())
+    values = rows.column("embedding").combine_chunks()
+    flat = values.flatten().to_numpy(zero_copy_only=False).astype(np.float16, copy=False)
+    n = rows.num_rows
+    features = flat.reshape(n, FRAMES_PER_WINDOW, -1)[order]
+    starts = np.rint(rows.column("start_s").to_numpy()[order] * SAMPLE_RATE).astype(np.int64)
+    return AudioEmbeddings(
+        starts,
+        features,
+        int(item.column("n_samples")[0].as_py()),
+        int(item.column("hop_samples")[0].as_py()),
+    )
+
+
+def _file_of(out: Path, key: str) -> Path:
+    part = out / PARTS / f"{key}.parquet"
+    for name, keys in _read_index(out).items():
+        if key in keys:
+            return out / COMPACTED / name
+    if part.is_file():
+        return part
+    raise BatchError(
+        f"{quoted(out)} holds no finished item {key}: the output was moved, deleted or "
+        "rewritten. Attach it again from where it is now."
+    )
 
 
 def read_events(out: Path) -> pd.DataFrame:
