@@ -89,7 +89,7 @@ def show_cancelled() -> None:
 
 
 def _analysed(inputs: Inputs, save: bool, bar: ui_state.ProgressBar) -> Analysed:
-    model = ui_state.model(bar)  # "Loading the OpenFLAM model" only if it loads
+    model = ui_state.model(bar)  # "Loading the model…" only while it loads
     store = open_store()
     service = ui_state.service(model, store)
     source = None

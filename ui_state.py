@@ -8,6 +8,7 @@ their dicts.
 
 from __future__ import annotations
 
+import logging
 import re
 import secrets
 import threading
@@ -38,6 +39,8 @@ WARNINGS = "link_warnings"
 QP_WRITTEN = "qp_written"  # the query params the Analyze page last wrote (to spot new links)
 ADMIN = "admin"  # this session gave SONOTAG_ADMIN_TOKEN on the About page
 NAV_CHECKED = "nav_checked"  # leave_legacy_page_mode() has looked at this session's first run
+
+log = logging.getLogger(__name__)
 
 
 def leave_legacy_page_mode() -> None:
@@ -83,11 +86,72 @@ def model(progress: ProgressFn = no_progress) -> LoadedModel:
     global _loaded
     if _loaded is not None:  # the usual case: no "loading" text flashes on every run
         return _loaded
-    progress(Progress("model", 0, None, "steps", "Loading the OpenFLAM model (first run only)…"))
+    progress(Progress("model", 0, None, "steps", LOADING_MODEL))
     with _model_lock:
         if _loaded is None:
             _loaded = load_model(settings(), progress)
         return _loaded
+
+
+LOADING_MODEL = "Loading the model…"
+_background: threading.Thread | None = None
+_start_lock = threading.Lock()
+_background_error: str | None = None  # why the background load failed, for the About page
+
+
+def start_loading() -> None:
+    """Load the model in a background thread now (``serve.py`` calls this as the server
+    starts), so the first visitor does not wait for it; the health check and pages answer
+    meanwhile, and a run that needs the model waits on the lock showing "Loading the
+    model…". A failed load is logged and left for the first run to try again and report."""
+    global _background
+    with _start_lock:  # not _model_lock: a load in progress holds that one
+        if _loaded is not None or (_background is not None and _background.is_alive()):
+            return
+        _background = threading.Thread(target=_load_quietly, name="sonotag-model-load", daemon=True)
+        _background.start()
+
+
+def _load_quietly() -> None:
+    global _loaded, _background_error
+    try:
+        with _model_lock:
+            if _loaded is None:
+                _loaded = load_model(Settings.from_env())  # no script run: no st.cache here
+        log.info("model loaded in the background")
+    except Exception as exc:  # noqa: BLE001 - a thread's error would be lost otherwise
+        _background_error = str(exc)
+        log.warning(
+            "loading the model in the background failed (%s); the first analysis tries again", exc
+        )
+
+
+def background_error() -> str | None:
+    """Why the background load failed (while the model is still not loaded), else None."""
+    return _background_error if _loaded is None else None
+
+
+def model_loading() -> bool:
+    """True while the background load started by :func:`start_loading` is still going."""
+    return _loaded is None and _background is not None and _background.is_alive()
+
+
+def model_loading_note() -> None:
+    """ "Loading the model…" while the background load runs, then gone: the note re-checks
+    every 2 s and, once the model is ready, reruns the page once, which no longer draws it
+    (so nothing keeps ticking)."""
+    if model_loading():
+        _loading_note()
+
+
+@st.fragment(run_every=2.0)
+def _loading_note() -> None:
+    if not model_loading():
+        st.rerun(scope="app")
+    st.info(
+        LOADING_MODEL + " It started with the server; Analyze waits for it.",
+        icon=":material/hourglass_top:",
+    )
 
 
 def forget_model() -> None:

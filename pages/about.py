@@ -23,9 +23,10 @@ st.markdown(
 st.header("Model")
 model = ui_state.model_if_loaded()
 notices = st.container()  # filled below, once a press of the button has had its outcome
-load_error = None
+load_error = ui_state.background_error()
 button = st.empty()
-if model is None and button.button("Load the model now"):
+loading = model is None and ui_state.model_loading()
+if model is None and not loading and button.button("Load the model now"):
     try:
         with st.spinner("Loading the OpenFLAM model…"):
             model = ui_state.model()
@@ -33,7 +34,7 @@ if model is None and button.button("Load the model now"):
     except SonoTagError as exc:
         load_error = str(exc)
 with notices:
-    for kind, text in model_notices(model is not None, load_error):
+    for kind, text in model_notices(model is not None, load_error, loading=loading):
         if kind == "error":
             ui_state.error(text)
         else:

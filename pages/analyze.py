@@ -19,6 +19,7 @@ st.caption("Find when any sound happens in any audio, from words alone.")
 # the page is its identity, and the player must keep its place (and its playback) when a
 # message or the progress box appears or goes above it.
 with st.container():
+    ui_state.model_loading_note()
     ui_inputs.show_link_warnings()
 inputs = ui_inputs.render()
 clicked = st.button("Analyze", type="primary", disabled=inputs.labels is None)

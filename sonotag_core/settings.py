@@ -122,6 +122,11 @@ class Settings:
         "10-s windows per audio-encoder batch (2-4 is fastest on CPU).",
         _at_least(1, "BATCH_SIZE"),
     )
+    preload: bool = setting(
+        True,
+        "Load the model in the background as the dashboard server starts, so the first "
+        "visitor does not wait for it (0 = load on the first analysis).",
+    )
     max_duration_s: float = setting(
         3 * 3600.0,
         "Longest media accepted, in seconds (default 3 h); longer links are refused before "

@@ -3,7 +3,12 @@
 
 from __future__ import annotations
 
-from sonotag_core.dashboard.about import MODEL_LOADED, MODEL_NOT_LOADED, model_notices
+from sonotag_core.dashboard.about import (
+    MODEL_LOADED,
+    MODEL_LOADING,
+    MODEL_NOT_LOADED,
+    model_notices,
+)
 
 
 def test_a_load_error_comes_first_and_replaces_the_first_use_note():
@@ -18,3 +23,8 @@ def test_not_loaded_and_loaded():
     assert model_notices(loaded=False) == [("info", MODEL_NOT_LOADED)]
     assert model_notices(loaded=True) == [("success", MODEL_LOADED)]
     assert model_notices(loaded=True, error="stale") == [("success", MODEL_LOADED)]
+
+
+def test_loading_in_the_background_says_so_until_loaded():
+    assert model_notices(loaded=False, loading=True) == [("info", MODEL_LOADING)]
+    assert model_notices(loaded=True, loading=True) == [("success", MODEL_LOADED)]

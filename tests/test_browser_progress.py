@@ -2,7 +2,7 @@
 tests/test_browser.py: Cancel stops an encoding and leaves no file or Library row, the
 next Analyze completes, and the progress it shows is honest — the user's file name, a
 window total equal to the result's, one stage that never goes back to "Decoding", no
-"Loading the OpenFLAM model" once it is loaded.
+"Loading the model…" once it is loaded.
 
 Every text the progress bar shows is recorded by the page itself (a MutationObserver
 installed before the app loads), so no poll can miss a short-lived one.
@@ -107,7 +107,7 @@ def test_cancel_leaves_nothing_and_the_next_run_shows_honest_progress(
     first = next(i for i, t in enumerate(texts) if t.startswith("Encoding"))
     assert not any("Decoding" in t for t in texts[first:]), texts  # never back to decoding
     assert all("three minutes.wav" in t for t in texts[first:] if COUNT.search(t)), texts
-    assert not any("Loading the OpenFLAM model" in t for t in texts), texts  # loaded already
+    assert not any("Loading the model" in t for t in texts), texts  # loaded already
     assert len(Store(data).list_analyses(10)) == 1
     assert not any((data / "uploads").glob("*")) and working_folders(data) == []
     ctx.close()

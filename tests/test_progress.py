@@ -243,7 +243,7 @@ def test_loading_the_model_is_said_only_when_it_loads(monkeypatch):
     monkeypatch.setattr(ui_state, "_loaded", None)
     seen: list[Progress] = []
     assert ui_state.model(seen.append) is loaded
-    assert [p.message for p in seen] == ["Loading the OpenFLAM model (first run only)…"]
+    assert [p.message for p in seen] == [ui_state.LOADING_MODEL]
     seen.clear()
     assert ui_state.model(seen.append) is loaded  # loaded: nothing to say, nothing flashes
     assert seen == []
@@ -313,3 +313,44 @@ def test_a_cancel_at_any_stage_keeps_nothing_and_the_next_run_works(
     )
     assert done.embeddings.n_windows == 5 and done.analysis_id and stored_rows(data) == 1
     assert len(cache) == 1
+
+
+def test_the_background_load_shares_the_model_and_keeps_its_error(monkeypatch):
+    """serve.py starts the load in a thread: a run then gets that same model; a failed
+    background load is kept for the About page and the next run tries again."""
+    import threading
+
+    import ui_state
+    from sonotag_core.errors import ModelError
+
+    release = threading.Event()
+    loaded = SimpleNamespace(name="model")
+
+    def slow_load(settings, progress=None):
+        release.wait()
+        return loaded
+
+    monkeypatch.setattr(ui_state, "load_model", slow_load)
+    monkeypatch.setattr(ui_state, "_loaded", None)
+    monkeypatch.setattr(ui_state, "_background", None)
+    ui_state.start_loading()
+    assert ui_state.model_loading() and ui_state.model_if_loaded() is None
+    ui_state.start_loading()  # a second start while loading starts no second load
+    first = ui_state._background
+    release.set()
+    first.join()
+    assert ui_state.model_if_loaded() is loaded and not ui_state.model_loading()
+    seen: list[Progress] = []
+    assert ui_state.model(seen.append) is loaded and seen == []  # nothing left to say
+
+    def broken(settings, progress=None):
+        raise ModelError("The OpenFLAM weights are not in /nowhere. Run `sonotag fetch-model`.")
+
+    monkeypatch.setattr(ui_state, "load_model", broken)
+    monkeypatch.setattr(ui_state, "_loaded", None)
+    ui_state.start_loading()
+    ui_state._background.join()
+    assert "sonotag fetch-model" in ui_state.background_error() and not ui_state.model_loading()
+    monkeypatch.setattr(ui_state, "load_model", lambda settings, progress: loaded)
+    monkeypatch.setattr(ui_state, "settings", lambda: None)
+    assert ui_state.model() is loaded and ui_state.background_error() is None

@@ -54,7 +54,7 @@ BAD_VALUES: dict[str, str] = {
 def test_every_row_has_name_type_default_help_and_the_dataclass_is_the_table() -> None:
     assert [r.name for r in SETTINGS] == [f.name for f in fields(Settings)]
     for row in SETTINGS:
-        assert row.type in (str, int, float) and isinstance(row.default, row.type), row
+        assert row.type in (str, int, float, bool) and isinstance(row.default, row.type), row
         assert row.help.strip() and row.env == "SONOTAG_" + row.name.upper()
         assert getattr(DEFAULTS, row.name) == row.default
     assert dict(SETTINGS_HELP) == {r.name: r.help for r in SETTINGS}  # a view, not a copy
@@ -283,3 +283,8 @@ def test_docker_cmd_passes_the_setting_to_streamlit(tmp_path: Path, upload_mb: s
     else:
         assert proc.returncode == 0, proc.stderr
         assert _upload_flag(tmp_path) == (upload_mb or str(DEFAULTS.max_upload_mb))
+
+
+def test_a_switch_reads_the_usual_spellings() -> None:
+    for raw, want in (("0", False), ("false", False), ("no", False), ("1", True), ("on", True)):
+        assert Settings.from_env({"SONOTAG_PRELOAD": raw}).preload is want, raw

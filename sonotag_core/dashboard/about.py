@@ -37,11 +37,14 @@ def versions(packages: tuple[str, ...] = PACKAGES) -> dict[str, str]:
 MODEL_NOT_LOADED = (
     "The model is not loaded yet: it loads on the first analysis (or press the button)."
 )
+MODEL_LOADING = "Loading the model… (it started with the server; analyses begin once it is ready)."
 MODEL_LOADED = "OpenFLAM v1-base is loaded and shared by every session of this server."
 AFTER_ERROR = "Press the button again once that is fixed; the first analysis also tries again."
 
 
-def model_notices(loaded: bool, error: str | None = None) -> list[tuple[str, str]]:
+def model_notices(
+    loaded: bool, error: str | None = None, *, loading: bool = False
+) -> list[tuple[str, str]]:
     """What the About page says about the model as (kind, text), the most important first:
     a load that failed (missing weights, say) is what the user must act on, so it leads and
     the "loads on first analysis" note, untrue for now, gives way to what to do next."""
@@ -49,4 +52,4 @@ def model_notices(loaded: bool, error: str | None = None) -> list[tuple[str, str
         return [("success", MODEL_LOADED)]
     if error:
         return [("error", error), ("caption", AFTER_ERROR)]
-    return [("info", MODEL_NOT_LOADED)]
+    return [("info", MODEL_LOADING if loading else MODEL_NOT_LOADED)]
