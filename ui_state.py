@@ -83,13 +83,18 @@ def model(progress: ProgressFn = no_progress) -> LoadedModel:
     function replays the elements it drew, and the progress bar belongs to a run that is
     gone. A failed load (ModelError) is not kept: the next run tries again, e.g. after
     the weights were fetched. Other sessions wait on the lock meanwhile."""
-    global _loaded
     if _loaded is not None:  # the usual case: no "loading" text flashes on every run
         return _loaded
     progress(Progress("model", 0, None, "steps", LOADING_MODEL))
+    return _load_once(settings(), progress)
+
+
+def _load_once(s: Settings, progress: ProgressFn = no_progress) -> LoadedModel:
+    """The one load per process: whoever comes second waits on the lock and gets it."""
+    global _loaded
     with _model_lock:
         if _loaded is None:
-            _loaded = load_model(settings(), progress)
+            _loaded = load_model(s, progress)
         return _loaded
 
 
@@ -113,11 +118,9 @@ def start_loading() -> None:
 
 
 def _load_quietly() -> None:
-    global _loaded, _background_error
+    global _background_error
     try:
-        with _model_lock:
-            if _loaded is None:
-                _loaded = load_model(Settings.from_env())  # no script run: no st.cache here
+        _load_once(Settings.from_env())  # no script run here, so not the cached settings()
         log.info("model loaded in the background")
     except Exception as exc:  # noqa: BLE001 - a thread's error would be lost otherwise
         _background_error = str(exc)

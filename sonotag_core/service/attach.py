@@ -3,8 +3,8 @@ relabel, review and search like stored ones, while their embeddings stay in the 
 Parquet files (the store keeps only a row per item pointing at them).
 
 Attaching names a folder on the server, so it is the operator's: the CLI, a dashboard
-visitor with ``SONOTAG_ADMIN_TOKEN``, or anyone on a ``SONOTAG_ACCESS=shared`` server. Attaching again after more items finished adds those;
-detaching removes the analyses and leaves the output as it is.
+visitor with ``SONOTAG_ADMIN_TOKEN``, or anyone on a ``SONOTAG_ACCESS=shared`` server.
+Attaching again after more items finished adds those; detaching removes the analyses and leaves the output as it is.
 """
 
 from __future__ import annotations

@@ -105,10 +105,11 @@ def _playable(store: Store, source: SourceInfo, *, attached: bool) -> tuple[Sour
     """An attached batch item plays its original file, which lies outside the folders the
     player may serve: the first open keeps a copy with the other kept audio (under the same
     cap, least recently used evicted first). Only the audio is copied, never embeddings."""
-    if not attached or not source.path.is_file() or store.media_path(source.content_id):
+    if not attached or not source.path.is_file():
         return source, None
     if source.path.resolve().is_relative_to(store.data_dir.resolve()):
-        return source, None  # keep_media would move it: the batch output still names it
+        return source, None  # kept already (the store gave that path), or keep_media would
+        # move a file the batch output still names
     try:
         return store.keep_media(source), None
     except SonoTagError as exc:
