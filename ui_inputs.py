@@ -128,10 +128,15 @@ def _load_link_state(params: dict[str, list[str]]) -> None:
 
 def load_link_state() -> None:
     """The query params become the widgets' values: once per session, and again when a
-    link inside the app (Library, Compare) brings new ones."""
+    link inside the app (Library, Compare) brings new ones. Never on the page's own
+    reruns: their address is the one this page wrote, or a stale one (see
+    ``ui_state.take_arrival``) that must not undo what the user did since."""
     params = {k: st.query_params.get_all(k) for k in st.query_params}
     ss = st.session_state
-    if not ss.get(ui_state.URL_LOADED) or (params and params != ss.get(ui_state.QP_WRITTEN)):
+    arrived = ui_state.take_arrival("analyze")
+    if not ss.get(ui_state.URL_LOADED) or (
+        arrived and params and params != ss.get(ui_state.QP_WRITTEN)
+    ):
         _load_link_state(params)
     ui_state.keep_widget_values([*astuple(KEYS), *(k for k in ss if k.startswith(label_key("")))])
 

@@ -39,14 +39,38 @@ WARNINGS = "link_warnings"
 QP_WRITTEN = "qp_written"  # the query params the Analyze page last wrote (to spot new links)
 ADMIN = "admin"  # this session gave SONOTAG_ADMIN_TOKEN on the About page
 NAV_CHECKED = "nav_checked"  # leave_legacy_page_mode() has looked at this session's first run
+PAGE_NOW = "page_now"  # the page the session's latest run drew (start_page)
+ARRIVED = "page_arrived"  # a page this session came to from another one, until it takes it
 
 log = logging.getLogger(__name__)
 
 
+def start_page(name: str) -> None:
+    """Every page calls this first, with its name: it notes whether this run came to the
+    page from another one (see :func:`take_arrival`) and leaves legacy page mode."""
+    ss = st.session_state
+    if ss.get(PAGE_NOW) != name:
+        ss[ARRIVED] = name
+    ss[PAGE_NOW] = name
+    leave_legacy_page_mode()
+
+
+def take_arrival(name: str) -> bool:
+    """True once after the session came to page ``name`` from another page (a link, the
+    sidebar), False on the page's own reruns. Kept until taken, so a run stopped early by
+    a click does not lose it.
+
+    This is how a page tells a link that brought new query params from a rerun that only
+    carries a stale address: the browser sends its address with every rerun, and one sent
+    before it applied the page's latest ``st.query_params`` write (a fragment's timer, a
+    quick click on a busy machine) would otherwise read as a new link and reset the
+    widgets to what the page showed before."""
+    return st.session_state.pop(ARRIVED, None) == name
+
+
 def leave_legacy_page_mode() -> None:
-    """Every page calls this first. Streamlit takes an app with a ``pages/`` folder beside
-    its entry file for an old-style multipage app until ``st.navigation`` has run once in
-    the server process, and meanwhile runs a requested ``pages/x.py`` directly: the first
+    """Streamlit takes an app with a ``pages/`` folder beside its entry file for an
+    old-style multipage app until ``st.navigation`` has run once in the server process, and meanwhile runs a requested ``pages/x.py`` directly: the first
     visitor of a fresh server who opens /about or a /library link got that page without
     the app's navigation, title or layout. Turn that mode off and rerun through
     streamlit_app.py, whose navigation then opens the same page.

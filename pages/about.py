@@ -11,7 +11,7 @@ from sonotag_core.errors import SonoTagError
 from sonotag_core.service import library
 from sonotag_core.settings import SETTINGS_HELP
 
-ui_state.leave_legacy_page_mode()
+ui_state.start_page("about")
 S = ui_state.settings()
 st.title("About SonoTag")
 st.markdown(

@@ -10,7 +10,7 @@ import ui_run
 import ui_state
 import ui_workbench
 
-ui_state.leave_legacy_page_mode()
+ui_state.start_page("analyze")
 ui_inputs.load_link_state()
 
 st.title("SonoTag")

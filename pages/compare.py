@@ -11,7 +11,7 @@ from sonotag_core.domain.labels import parse_labels
 from sonotag_core.errors import SonoTagError
 from sonotag_core.service import library
 
-ui_state.leave_legacy_page_mode()
+ui_state.start_page("compare")
 S = ui_state.settings()
 MODES = ("Two analyses", "Two label sets on one audio")
 

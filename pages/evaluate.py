@@ -8,7 +8,7 @@ import ui_evaluate
 import ui_state
 from sonotag_core.errors import SonoTagError
 
-ui_state.leave_legacy_page_mode()
+ui_state.start_page("evaluate")
 st.title("Evaluate")
 st.caption(
     "How well does each label work on this audio? Upload what really happens in it and "

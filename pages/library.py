@@ -8,7 +8,7 @@ import ui_library
 import ui_state
 from sonotag_core.errors import SonoTagError
 
-ui_state.leave_legacy_page_mode()
+ui_state.start_page("library")
 st.title("Library")
 me = ui_state.viewer()
 try:
