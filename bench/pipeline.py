@@ -7,7 +7,8 @@ vocabulary). No network. Measured in one run on the same 120-s audio and 10 labe
 * naive: openflam's ``get_local_similarity`` per 10-s chunk (what the seed did);
 * fast: sonotag's decode -> batched audio encoder -> cached text -> frame map.
 
-Prints figures, then one JSON line with naive_s, fast_s, ratio, max_abs_diff,
+Prints figures, then one JSON line with backend, exact_backend_vs_torch, fast_vs_exact and
+fast_max_prob_err (bf16 fast mode, interleaved A/B), naive_s, fast_s, ratio, max_abs_diff,
 s_per_audio_hour, peak_rss_mb, efficiency, rss_10min_mb, rss_60min_mb.
 
 Usage: .venv/bin/python bench/pipeline.py [--seconds 120] [--skip-rss]
@@ -165,6 +166,34 @@ def encoder_efficiency(model, windows) -> tuple[float, float, float]:
     return gflop, gflop / enc_s, sgemm
 
 
+def fast_vs_exact(model, windows, labels) -> tuple[float, float]:
+    """(exact s / fast s, max probability error of fast mode), interleaved A/B on the same
+    batches so load on the machine hits both alike."""
+    import numpy as np
+    import torch
+
+    from sonotag_core.inference.fast_mode import fast_audio_features
+    from sonotag_core.inference.scoring import TextCache, frame_probabilities
+
+    batch = torch.from_numpy(windows[:4])
+    exact = model.net.get_local_audio_features
+    with torch.inference_mode():
+        exact(batch), fast_audio_features(model, batch)  # warm-up
+        spent = {"exact": 0.0, "fast": 0.0}
+        for _ in range(3):
+            for name, fn in (("exact", exact), ("fast", lambda x: fast_audio_features(model, x))):
+                t0 = time.perf_counter()
+                out = fn(batch)
+                spent[name] += time.perf_counter() - t0
+                if name == "exact":
+                    ref = out.numpy()
+                else:
+                    got = out.numpy()
+    enc = TextCache(model).encode(labels)
+    err = float(np.abs(frame_probabilities(got, enc) - frame_probabilities(ref, enc)).max())
+    return spent["exact"] / spent["fast"], err
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=120.0)
@@ -237,7 +266,15 @@ def main() -> None:
         f"audio encoder: {gflop:.1f} GFLOP/window, {achieved:.1f} GFLOP/s achieved; "
         f"sgemm {sgemm:.1f} GFLOP/s; efficiency {achieved / sgemm:.2f}"
     )
+    fast_ratio, fast_err = fast_vs_exact(model, chunks, LABELS)
+    print(
+        f"fast mode (bf16): {fast_ratio:.2f}x the exact path, max probability error {fast_err:.4f}"
+    )
     result = {
+        "backend": "torch",  # measured fastest exact backend here (issue-13 note)
+        "exact_backend_vs_torch": 1.0,
+        "fast_vs_exact": round(fast_ratio, 2),
+        "fast_max_prob_err": round(fast_err, 5),
         "audio_s": args.seconds,
         "labels": len(LABELS),
         "naive_s": round(naive_s, 3),
