@@ -70,9 +70,10 @@ def take_arrival(name: str) -> bool:
 
 def leave_legacy_page_mode() -> None:
     """Streamlit takes an app with a ``pages/`` folder beside its entry file for an
-    old-style multipage app until ``st.navigation`` has run once in the server process, and meanwhile runs a requested ``pages/x.py`` directly: the first
-    visitor of a fresh server who opens /about or a /library link got that page without
-    the app's navigation, title or layout. Turn that mode off and rerun through
+    old-style multipage app until ``st.navigation`` has run once in the server process,
+    and meanwhile runs a requested ``pages/x.py`` directly: the first visitor of a fresh
+    server who opens /about or a /library link got that page without the app's
+    navigation, title or layout. Turn that mode off and rerun through
     streamlit_app.py, whose navigation then opens the same page.
 
     Only a session's first run can be such a run on a server (the flag, once off, stays

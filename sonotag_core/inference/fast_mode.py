@@ -16,17 +16,16 @@ it is slower than fp32, so fast mode says so instead of running slower.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from sonotag_core.errors import ModelError
 from sonotag_core.inference.model import LoadedModel
 
-#: What fast mode runs, as the exports' ``settings`` and the stores' embedding keys name it.
-FAST_PRECISION = "bf16"
 
-
+@functools.cache
 def native_bf16(device: str) -> bool:
-    """Whether ``device`` computes bfloat16 matrix products in hardware."""
+    """Whether ``device`` computes bfloat16 matrix products in hardware (asked once)."""
     import torch
 
     if device.startswith("cuda"):
@@ -47,10 +46,10 @@ def check_fast_mode(model: LoadedModel) -> None:
 
 def fast_audio_features(model: LoadedModel, waveform: Any) -> Any:
     """openflam's ``get_local_audio_features`` under bf16 autocast; fp32 features out
-    (normalised in fp32, like the exact path's)."""
+    (normalised in fp32, like the exact path's). Callers run :func:`check_fast_mode`
+    once first (``encode_windows`` does), not per batch."""
     import torch
 
-    check_fast_mode(model)
     with torch.autocast(device_type=model.device.split(":")[0], dtype=torch.bfloat16):
         feats = model.net.get_local_audio_features(waveform)
     return torch.nn.functional.normalize(feats.float(), dim=-1)
