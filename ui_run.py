@@ -91,19 +91,19 @@ def show_cancelled() -> None:
 def _analysed(inputs: Inputs, save: bool, bar: ui_state.ProgressBar) -> Analysed:
     model = ui_state.model(bar)  # "Loading the model…" only while it loads
     store = open_store()
-    service = ui_state.service(model, store)
+    service = ui_state.service(model, store, fast=inputs.fast)
     source = None
     if inputs.mode == "Library":
         if store is None or not st.session_state.get(KEYS.analysis):
             raise SonoTagError("Choose a stored analysis first.")
         done = service.open(st.session_state[KEYS.analysis])
-        if not (save and abs(done.hop_s - inputs.hop_s) > 1e-9):
+        if not (save and (abs(done.hop_s - inputs.hop_s) > 1e-9 or done.fast != inputs.fast)):
             return done
-        if not done.source.path.is_file():  # Analyze at another hop needs the audio
+        if not done.source.path.is_file():  # Analyze at another hop or mode needs the audio
             raise SonoTagError(
-                f"This analysis was encoded with a {done.hop_s:g}-s hop and its audio is no "
-                "longer kept on this server, so it cannot be encoded at another hop. Analyse "
-                "the file or link again."
+                f"This analysis was encoded {_encoding(done.hop_s, done.fast)} and its audio "
+                "is no longer kept on this server, so it cannot be encoded again. Analyse the "
+                "file or link again."
             )
         source = done.source  # the kept audio, encoded at the new hop
     else:
@@ -175,9 +175,18 @@ def report(inputs: Inputs, result: Analysed | None) -> tuple[Report, EventParams
     except SonoTagError as exc:
         ui_state.error(exc)
         return None
-    if abs(result.hop_s - inputs.hop_s) > 1e-9:
+    if abs(result.hop_s - inputs.hop_s) > 1e-9 or result.fast != inputs.fast:
         st.caption(
-            f"Shown with a {result.hop_s:g}-s window hop. Press Analyze to encode this "
-            f"audio at a {inputs.hop_s:g}-s hop."
+            f"Shown as encoded {_encoding(result.hop_s, result.fast)}. Press Analyze to "
+            f"encode this audio {_encoding(inputs.hop_s, inputs.fast)}."
+        )
+    elif result.fast:
+        st.caption(
+            "Fast mode: encoded in bfloat16, every probability within 0.01 of the exact path."
         )
     return shown, params
+
+
+def _encoding(hop_s: float, fast: bool) -> str:
+    """How an analysis was (or will be) encoded, in words: "with a 10-s hop in fast mode"."""
+    return f"with a {hop_s:g}-s hop" + (" in fast mode" if fast else "")

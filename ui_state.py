@@ -22,6 +22,7 @@ from sonotag_core import access
 from sonotag_core.domain.calibration import Calibration
 from sonotag_core.domain.progress import Clock, Progress, ProgressFn, no_progress
 from sonotag_core.errors import SonoTagError
+from sonotag_core.inference import fast_mode
 from sonotag_core.inference.embedding_cache import EmbeddingCache
 from sonotag_core.inference.model import LoadedModel, known_checkpoint_sha256, load_model
 from sonotag_core.inference.scheduler import RateLimiter
@@ -295,9 +296,18 @@ def checkpoint_sha256() -> str | None:
         return None
 
 
-def service(loaded: LoadedModel, result_store: Store | None) -> Service:
-    """The one service a run goes through, around this process's shared model and caches."""
-    return Service(loaded, settings(), result_store, text_cache(), embedding_cache(), link_memo())
+def service(
+    loaded: LoadedModel, result_store: Store | None, *, fast: bool | None = None
+) -> Service:
+    """The one service a run goes through, around this process's shared model and caches
+    (``fast``: the Analyze page's fast-mode toggle, else SONOTAG_FAST)."""
+    s = settings() if fast is None or fast == settings().fast else settings().with_(fast=fast)
+    return Service(loaded, s, result_store, text_cache(), embedding_cache(), link_memo())
+
+
+def fast_mode_offered() -> bool:
+    """Whether this server's hardware makes fast mode faster (asked once per process)."""
+    return fast_mode.offered(settings().device)
 
 
 @st.cache_resource(show_spinner=False)

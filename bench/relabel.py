@@ -120,6 +120,7 @@ def stored_analysis(minutes: float, data: Path) -> str:
         LabelSet(("dog barking",)),
         model,
         hop_s=10.0,
+        fast=False,
         settings={},
         seconds=0.0,
     )

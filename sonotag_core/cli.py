@@ -109,6 +109,7 @@ def _parser() -> argparse.ArgumentParser:
         help="window hop in seconds: 10 (default) or 5 for 50%% overlap",
     )
     a.add_argument("--threshold", type=float, default=None, help="event threshold (default 0.5)")
+    cli_batch.add_fast_flag(a)
     a.add_argument(
         "--label-threshold",
         action="append",
@@ -240,7 +241,7 @@ def _analyze(args: argparse.Namespace, settings: Settings, progress: ProgressFn)
     )
     params = _event_params(args, settings)
     hop_s = settings.hop_s if args.hop is None else args.hop
-    settings = settings.with_(hop_s=hop_s)
+    settings = settings.with_(hop_s=hop_s, fast=settings.fast or args.fast)
     _check_output(args.format, args.output)  # a typo in -o fails now, not after the work
     t0 = time.perf_counter()
     problems: list[str] = []

@@ -18,6 +18,16 @@ from sonotag_core.untrusted import quoted
 ENGINES = ("local", "dask")
 
 
+def add_fast_flag(parser: argparse.ArgumentParser) -> None:
+    """``--fast``: the audio encoder in bf16 for this run (as SONOTAG_FAST=1)."""
+    parser.add_argument(
+        "--fast",
+        action="store_true",
+        help="fast mode: the audio encoder in bf16, about 2x faster where the CPU has "
+        "AMX/AVX512-BF16, probabilities within 0.01 of exact (as SONOTAG_FAST=1)",
+    )
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
     b = sub.add_parser(
         "batch",
@@ -34,6 +44,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--labels", help="labels, e.g. 'dog barking; siren; -music'")
     b.add_argument("--hop", type=float, default=None, help="window hop in seconds (10 or 5)")
     b.add_argument("--threshold", type=float, default=None, help="event threshold")
+    add_fast_flag(b)
     b.add_argument("--engine", choices=ENGINES, default="local", help="local loop or Dask")
     b.add_argument("--address", help="a running Dask scheduler, e.g. tcp://host:8786")
     b.add_argument("--workers", type=int, default=2, help="local Dask workers (2)")
@@ -69,7 +80,7 @@ def run(args: argparse.Namespace, settings: Settings, progress) -> int:
         args.labels, max_labels=settings.max_labels, max_chars=settings.max_label_chars
     )
     hop_s = settings.hop_s if args.hop is None else args.hop
-    settings = settings.with_(hop_s=hop_s)
+    settings = settings.with_(hop_s=hop_s, fast=settings.fast or args.fast)
     overrides = {} if args.threshold is None else {"threshold": args.threshold}
     params = EventParams.from_settings(settings, **overrides)
     items = read_manifest(Path(args.target[0]))
@@ -78,6 +89,8 @@ def run(args: argparse.Namespace, settings: Settings, progress) -> int:
     if args.engine == "dask":
         _need_dask()
     from sonotag_core.archive.parts import open_output, sweep_temporaries
+    from sonotag_core.domain.embeddings import embedding_key
+    from sonotag_core.inference.fast_mode import check_fast_mode
     from sonotag_core.inference.model import known_checkpoint_sha256, load_model
     from sonotag_core.service.api import Service
 
@@ -86,7 +99,9 @@ def run(args: argparse.Namespace, settings: Settings, progress) -> int:
     sha = model.info.checkpoint_sha256 if model else known_checkpoint_sha256(settings)
     if sha is None:
         raise ModelError("The OpenFLAM weights are not here yet: run `sonotag fetch-model`.")
-    spec = batch_spec(sha, labels, hop_s, params)
+    if model is not None and settings.fast:
+        check_fast_mode(model)  # refused before any work, not once per file
+    spec = batch_spec(embedding_key(sha, settings.fast), labels, hop_s, params)
     output = open_output(args.output, spec)  # a changed spec is refused before any work
     sweep_temporaries(args.output)
     if model is None:
@@ -129,7 +144,9 @@ def run(args: argparse.Namespace, settings: Settings, progress) -> int:
 
 
 def batch_spec(checkpoint_sha256: str, labels, hop_s: float, params):
-    """What every part of this output is made with (``_batch.json``)."""
+    """What every part of this output is made with (``_batch.json``). ``checkpoint_sha256``
+    is the embedding key (:func:`~.fast_mode.embedding_key`): tagged ``+bf16`` in fast
+    mode, so a rerun in the other mode is refused and an attached output opens as fast."""
     from sonotag_core.archive.parts import SCHEMA_VERSION, BatchSpec
     from sonotag_core.inference.model import MODEL_NAME
 

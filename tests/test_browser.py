@@ -647,3 +647,46 @@ def test_deleting_library_rows_down_to_the_last(settings, browser, tmp_path):
             expect(page.get_by_role("button", name="Delete")).to_have_count(0)
         page.screenshot(path=str(ARTIFACTS / "12-library-emptied.png"))
         ctx.close()
+
+
+def test_fast_mode_is_a_toggle_the_view_and_its_link_keep(server, browser):
+    """Issue 13: the sidebar's Fast mode toggle encodes in bf16 on the next Analyze; the
+    page says which mode is shown, the export's settings and the address bar keep it, and
+    the link opens in fast mode."""
+    from sonotag_core.inference import fast_mode
+
+    if not fast_mode.offered("auto"):
+        pytest.skip("this CPU has no native bf16: the toggle is disabled (fast mode refused)")
+    expect = sync_api.expect
+    ctx = browser.new_context(viewport={"width": 1440, "height": 1000})
+    page = ctx.new_page()
+    page.goto(f"{server}/?ex=siren-street&l=siren")
+    expect(page.locator(RESULTS).first).to_be_visible(timeout=180_000)
+    wait_idle(page)
+    said_fast = page.get_by_text("Fast mode: encoded in bfloat16")
+    expect(said_fast).to_have_count(0)
+    toggle = page.get_by_role("switch", name="Fast mode")
+    expect(toggle).not_to_be_checked()
+    page.locator("[data-testid='stCheckbox']", has_text="Fast mode").click()
+    wait_idle(page)
+    expect(toggle).to_be_checked()
+    pending = "Press Analyze to encode this audio with a 10-s hop in fast mode"
+    expect(page.get_by_text(pending)).to_be_visible()
+    assert "fast=" not in page.url  # the view still shows the exact analysis
+    assert json.loads(download(page, "json").read_text())["settings"]["fast_mode"] is False
+    page.get_by_role("button", name="Analyze", exact=True).click()
+    expect(page).to_have_url(re.compile(r"fast=1(&|$)"), timeout=180_000)
+    wait_idle(page)
+    expect(said_fast).to_be_visible()
+    assert json.loads(download(page, "json").read_text())["settings"]["fast_mode"] is True
+    page.screenshot(path=str(ARTIFACTS / "13-fast-mode-1440.png"), full_page=True)
+    link = page.url
+    ctx.close()
+    ctx = browser.new_context(viewport={"width": 390, "height": 844})
+    page = ctx.new_page()
+    page.goto(link)  # the shared link: analysed (or reused) in fast mode, toggle on
+    expect(page.locator(RESULTS).first).to_be_visible(timeout=180_000)
+    wait_idle(page)
+    expect(page.get_by_text("Fast mode: encoded in bfloat16")).to_be_visible()
+    page.screenshot(path=str(ARTIFACTS / "13-fast-mode-390.png"), full_page=True)
+    ctx.close()

@@ -65,32 +65,17 @@ def test_run_saves_new_audio_once_and_reuses_it(tmp_path, model, settings, encod
 def test_stored_link_needs_no_download(tmp_path, model, settings):
     store = Store(tmp_path / "data")
     sha = model.info.checkpoint_sha256
-    assert (
-        library.stored_link(
-            store, "https://youtu.be/abcdefghijk", hop_s=10.0, checkpoint_sha256=sha
-        )
-        is None
-    )
+    assert library.stored_link(store, "https://youtu.be/abcdefghijk", hop_s=10.0, key=sha) is None
     done = library.run(
         model, url_source(tmp_path), LABELS, hop_s=10.0, settings=settings, store=store
     )
-    found = library.stored_link(
-        store, "https://youtu.be/abcdefghijk", hop_s=10.0, checkpoint_sha256=sha
-    )
+    found = library.stored_link(store, "https://youtu.be/abcdefghijk", hop_s=10.0, key=sha)
     assert found is not None and found.content_id == done.source.content_id
     assert found.path == done.source.path
     # another hop was never encoder_calls: the link must be fetched and encoder_calls for it
-    assert (
-        library.stored_link(store, "https://youtu.be/abcdefghijk", hop_s=5.0, checkpoint_sha256=sha)
-        is None
-    )
+    assert library.stored_link(store, "https://youtu.be/abcdefghijk", hop_s=5.0, key=sha) is None
     done.source.path.unlink()  # audio evicted: a stored link without audio is no shortcut
-    assert (
-        library.stored_link(
-            store, "https://youtu.be/abcdefghijk", hop_s=10.0, checkpoint_sha256=sha
-        )
-        is None
-    )
+    assert library.stored_link(store, "https://youtu.be/abcdefghijk", hop_s=10.0, key=sha) is None
 
 
 def test_open_analysis_checks_id_model_and_audio(tmp_path, model, settings):

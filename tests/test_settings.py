@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 #: A value each checked setting must refuse (a row whose check is missing here fails below).
 BAD_VALUES: dict[str, str] = {
     "device": "gpu",
-    "batch_size": "0",
+    "batch_size": "-1",
     "max_duration_s": "nan",
     "max_labels": "0",
     "max_label_chars": "0",
@@ -288,3 +288,10 @@ def test_docker_cmd_passes_the_setting_to_streamlit(tmp_path: Path, upload_mb: s
 def test_a_switch_reads_the_usual_spellings() -> None:
     for raw, want in (("0", False), ("false", False), ("no", False), ("1", True), ("on", True)):
         assert Settings.from_env({"SONOTAG_PRELOAD": raw}).preload is want, raw
+
+
+def test_auto_means_chosen_for_this_machine() -> None:
+    s = Settings.from_env({"SONOTAG_BATCH_SIZE": "auto", "SONOTAG_THREADS": "AUTO"})
+    assert s.batch_size == 0 and s.threads >= 1  # 0: encode_windows picks it per device
+    with pytest.raises(ConfigError, match="SONOTAG_MAX_LABELS"):
+        Settings.from_env({"SONOTAG_MAX_LABELS": "auto"})

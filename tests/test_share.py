@@ -106,6 +106,7 @@ def view_states(draw):
         threshold=draw(st.integers(10_000, 990_000)) / 1e6,
         label_thresholds={x: draw(st.integers(1, 99)) / 100 for x in lt_labels},
         hop_s=draw(st.sampled_from([10.0, 5.0])),
+        fast=draw(st.booleans()),
         median_frames=draw(st.sampled_from(range(1, 16, 2))),
         min_event_s=draw(st.integers(0, 60 * 10**6)) / 1e6,
         fill_gap_s=draw(st.integers(0, 10 * 10**6)) / 1e6,
@@ -255,6 +256,8 @@ HOSTILE_SINGLE = [
     {"lt": "dog barking:nan"},
     {"lt": ["x" * 3000 + ":0.3"]},
     {"thr": "0.3" * 1000},
+    {"fast": "yes"},
+    {"fast": "**1**"},
 ]
 
 
@@ -439,3 +442,12 @@ def test_analysis_param_and_its_short_alias():
     assert to_query_params(state, settings=S)["analysis"] == "deadbeef01"
     assert parse({"id": "deadbeef02"})[0].analysis == "deadbeef02"  # the short alias
     assert parse({"analysis": "deadbeef03", "id": "deadbeef04"})[0].analysis == "deadbeef03"
+
+
+def test_fast_mode_is_in_the_link_only_when_it_differs_from_the_server_default():
+    assert to_query_params(replace(D, fast=True), settings=S) == {"fast": "1"}
+    assert parse({"fast": "1"}) == (replace(D, fast=True), [])
+    on = Settings(fast=True).validated()  # a server that runs fast by default
+    assert to_query_params(replace(default_state(on), fast=False), settings=on) == {"fast": "0"}
+    assert parse({"fast": "0"}, settings=on)[0].fast is False
+    assert parse({}, settings=on)[0].fast is True

@@ -300,6 +300,7 @@ def save_with_media(store: Store, source: SourceInfo) -> tuple[str, SourceInfo]:
         LabelSet(("a",)),
         model,
         hop_s=10.0,
+        fast=False,
         settings={"threshold": 0.5},
         seconds=1.0,
     )

@@ -83,7 +83,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from sonotag_core.archive import BatchError
-from sonotag_core.domain.embeddings import AudioEmbeddings
+from sonotag_core.domain.embeddings import AudioEmbeddings, key_text
 from sonotag_core.domain.events import EVENT_COLUMNS
 from sonotag_core.domain.timeline import Timeline
 from sonotag_core.domain.windows import FRAME_S, FRAMES_PER_WINDOW, SAMPLE_RATE
@@ -292,13 +292,18 @@ def _check_same(out: Path, spec: BatchSpec, stored: BatchSpec) -> None:
     diff = spec.differences(stored)
     if diff:
         detail = "; ".join(
-            f"{name}: {shown(getattr(stored, name), 60)} before, {shown(getattr(spec, name), 60)} now"
+            f"{name}: {_field_text(name, stored)} before, {_field_text(name, spec)} now"
             for name in diff
         )
         raise BatchError(
             f"{quoted(out)} holds results made with other settings ({detail}). Rerun with the "
             "same settings to resume, or use a new -o folder."
         )
+
+
+def _field_text(name: str, spec: BatchSpec) -> str:
+    value = getattr(spec, name)
+    return key_text(value) if name == "checkpoint_sha256" else shown(value, 60)
 
 
 def sweep_temporaries(out: Path) -> int:

@@ -18,6 +18,7 @@ param         meaning                                     example
 ``lt``        per-label threshold ``label:value``,        ``lt=siren:0.2``
               repeated; split on the last ``:``
 ``hop``       window hop in s: 10 or 5                    ``hop=5``
+``fast``      fast mode (bf16 encoder): 1 or 0            ``fast=1``
 ``med``       median filter in frames: odd, 1-15          ``med=3``
 ``min``       minimum event length in s, 0-60             ``min=0.5``
 ``gap``       fill gaps shorter than this, in s, 0-10     ``gap=0.5``
@@ -58,7 +59,7 @@ FILL_GAP_S_MAX = 10.0
 MAX_VALUE_CHARS = 2048  # any single value longer than this is dropped
 DECIMALS = 6  # thresholds and event lengths
 T_DECIMALS = 2  # playback time: 0.01 s
-PARAMS: tuple[str, ...] = tuple("src ex analysis id l thr lt hop med min gap view t".split())
+PARAMS: tuple[str, ...] = tuple("src ex analysis id l thr lt hop fast med min gap view t".split())
 
 _ANALYSIS_ID = re.compile(r"[0-9a-f]{8,64}")
 _NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]{1,3})?")
@@ -83,6 +84,7 @@ class ViewState:
     threshold: float = DEFAULTS.threshold
     label_thresholds: dict[str, float] = field(default_factory=dict)
     hop_s: float = DEFAULTS.hop_s
+    fast: bool = DEFAULTS.fast
     median_frames: int = DEFAULTS.median_frames
     min_event_s: float = DEFAULTS.min_event_s
     fill_gap_s: float = DEFAULTS.fill_gap_s
@@ -101,6 +103,7 @@ def default_state(settings: Settings) -> ViewState:
     return ViewState(
         threshold=min(max(settings.threshold, low), high),
         hop_s=settings.hop_s if settings.hop_s in HOPS else HOPS[0],
+        fast=settings.fast,
         median_frames=median,
         min_event_s=min(max(settings.min_event_s, 0.0), MIN_EVENT_S_MAX),
         fill_gap_s=min(max(settings.fill_gap_s, 0.0), FILL_GAP_S_MAX),
@@ -331,6 +334,10 @@ def from_query_params(
     if hop not in HOPS:
         r.warn(f"Ignored the window hop in the link (10 or 5 s); using {d.hop_s:g}.")
         hop = d.hop_s
+    fast_text = r.one("fast") or ""
+    fast = {"1": True, "0": False}.get(fast_text, d.fast)
+    if fast_text not in ("", "1", "0"):
+        r.warn(f"Ignored the fast mode in the link (1 or 0); using {int(d.fast)}.")
     med = r.number("med", "smoothing", 1, MEDIAN_FRAMES_MAX, d.median_frames, DECIMALS)
     if med != int(med) or int(med) % 2 == 0:
         r.warn(
@@ -363,6 +370,7 @@ def from_query_params(
         threshold=threshold,
         label_thresholds=label_thresholds,
         hop_s=float(hop),
+        fast=fast,
         median_frames=int(med),
         min_event_s=min_event,
         fill_gap_s=fill_gap,
@@ -419,6 +427,8 @@ def to_query_params(state: ViewState, *, settings: Settings) -> dict[str, str | 
     ):
         if _fmt(value) != _fmt(default):
             out[key] = _fmt(value)
+    if state.fast != d.fast:
+        out["fast"] = "1" if state.fast else "0"
     if state.view != d.view:
         out["view"] = state.view
     if state.t is not None:

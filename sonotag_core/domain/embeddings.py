@@ -33,3 +33,29 @@ class AudioEmbeddings:
     @property
     def duration_s(self) -> float:
         return self.n_samples / SAMPLE_RATE
+
+
+#: what tags the key of embeddings made in fast mode (:func:`embedding_key`)
+FAST_TAG = "+bf16"
+
+
+def embedding_key(checkpoint_sha256: str, fast: bool) -> str:
+    """The key embeddings are kept under (cache, store, search, link reuse): the
+    checkpoint's SHA-256, tagged in fast mode, so bf16 and exact embeddings of the same
+    audio are never mixed up."""
+    return checkpoint_sha256 + FAST_TAG if fast else checkpoint_sha256
+
+
+def key_checkpoint(key: str) -> str:
+    """The checkpoint SHA-256 an :func:`embedding_key` belongs to."""
+    return key.removesuffix(FAST_TAG)
+
+
+def key_is_fast(key: str) -> bool:
+    """Whether an :func:`embedding_key` was made in fast mode."""
+    return key.endswith(FAST_TAG)
+
+
+def key_text(key: str) -> str:
+    """An :func:`embedding_key` for messages: the hash's start, and the mode."""
+    return key_checkpoint(key)[:12] + "…" + (" (fast mode)" if key_is_fast(key) else "")

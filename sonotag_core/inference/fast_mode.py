@@ -35,6 +35,17 @@ def native_bf16(device: str) -> bool:
     )
 
 
+def offered(requested_device: str) -> bool:
+    """Whether fast mode would be faster on the device ``SONOTAG_DEVICE`` selects (the
+    dashboard's toggle is off and disabled where it would not)."""
+    from sonotag_core.inference.model import select_device
+
+    try:
+        return native_bf16(select_device(requested_device))
+    except ModelError:  # cuda asked for, none visible: loading the model says so
+        return False
+
+
 def check_fast_mode(model: LoadedModel) -> None:
     """Raise :class:`ModelError` (what to do instead) where fast mode would not be faster."""
     if not native_bf16(model.device):

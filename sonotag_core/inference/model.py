@@ -303,6 +303,9 @@ def load_model(settings: Settings, progress: ProgressFn = no_progress) -> Loaded
     hook = openflam_hook()
     torch.set_num_threads(settings.threads)
     device = select_device(settings.device)
+    if device.startswith("cuda"):  # the exact path is fp32: no TF32 matmuls or convolutions
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
     progress(Progress("model", 0, 3, "steps", "Locating the OpenFLAM checkpoint"))
     ckpt = resolve_checkpoint(settings, progress)
     progress(Progress("model", 1, 3, "steps", "Building OpenFLAM v1-base"))

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from sonotag_core.access import OPERATOR
-from sonotag_core.domain.embeddings import EMBED_DIM, AudioEmbeddings
+from sonotag_core.domain.embeddings import EMBED_DIM, AudioEmbeddings, embedding_key
 from sonotag_core.domain.events import EventParams, detect_events
 from sonotag_core.domain.labels import LabelSet
 from sonotag_core.domain.progress import EncodeProgress, Progress, ProgressFn, no_progress
@@ -75,7 +75,8 @@ def embed_file(
 
     Memory holds one window plus one decoded block of audio at a time; only the
     embeddings (64 KiB per window, 23 MB per hour) grow with duration. An exception from
-    ``progress`` (a cancel) stops ffmpeg at once and keeps nothing.
+    ``progress`` (a cancel) stops ffmpeg at once and keeps nothing. ``settings.fast``:
+    the encoder runs in bf16 (:mod:`~.inference.fast_mode`).
     """
     check_hop(hop_s)
     hop = hop_samples(hop_s)
@@ -103,7 +104,10 @@ def embed_file(
         with encoder_queue().slot(on_wait=lambda ahead: progress(_queued(ahead))):
             shown_progress.start()
             batches = encode_windows(
-                model, iter_windows(blocks(), hop), batch_size=settings.batch_size
+                model,
+                iter_windows(blocks(), hop),
+                batch_size=settings.batch_size,
+                fast=settings.fast,
             )
             with contextlib.closing(batches):
                 for batch_starts, batch_feats in batches:
@@ -142,10 +146,18 @@ def build_report(
     params: EventParams,
     *,
     hop_s: float,
+    fast: bool,
     settings: Mapping[str, Any] | None = None,
 ) -> Report:
-    """Events from the timeline plus provenance: what every view and export shows."""
-    used = {"hop_s": hop_s, **params.as_settings(), "device": model.device, **(settings or {})}
+    """Events from the timeline plus provenance: what every view and export shows
+    (``fast``: the embeddings were made in fast mode; the exports' settings say so)."""
+    used = {
+        "hop_s": hop_s,
+        **params.as_settings(),
+        "device": model.device,
+        "fast_mode": fast,
+        **(settings or {}),
+    }
     return Report(
         source=source.as_dict(),
         model=model.info,
@@ -167,12 +179,14 @@ def known_embeddings(
     source: SourceInfo,
     *,
     hop_s: float,
+    fast: bool,
     cache: EmbeddingCache | None = None,
     store: Store | None = None,
 ) -> AudioEmbeddings | None:
-    """This audio's embeddings for this model and hop if they exist already: the
-    in-memory cache first, then the result store (float16, converted back to float32)."""
-    key = EmbeddingKey(source.content_id, float(hop_s), model.info.checkpoint_sha256)
+    """This audio's embeddings for this model, hop and mode (exact or fast) if they exist
+    already: the in-memory cache first, then the result store (float16, converted back to
+    float32)."""
+    key = _key(model, source, hop_s, fast)
     emb = cache.get(key) if cache is not None else None
     if emb is None and store is not None:
         try:
@@ -199,7 +213,7 @@ def embed_source(
     Nothing is saved here: the caller decides when a run becomes a stored analysis
     (:func:`save_analysis`).
     """
-    emb = known_embeddings(model, source, hop_s=hop_s, cache=cache, store=store)
+    emb = known_embeddings(model, source, hop_s=hop_s, fast=settings.fast, cache=cache, store=store)
     if emb is None:
         emb = embed_file(
             model,
@@ -210,9 +224,14 @@ def embed_source(
             name=source.display_name,
         )
         if cache is not None:
-            key = EmbeddingKey(source.content_id, float(hop_s), model.info.checkpoint_sha256)
-            cache.put(key, emb)
+            cache.put(_key(model, source, hop_s, settings.fast), emb)
     return emb
+
+
+def _key(model: LoadedModel, source: SourceInfo, hop_s: float, fast: bool) -> EmbeddingKey:
+    return EmbeddingKey(
+        source.content_id, float(hop_s), embedding_key(model.info.checkpoint_sha256, fast)
+    )
 
 
 #: Sources whose audio the store keeps for playback; files and examples keep their own path.
@@ -227,6 +246,7 @@ def save_analysis(
     model: LoadedModel,
     *,
     hop_s: float,
+    fast: bool,
     settings: Mapping[str, Any],
     seconds: float,
     owner: str = OPERATOR,
@@ -250,7 +270,7 @@ def save_analysis(
             embeddings,
             labels,
             hop_s=hop_s,
-            checkpoint_sha256=model.info.checkpoint_sha256,
+            checkpoint_sha256=embedding_key(model.info.checkpoint_sha256, fast),
             model_name=model.info.name,
             settings=settings,
             seconds=seconds,

@@ -21,6 +21,7 @@ from typing import Any
 
 from sonotag_core.access import OPERATOR_VIEWER, Viewer
 from sonotag_core.domain.calibration import Calibration, threshold_origins
+from sonotag_core.domain.embeddings import embedding_key
 from sonotag_core.domain.events import EventParams
 from sonotag_core.domain.labels import LabelSet
 from sonotag_core.domain.progress import ProgressFn, no_progress
@@ -107,6 +108,12 @@ class Service:
         if self.texts is None:
             self.texts = TextCache(self.model)
 
+    @property
+    def embedding_key(self) -> str:
+        """What this service's embeddings are kept under: the checkpoint, and whether fast
+        mode makes them (:func:`~.fast_mode.embedding_key`)."""
+        return embedding_key(self.model.info.checkpoint_sha256, self.settings.fast)
+
     # ---------------------------------------------------------------- sources
 
     def link_source(
@@ -122,7 +129,7 @@ class Service:
                     self.store,
                     link.url,
                     hop_s=hop_s,
-                    checkpoint_sha256=self.model.info.checkpoint_sha256,
+                    key=self.embedding_key,
                 )
             except SonoTagError:  # an unreadable store costs a download, not the run
                 info = None
@@ -142,8 +149,8 @@ class Service:
     def search(
         self, label: str, *, top_k: int = 20, viewer: Viewer = OPERATOR_VIEWER
     ) -> list[SearchHit]:
-        """The moments of all stored audio (that ``viewer`` may see, made with this model)
-        where ``label`` is most probable, best first."""
+        """The moments of all stored audio (that ``viewer`` may see, made with this model
+        in this mode: exact or fast) where ``label`` is most probable, best first."""
         if self.store is None:
             raise SonoTagError(
                 "The Library cannot be read on this server, so there is nothing to search."
@@ -154,7 +161,7 @@ class Service:
             self.texts,
             label,
             top_k=top_k,
-            checkpoint_sha256=self.model.info.checkpoint_sha256,
+            checkpoint_sha256=self.embedding_key,
             max_label_chars=self.settings.max_label_chars,
             visible_to=viewer.scope,
         )
@@ -233,7 +240,13 @@ class Service:
         timeline = self.timeline(analysed, labels)
         extra = {**self._threshold_origins(params), **(extra or {})}
         report = build_report(
-            analysed.source, timeline, self.model, params, hop_s=analysed.hop_s, settings=extra
+            analysed.source,
+            timeline,
+            self.model,
+            params,
+            hop_s=analysed.hop_s,
+            fast=analysed.fast,
+            settings=extra,
         )
         if reviews and analysed.analysis_id and self.store is not None:
             try:

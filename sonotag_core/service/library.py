@@ -19,7 +19,13 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from sonotag_core.access import OPERATOR_VIEWER, AccessError, Viewer, can_list, check_change
-from sonotag_core.domain.embeddings import AudioEmbeddings
+from sonotag_core.domain.embeddings import (
+    AudioEmbeddings,
+    embedding_key,
+    key_checkpoint,
+    key_is_fast,
+    key_text,
+)
 from sonotag_core.domain.labels import LabelSet
 from sonotag_core.domain.progress import ProgressFn, no_progress
 from sonotag_core.errors import ModelError, NotFoundError, SonoTagError
@@ -27,7 +33,7 @@ from sonotag_core.inference.embedding_cache import EmbeddingCache
 from sonotag_core.inference.model import LoadedModel
 from sonotag_core.media.sources import Link, SourceInfo, parse_link
 from sonotag_core.service.analysis import embed_source, known_embeddings, save_analysis
-from sonotag_core.settings import Settings
+from sonotag_core.settings import DEFAULTS, Settings
 from sonotag_core.store.database import MEDIA_DIR, AnalysisSummary, MediaUsage, Store, StoreError
 from sonotag_core.untrusted import quoted
 
@@ -49,6 +55,7 @@ class Analysed:
     reused: bool = False  # the embeddings were stored or cached: no audio encoding ran
     unsaved: str | None = None  # why the store could not keep this run (each front end says it)
     settings: Mapping[str, Any] = field(default_factory=dict)  # what it was stored with
+    fast: bool = DEFAULTS.fast  # its embeddings were made in fast mode (bf16)
 
 
 def describe(summary: AnalysisSummary, label_chars: int = 60) -> str:
@@ -76,10 +83,10 @@ def open_analysis(store: Store, model: LoadedModel, analysis_id: str) -> Analyse
             f"There is no analysis {analysis_id} in the Library of this server: it was deleted, "
             "or the link comes from another SonoTag server. Analyse the audio again."
         )
-    if stored.checkpoint_sha256 != model.info.checkpoint_sha256:
+    if key_checkpoint(stored.checkpoint_sha256) != model.info.checkpoint_sha256:
         raise ModelError(
             f"Analysis {analysis_id} was made with another OpenFLAM checkpoint "
-            f"({stored.checkpoint_sha256[:12]}…); this server runs "
+            f"({key_text(stored.checkpoint_sha256)}); this server runs "
             f"{model.info.checkpoint_sha256[:12]}…. Analyse the audio again to get comparable "
             "numbers."
         )
@@ -98,6 +105,7 @@ def open_analysis(store: Store, model: LoadedModel, analysis_id: str) -> Analyse
         stored.labels,
         warning,
         settings=dict(stored.settings),
+        fast=key_is_fast(stored.checkpoint_sha256),
     )
 
 
@@ -138,15 +146,14 @@ def _same_link(stored: str | None, canonical: str) -> bool:
     return link is not None and link.url == canonical
 
 
-def stored_link(
-    store: Store, url: str, *, hop_s: float, checkpoint_sha256: str
-) -> SourceInfo | None:
-    """The kept audio of a link whose embeddings for this hop and model are stored, so it
-    needs neither a download nor the audio encoder; else None."""
+def stored_link(store: Store, url: str, *, hop_s: float, key: str) -> SourceInfo | None:
+    """The kept audio of a link whose embeddings for this hop and model (``key``:
+    :func:`~.fast_mode.embedding_key`) are stored, so it needs neither a download nor the
+    audio encoder; else None."""
     source = find_link_source(store, url)
     if source is None or not source.path.is_file():
         return None
-    if store.latest_analysis_id(source.content_id, hop_s, checkpoint_sha256) is None:
+    if store.latest_analysis_id(source.content_id, hop_s, key) is None:
         return None
     return source
 
@@ -176,13 +183,14 @@ def run(
     dashboard: pressing Analyze again never adds a duplicate).
     """
     t0 = time.perf_counter()
-    sha = model.info.checkpoint_sha256
+    fast = settings.fast
+    sha = embedding_key(model.info.checkpoint_sha256, fast)
     existing = _safe(
         lambda s: s.latest_analysis_id(source.content_id, hop_s, sha, visible_to=viewer.scope),
         store,
     )
     try:
-        emb = known_embeddings(model, source, hop_s=hop_s, cache=cache, store=store)
+        emb = known_embeddings(model, source, hop_s=hop_s, fast=fast, cache=cache, store=store)
         reused = emb is not None
         if emb is None:
             emb = embed_source(
@@ -194,9 +202,9 @@ def run(
         raise
     seconds = time.perf_counter() - t0
     if store is None:
-        return Analysed(source, emb, hop_s, seconds, labels=labels, reused=reused)
+        return Analysed(source, emb, hop_s, seconds, labels=labels, reused=reused, fast=fast)
     if existing is not None and not save:
-        return Analysed(source, emb, hop_s, seconds, existing, labels, reused=reused)
+        return Analysed(source, emb, hop_s, seconds, existing, labels, reused=reused, fast=fast)
     mine = None
     if update_existing:
         mine = _safe(
@@ -211,6 +219,7 @@ def run(
             labels,
             model,
             hop_s=hop_s,
+            fast=fast,
             settings=dict(run_settings or {}),
             seconds=seconds,
             owner=viewer.owner,
@@ -228,6 +237,7 @@ def run(
             f"{exc} The results below are not saved in the Library.",
             reused,
             unsaved=str(exc),
+            fast=fast,
         )
     return Analysed(
         replace(kept, start_s=source.start_s),
@@ -237,6 +247,7 @@ def run(
         analysis_id,
         labels,
         reused=reused,
+        fast=fast,
     )
 
 
