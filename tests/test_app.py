@@ -546,7 +546,7 @@ def test_the_hop_control_encodes_a_stored_analysis_at_the_new_hop(app_env, tmp_p
     calls = sum(encoder_calls)
     at.radio(key="hop").set_value(5.0).run()
     assert at.session_state.result.hop_s == 10.0 and qp(at, "hop") in ([], ["10"])  # as shown
-    assert any("Shown with a 10-s window hop" in c for c in texts(at, "caption"))
+    assert any("Shown as encoded with a 10-s hop" in c for c in texts(at, "caption"))
     assert sum(encoder_calls) == calls  # nothing encoded yet
     analyze_button(at).click().run()
     assert not at.exception, at.exception
