@@ -145,7 +145,7 @@ def run(args: argparse.Namespace, settings: Settings, progress) -> int:
 
 def batch_spec(checkpoint_sha256: str, labels, hop_s: float, params):
     """What every part of this output is made with (``_batch.json``). ``checkpoint_sha256``
-    is the embedding key (:func:`~.fast_mode.embedding_key`): tagged ``+bf16`` in fast
+    is the embedding key (:func:`~.embeddings.embedding_key`): tagged ``+bf16`` in fast
     mode, so a rerun in the other mode is refused and an attached output opens as fast."""
     from sonotag_core.archive.parts import SCHEMA_VERSION, BatchSpec
     from sonotag_core.inference.model import MODEL_NAME

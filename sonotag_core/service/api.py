@@ -111,7 +111,7 @@ class Service:
     @property
     def embedding_key(self) -> str:
         """What this service's embeddings are kept under: the checkpoint, and whether fast
-        mode makes them (:func:`~.fast_mode.embedding_key`)."""
+        mode makes them (:func:`~.embeddings.embedding_key`)."""
         return embedding_key(self.model.info.checkpoint_sha256, self.settings.fast)
 
     # ---------------------------------------------------------------- sources

@@ -148,7 +148,7 @@ def _same_link(stored: str | None, canonical: str) -> bool:
 
 def stored_link(store: Store, url: str, *, hop_s: float, key: str) -> SourceInfo | None:
     """The kept audio of a link whose embeddings for this hop and model (``key``:
-    :func:`~.fast_mode.embedding_key`) are stored, so it needs neither a download nor the
+    :func:`~.embeddings.embedding_key`) are stored, so it needs neither a download nor the
     audio encoder; else None."""
     source = find_link_source(store, url)
     if source is None or not source.path.is_file():
