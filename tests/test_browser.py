@@ -92,6 +92,22 @@ def wait_idle(page, timeout_ms: int = 120_000) -> None:
     )
 
 
+def press_until(page, button, outcome, timeout_ms: int = 60_000) -> None:
+    """Press ``button`` until ``outcome`` shows. A press that lands while Streamlit is
+    still laying the page out (a table drawing its canvas, a phone's sidebar folding
+    away) can miss the button, one CI run in many; a visitor presses again. Pressed
+    again only if, with the script idle, nothing happened and the button is still there,
+    so a press that did register is never repeated."""
+    button.click()
+    with contextlib.suppress(AssertionError):
+        sync_api.expect(outcome).to_be_visible(timeout=timeout_ms // 2)
+        return
+    wait_idle(page)
+    if not outcome.is_visible() and button.is_visible():
+        button.click()
+    sync_api.expect(outcome).to_be_visible(timeout=timeout_ms)
+
+
 def download(page, name: str) -> Path:
     """Click a download button and return the file; single formats sit in the "One
     format" menu. Export buttons generate their file on click (deferred): a click that

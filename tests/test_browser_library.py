@@ -11,7 +11,15 @@ from pathlib import Path
 
 import pytest
 from audiogen import make_audio
-from test_browser import ARTIFACTS, CHROMIUM, RESULTS, streamlit_server, sync_api, wait_idle
+from test_browser import (
+    ARTIFACTS,
+    CHROMIUM,
+    RESULTS,
+    press_until,
+    streamlit_server,
+    sync_api,
+    wait_idle,
+)
 from test_browser import browser as browser  # noqa: F401  (the shared Chromium fixture)
 
 from sonotag_core.domain.labels import LabelSet
@@ -272,8 +280,7 @@ def test_a_batch_output_attached_on_the_library_page_opens_and_plays(
         page.get_by_text("Batch outputs (1 attached)").click()
         detach = page.get_by_role("button", name="Detach")
         expect(detach).to_be_visible()
-        detach.click()
-        expect(page.get_by_text("Nothing stored yet")).to_be_visible(timeout=60_000)
+        press_until(page, detach, page.get_by_text("Nothing stored yet"))
         wait_idle(page)
         expect(page.get_by_text("3 analyses removed; its files stay.")).to_be_visible()
         # the copy kept to play the opened file went with its analysis

@@ -63,6 +63,7 @@ def encode_windows(
     for batch in _batches(windows, batch_size_for(batch_size, model.device)):
         x = torch.from_numpy(np.stack([w.samples for w in batch]))
         with model.lock, torch.inference_mode():
+            model.use_encoder("audio")
             feats = features(x.to(model.device))
         feats = feats.float().cpu().numpy()
         if feats.shape[1:] != (FRAMES_PER_WINDOW, EMBED_DIM):

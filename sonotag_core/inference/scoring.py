@@ -86,6 +86,7 @@ def encode_texts(
         return_tensors="pt",
     )
     with model.lock, torch.inference_mode():
+        model.use_encoder("text")
         branch = net.text_branch(
             input_ids=tokens["input_ids"].to(model.device),
             attention_mask=tokens["attention_mask"].to(model.device),
