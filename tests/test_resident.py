@@ -7,6 +7,7 @@ shares, and this test session keeps other models of the same checkpoint loaded."
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -57,9 +58,12 @@ PROBE = textwrap.dedent(
 )
 
 
-def test_each_encoder_leaves_memory_while_the_other_runs_and_returns_unchanged(settings):
+def test_each_encoder_leaves_memory_while_the_other_runs_and_returns_unchanged(settings, tmp_path):
+    # its own copy of the checkpoint: the kernel keeps pages another mapping shares, and
+    # this session's model maps the generated one
+    hub = shutil.copytree(settings.model_dir, tmp_path / "hub", symlinks=True)
     out = subprocess.run(
-        [sys.executable, "-c", PROBE, settings.model_dir],
+        [sys.executable, "-c", PROBE, str(hub)],
         check=True,
         capture_output=True,
         text=True,

@@ -40,6 +40,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from sonotag_core.domain.spans import merge_overlapping
 from sonotag_core.domain.timefmt import clock
 from sonotag_core.errors import TruthError
 from sonotag_core.untrusted import quoted, shown
@@ -736,12 +737,6 @@ def _merged(
     """``rows`` with overlapping events of each ``shared`` label joined."""
     kept = [r for r in rows if r[2] not in shared]
     for label in shared:
-        spans = sorted((on, off) for on, off, lab in rows if lab == label)
-        joined: list[list[float]] = []
-        for on, off in spans:
-            if joined and on <= joined[-1][1]:
-                joined[-1][1] = max(joined[-1][1], off)
-            else:
-                joined.append([on, off])
+        joined = merge_overlapping((on, off) for on, off, lab in rows if lab == label)
         kept.extend((on, off, label) for on, off in joined)
     return kept

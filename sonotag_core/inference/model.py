@@ -298,8 +298,8 @@ class LoadedModel:
         not both (about 0.33 GB less at the peak of an encode). The price, only on a switch,
         is reading them back from the page cache: ~0.25 s for the text encoder."""
         if self.last_used and self.last_used != encoder:
-            other = self.net.text_branch if encoder == "audio" else self.net.audio_branch
-            page_out(other)
+            other = "text_branch" if encoder == "audio" else "audio_branch"
+            page_out(getattr(self.net, other, None))
         self.last_used = encoder
 
     def use_threads(self, threads: int) -> None:

@@ -17,6 +17,8 @@ import mmap
 import sys
 from typing import Any
 
+from sonotag_core.domain.spans import merge_overlapping
+
 log = logging.getLogger(__name__)
 
 #: linux/mman.h, Linux >= 5.4: reclaim these pages now (an older kernel answers EINVAL).
@@ -41,28 +43,25 @@ _MADVISE = _madvise()
 def weight_ranges(module: Any) -> list[tuple[int, int]]:
     """The page-aligned (start, end) address ranges of ``module``'s CPU weights, merged;
     a page partly shared with another tensor is left alone."""
-    spans = sorted(
+    spans = merge_overlapping(
         {
             (s.data_ptr(), s.data_ptr() + s.nbytes())
             for p in [*module.parameters(), *module.buffers()]
             if p.device.type == "cpu" and (s := p.untyped_storage()).nbytes()
         }
     )
-    merged: list[list[int]] = []
-    for start, end in spans:
-        if merged and start <= merged[-1][1]:
-            merged[-1][1] = max(merged[-1][1], end)
-        else:
-            merged.append([start, end])
     page = mmap.PAGESIZE
-    aligned = [(-(-a // page) * page, b // page * page) for a, b in merged]
+    aligned = [(-(-a // page) * page, b // page * page) for a, b in spans]
     return [(a, b) for a, b in aligned if b > a]
 
 
 def page_out(module: Any) -> int:
     """Ask the kernel to reclaim ``module``'s weight pages now; returns the bytes asked
-    for (0 where the platform cannot). Never fails: this only lowers resident memory."""
-    if _MADVISE is None:
+    for (0 where the platform cannot, or for what holds no torch weights). Never fails:
+    this only lowers resident memory."""
+    import torch
+
+    if _MADVISE is None or not isinstance(module, torch.nn.Module):
         return 0
     asked = 0
     for start, end in weight_ranges(module):
