@@ -28,7 +28,7 @@ VIEWS = {"timeline": "Timelines", "heatmap": "Heatmap", "events": "Events", "sco
 HOPS = {10.0: "10 s (fast)", 5.0: "5 s (50 % overlap, 2x slower)"}
 UPLOAD_TYPES = ["wav", "mp3", "flac", "ogg", "opus", "m4a", "aac", "webm", "mp4", "mkv", "mov"]
 FAST_HELP = (
-    "Encodes the audio in bfloat16: about 2x faster, every probability within 0.01 of the "
+    "Encodes the audio in bfloat16: 1.6-2x faster, every probability within 0.01 of the "
     "exact path. Kept apart from exact analyses; exports and the share link say it was used."
 )
 FAST_REFUSED = (

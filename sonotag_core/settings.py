@@ -56,6 +56,18 @@ def _device(value: str) -> None:
         raise ConfigError(f"SONOTAG_DEVICE must be auto, cpu or cuda[:N], not {quoted(value)}.")
 
 
+#: SONOTAG_BACKEND's values (:mod:`sonotag_core.inference.backend` says what each does)
+BACKENDS = ("auto", "torch", "onednn")
+
+
+def _backend(value: str) -> None:
+    if value not in BACKENDS:
+        raise ConfigError(
+            f"SONOTAG_BACKEND must be {', '.join(BACKENDS[:-1])} or {BACKENDS[-1]}, "
+            f"not {quoted(value)}."
+        )
+
+
 def _at_least(low: int, name: str, meaning: str = "") -> Check:
     def check(value: int) -> None:
         if value < low:
@@ -112,6 +124,13 @@ class Settings:
         "the hub cache.",
     )
     device: str = setting("auto", "auto (cuda if present, else cpu), cpu, or cuda[:N].", _device)
+    backend: str = setting(
+        "auto",
+        "Exact audio-encoder backend: torch (openflam's modules as they are), onednn (the "
+        "same fp32 maths through oneDNN's inner product and fused attention, ~1.4x on a "
+        "2-core EPYC) or auto (onednn on a CPU where it runs, else torch).",
+        _backend,
+    )
     threads: int = setting(
         0,
         "CPU threads for inference (torch.set_num_threads); 0 = the cores this process may "
@@ -125,7 +144,7 @@ class Settings:
     )
     fast: bool = setting(
         False,
-        "Fast mode: the audio encoder in bfloat16, about 2x faster on CPUs with AMX or "
+        "Fast mode: the audio encoder in bfloat16, 1.6-2x faster on CPUs with AMX or "
         "AVX512-BF16 (and GPUs), probabilities within 0.01 of the exact path. Refused where "
         "the hardware has no native bf16. Its embeddings are kept apart from exact ones.",
     )

@@ -34,6 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 #: A value each checked setting must refuse (a row whose check is missing here fails below).
 BAD_VALUES: dict[str, str] = {
     "device": "gpu",
+    "backend": "openvino",
     "batch_size": "-1",
     "max_duration_s": "nan",
     "max_labels": "0",

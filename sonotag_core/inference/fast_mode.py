@@ -4,7 +4,10 @@ Measured on this project's 2-core Xeon (Sapphire Rapids: AMX and AVX512-BF16) wi
 full-size model, 4 windows per batch (``bench/pipeline.py`` prints ``fast_vs_exact`` and
 ``fast_max_prob_err``; the issue-13 note has the alternatives):
 
-* bf16 autocast: 2.1x the exact fp32 path, max probability error 0.003;
+* bf16 autocast: 2.1x openflam's fp32 modules on a Xeon, 1.57-1.68x the oneDNN exact
+  backend (:mod:`.backend`) on an AMD EPYC, max probability error 0.003-0.004; under
+  autocast the backend's modules run openflam's own forward; bf16 through oneDNN's inner
+  product instead was slower (1.40x);
 * int8 dynamic quantisation of the Linear layers (per channel, torch's x86/fbgemm/onednn
   engines): 1.35-1.5x at 0.012, over the 0.01 bound; so it is not offered.
 

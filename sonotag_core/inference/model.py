@@ -38,6 +38,7 @@ from typing import Any
 from sonotag_core.domain.progress import Progress, ProgressFn, no_progress
 from sonotag_core.domain.report import ModelInfo
 from sonotag_core.errors import ModelError
+from sonotag_core.inference.backend import apply_backend, choose_backend
 from sonotag_core.inference.resident import page_out
 from sonotag_core.settings import Settings
 
@@ -282,6 +283,8 @@ class LoadedModel:
     checkpoint_path: Path
     info: ModelInfo
     threads: int
+    #: the exact audio encoder's backend (:mod:`.backend`): "torch" or "onednn"
+    backend: str = "torch"
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     #: the encoder ("audio" or "text") whose weights the last inference call read
     last_used: str = field(default="", repr=False)
@@ -352,9 +355,11 @@ def load_model(settings: Settings, progress: ProgressFn = no_progress) -> Loaded
         ) from exc
     flam.to(device)
     flam.eval()
+    backend = choose_backend(settings.backend, device)
+    log.info("audio encoder backend %s (%d modules)", backend, apply_backend(flam.model, backend))
     info = ModelInfo(MODEL_NAME, openflam_version(), checkpoint_sha256(ckpt))
     progress(Progress("model", 3, 3, "steps", "Model ready"))
-    return LoadedModel(flam, device, ckpt, info, settings.threads)
+    return LoadedModel(flam, device, ckpt, info, settings.threads, backend=backend)
 
 
 def fetch_model(settings: Settings, progress: ProgressFn = no_progress) -> Path:

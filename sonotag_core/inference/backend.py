@@ -1,0 +1,160 @@
+"""The exact audio-encoder backend: openflam's modules as they are, or the same fp32
+arithmetic through oneDNN.
+
+Measured on this project's 2-core machines with the full-size model, 4 windows a batch
+(``bench/pipeline.py`` prints ``exact_backend_vs_torch``): torch's own ``nn.Linear`` goes
+to MKL's sgemm, which reached 60-140 GFLOP/s on HTSAT's tall-skinny shapes (4096-16384
+tokens x 96-768 channels) on an AMD EPYC, where oneDNN's inner product reached 150-190.
+The "onednn" backend therefore
+
+* runs every ``Linear`` of the audio encoder and its projection as oneDNN's inner product
+  (``torch.ops.mkldnn._linear_pointwise``, what torch's own inductor emits for frozen
+  CPU graphs), the MLPs with GELU fused into the first one;
+* runs the Swin window attention as one fused ``scaled_dot_product_attention`` with the
+  relative-position bias (plus the shift mask) as its additive mask, and stops building
+  the per-layer attention maps openflam averages and never reads.
+
+Same weights (no copy: the memory-mapped tensors are read in place, so
+:mod:`.resident` still pages them out), same fp32 maths, another summation order:
+features within ~2e-7 of openflam's, probabilities within 1e-5 of its own
+``get_local_similarity`` (``tests/test_fidelity.py`` runs against it). OpenVINO
+(0.55-0.66x) and onnxruntime (0.85x) were measured slower than torch here and are not
+offered.
+
+Only where oneDNN can run it: on CPU, with torch built with oneDNN, and where a probe
+gives torch's own answer; anything else keeps openflam's modules with a log line.
+Under autocast (fast mode) each patched module runs openflam's own forward, which
+autocast knows how to cast.
+"""
+
+from __future__ import annotations
+
+import logging
+import types
+from typing import Any
+
+from sonotag_core.settings import BACKENDS
+
+log = logging.getLogger(__name__)
+
+__all__ = ["BACKENDS", "apply_backend", "choose_backend", "onednn_works"]
+
+
+def _autocast(x: Any) -> bool:
+    import torch
+
+    return x.dtype != torch.float32 or torch.is_autocast_enabled(x.device.type)
+
+
+def _linear(self: Any, x: Any) -> Any:
+    import torch
+
+    if _autocast(x):
+        return type(self).forward(self, x)
+    return torch.ops.mkldnn._linear_pointwise(x, self.weight, self.bias, "none", [], "")
+
+
+def _mlp(self: Any, x: Any) -> Any:
+    """openflam's ``Mlp`` (fc1, exact GELU, fc2; dropout is identity in eval) in two calls."""
+    import torch
+
+    if _autocast(x):
+        return type(self).forward(self, x)
+    linear = torch.ops.mkldnn._linear_pointwise
+    hidden = linear(x, self.fc1.weight, self.fc1.bias, "gelu", [], "none")
+    return linear(hidden, self.fc2.weight, self.fc2.bias, "none", [], "")
+
+
+def _window_attention(self: Any, x: Any, mask: Any = None) -> Any:
+    """openflam's ``WindowAttention.forward`` (softmax(q k^T scale + bias + mask) v, then
+    the projection) as one fused attention call; returns no attention map (a 1-element
+    placeholder: openflam only stacks and averages it)."""
+    import torch.nn.functional as F
+
+    if _autocast(x):
+        return type(self).forward(self, x, mask)
+    b_, n, c = x.shape
+    heads = self.num_heads
+    qkv = self.qkv(x).reshape(b_, n, 3, heads, c // heads).permute(2, 0, 3, 1, 4)
+    q, k, v = qkv[0], qkv[1], qkv[2]
+    bias = self.sonotag_bias
+    if mask is None:
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias[None], scale=self.scale)
+    else:  # (B*nW, h, N, d) -> (B, nW*h, N, d) so the (nW, h, N, N) mask broadcasts over B
+        windows = mask.shape[0]
+        grouped = (b_ // windows, windows * heads, n, c // heads)
+        full_mask = (bias[None] + mask[:, None]).reshape(1, windows * heads, n, n)
+        out = F.scaled_dot_product_attention(
+            q.reshape(grouped), k.reshape(grouped), v.reshape(grouped),
+            attn_mask=full_mask, scale=self.scale,
+        ).reshape(b_, heads, n, c // heads)  # fmt: skip
+    return self.proj(out.transpose(1, 2).reshape(b_, n, c)), x.new_zeros(1)
+
+
+def _relative_bias(attn: Any) -> Any:
+    """The (heads, N, N) relative-position bias openflam rebuilds on every call."""
+    n = attn.window_size[0] * attn.window_size[1]
+    table = attn.relative_position_bias_table[attn.relative_position_index.view(-1)]
+    return table.view(n, n, -1).permute(2, 0, 1).contiguous().detach()
+
+
+def _exact_gelu(act: Any) -> bool:
+    import torch
+
+    return isinstance(act, torch.nn.GELU) and act.approximate == "none"
+
+
+def onednn_works() -> bool:
+    """Whether oneDNN's inner product runs here and gives torch's answer (a tiny probe)."""
+    import torch
+
+    try:
+        if not torch.backends.mkldnn.is_available():
+            return False
+        gen = torch.Generator().manual_seed(0)
+        x, w, b = (torch.randn(*s, generator=gen) for s in ((3, 5, 8), (6, 8), (6,)))
+        with torch.inference_mode():
+            got = torch.ops.mkldnn._linear_pointwise(x, w, b, "gelu", [], "none")
+            want = torch.nn.functional.gelu(torch.nn.functional.linear(x, w, b))
+        return bool(torch.allclose(got, want, rtol=0, atol=1e-5))
+    except (RuntimeError, AttributeError):  # op missing from this build, or refused
+        log.info("oneDNN probe failed", exc_info=True)
+        return False
+
+
+def choose_backend(requested: str, device: str) -> str:
+    """The backend ``requested`` ("auto", "torch", "onednn") gives on ``device``: "auto"
+    is "onednn" on a CPU where it runs, else "torch"; "onednn" where it cannot run falls
+    back to "torch" with a log line, never a broken analysis."""
+    if requested == "torch":
+        return "torch"
+    if device == "cpu" and onednn_works():
+        return "onednn"
+    if requested == "onednn":
+        log.warning("SONOTAG_BACKEND=onednn cannot run on %s here; using torch", device)
+    return "torch"
+
+
+def apply_backend(net: Any, backend: str) -> int:
+    """Route ``net``'s audio encoder through ``backend`` (per instance: another openflam
+    object in the process keeps its own modules); returns how many modules now run it."""
+    if backend != "onednn":
+        return 0
+    import torch
+
+    audio = [getattr(net, "audio_branch", None), getattr(net, "audio_projection", None)]
+    done = 0
+    for part in (p for p in audio if isinstance(p, torch.nn.Module)):
+        for module in part.modules():
+            kind = type(module).__name__
+            if kind == "WindowAttention" and hasattr(module, "relative_position_index"):
+                module.sonotag_bias = _relative_bias(module)
+                module.forward = types.MethodType(_window_attention, module)
+            elif kind == "Mlp" and _exact_gelu(getattr(module, "act", None)):
+                module.forward = types.MethodType(_mlp, module)
+            elif isinstance(module, torch.nn.Linear):
+                module.forward = types.MethodType(_linear, module)  # type: ignore[method-assign]
+            else:
+                continue
+            done += 1
+    return done
