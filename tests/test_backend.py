@@ -42,10 +42,12 @@ def test_auto_runs_the_audio_encoder_on_onednn_with_openflams_features(model, re
     assert "mkldnn::_linear_pointwise" in ops  # the Linear layers and fused MLPs
     assert "aten::_scaled_dot_product_flash_attention_for_cpu" in ops  # window attention
     assert "aten::addmm" not in ops
+    assert "aten::_fft_r2c" in ops  # the spectrogram as one FFT
     # openflam's own object in the same process was left alone: its Linear layers are
     # torch's, and it computes the same features
     ref_feats, ref_ops = _ops_run(reference.model, windows)
     assert "aten::addmm" in ref_ops and "mkldnn::_linear_pointwise" not in ref_ops
+    assert "aten::_fft_r2c" not in ref_ops
     np.testing.assert_allclose(feats, ref_feats, rtol=0, atol=1e-5)
 
 
@@ -88,3 +90,25 @@ def test_a_failed_probe_loads_a_working_torch_model(settings, monkeypatch, windo
     assert "mkldnn::_linear_pointwise" not in ops
     ref_feats, _ = _ops_run(reference.model, windows)
     np.testing.assert_array_equal(feats, ref_feats)  # openflam's own modules, bit for bit
+
+
+def test_the_fft_spectrogram_replaces_only_the_exact_windowed_dft():
+    """torchlibrosa's conv spectrogram gets the FFT only while its frozen weights are the
+    Hann-windowed DFT; then both give the same power spectrogram."""
+    import types
+
+    from torchlibrosa.stft import Spectrogram
+
+    spec = Spectrogram(n_fft=64, hop_length=16, win_length=64, window="hann").eval()
+    x = torch.from_numpy(np.random.default_rng(1).standard_normal((2, 1000)).astype(np.float32))
+    window = backend._hann_dft(spec)
+    assert window is not None
+    with torch.inference_mode():
+        want = spec(x)
+        spec.sonotag_window = window
+        got = types.MethodType(backend._power_spectrogram, spec)(x)
+    assert got.shape == want.shape == (2, 1, 63, 33)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+    with torch.no_grad():
+        spec.stft.conv_imag.weight[3, 0, 5] += 1e-3  # a fine-tuned front-end: not a DFT
+    assert backend._hann_dft(spec) is None
