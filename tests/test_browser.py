@@ -132,6 +132,17 @@ def player(page):
     return page.locator(RESULTS).first
 
 
+def hold_playback(page) -> None:
+    """Make the page's <audio> elements count play() calls instead of playing. A playing
+    element's currentTime runs on between a seek's end and its "seeked" handler, by more
+    than 0.05 s on a loaded machine; held, it stays where the seek put it, so the test
+    reads the seek itself and, from ``window.__plays``, that playing was asked for."""
+    page.evaluate(
+        "() => { window.__plays = 0; HTMLMediaElement.prototype.play = function () {"
+        " window.__plays += 1; return Promise.resolve(); }; }"
+    )
+
+
 def seeked_to(page) -> float:
     """Where the player's <audio> element really went after its last seek."""
     page.wait_for_function(
@@ -225,6 +236,7 @@ def test_an_event_row_plays_from_its_exact_onset(server, browser):
         f"() => Math.abs(parseFloat({wb}.selectedOnset) - {onset}) < 1e-6"
         f" && Math.abs(parseFloat({wb}.seekedTo) - {onset}) <= 0.05"
     )
+    hold_playback(page)
     for _ in range(3):  # a tick that lands while a loaded machine still lays the grid out
         grid.click(position={"x": 14, "y": 35 * (row + 1) + 17})  # its row-selection cell
         try:
@@ -236,6 +248,7 @@ def test_an_event_row_plays_from_its_exact_onset(server, browser):
                 break
     assert page.evaluate(there), "the event row never moved the player to its onset"
     assert abs(seeked_to(page) - onset) <= 0.05, (seeked_to(page), onset)
+    assert page.evaluate("window.__plays") >= 1  # and plays from there
     page.screenshot(path=str(ARTIFACTS / "13-event-row-seek.png"), full_page=True)
     ctx.close()
 
@@ -299,6 +312,7 @@ def test_a_keyboard_review_survives_a_reload(server, browser):
     wait_idle(page)
     assert int(player(page).get_attribute("data-events")) >= 1
     page.get_by_role("heading", level=3).first.click()  # focus out of the text boxes
+    hold_playback(page)
     page.keyboard.press("n")
     expect(player(page)).not_to_have_attribute("data-selected-onset", "", timeout=30_000)
     onset = float(player(page).get_attribute("data-selected-onset"))
@@ -311,6 +325,7 @@ def test_a_keyboard_review_survives_a_reload(server, browser):
         timeout=30_000,
     )
     assert abs(seeked_to(page) - onset) <= 0.05
+    assert page.evaluate("window.__plays") >= 1  # n plays the event it selects
     page.keyboard.press("a")
     expect(page.get_by_text("1 of", exact=False).first).to_be_visible(timeout=30_000)
     wait_idle(page)
