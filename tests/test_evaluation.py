@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sonotag_core.domain import evaluation
+from sonotag_core.domain import sed_scoring
 from sonotag_core.domain.evaluation import COLUMNS, evaluate, score_frame
 from sonotag_core.domain.timeline import Timeline
 from sonotag_core.domain.windows import FRAME_S
@@ -88,7 +88,7 @@ def test_nothing_to_evaluate_is_a_clear_error():
 def test_the_adapter_matches_the_librarys_own_reference():
     """pandas 3 hands out read-only arrays; the Cython step gets writable copies and gives
     what sed_scores_eval's pure-Python reference of the same step gives."""
-    evaluation._writable_detection()
+    sed_scoring.writable_detection()
     from sed_scores_eval.base_modules import detection, statistics
 
     rng = np.random.default_rng(5)

@@ -16,7 +16,8 @@ import pytest
 from sonotag_core.dashboard import evaluation_charts as charts
 from sonotag_core.dashboard.charts import label_colors
 from sonotag_core.domain import evaluation_curves as curves
-from sonotag_core.domain.evaluation import COLLARS, PSDS1, score_frame
+from sonotag_core.domain.evaluation import score_frame
+from sonotag_core.domain.sed_scoring import COLLARS, PSDS1
 from sonotag_core.domain.timeline import Timeline
 
 N = 64  # 20 s of 0.3125-s frames

@@ -27,8 +27,9 @@ pytest.importorskip("psds_eval")
 
 from psds_eval_compat import patched  # noqa: E402
 
-from sonotag_core.domain import evaluation  # noqa: E402
-from sonotag_core.domain.evaluation import PSDS1, PSDS2, PSDS_COMMON, evaluate  # noqa: E402
+from sonotag_core.domain import sed_scoring  # noqa: E402
+from sonotag_core.domain.evaluation import evaluate  # noqa: E402
+from sonotag_core.domain.sed_scoring import PSDS1, PSDS2, PSDS_COMMON  # noqa: E402
 from sonotag_core.domain.timeline import Timeline  # noqa: E402
 from sonotag_core.domain.windows import FRAME_S  # noqa: E402
 
@@ -240,7 +241,7 @@ def psds_eval_reference(name: str, scenario_name: str) -> tuple[float, dict[str,
 
 def sed_scores_eval_psds(case: Case, scenario: Mapping[str, Any]) -> float:
     """PSDS by sed_scores_eval on the case's score DataFrames, as SonoTag calls it."""
-    evaluation._writable_detection()  # SonoTag's pandas-3 adapter for the Cython step
+    sed_scoring.writable_detection()  # SonoTag's pandas-3 adapter for the Cython step
     from sed_scores_eval import intersection_based
     from sed_scores_eval.base_modules.scores import create_score_dataframe
 

@@ -8,17 +8,12 @@ F1 (the calibration :mod:`.calibration` offers). Scores are the timeline's frame
 probabilities as they are, one row per 0.3125-s frame, so these numbers describe the
 model's output, not SonoTag's event merging.
 
-pandas 3 and sed_scores_eval 0.0.4: pandas 3's copy-on-write hands out read-only arrays
-and the library's Cython detection step asks for writable buffers ("buffer source array
-is read-only"). :func:`_writable_detection` gives that one step private writable copies
-(installed once, on first use), so SonoTag keeps pandas 3 for everything else; the
-adapter is tested against the library's own pure-Python reference of the same step.
+The DCASE parameters and the pandas-3 adapter for the library's Cython step live in
+:mod:`.sed_scoring`, which the curves behind the page's charts share.
 """
 
 from __future__ import annotations
 
-import threading
-import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,16 +22,21 @@ import numpy as np
 import pandas as pd
 
 from sonotag_core.domain.calibration import clamp
+from sonotag_core.domain.evaluation_curves import f1_curves, psd_roc_curves
+from sonotag_core.domain.sed_scoring import (
+    COLLARS,
+    PSDS1,
+    PSDS2,
+    PSDS_COMMON,
+    SEGMENT_S,
+    Events,
+    single_class,
+    writable_detection,
+)
 from sonotag_core.domain.timeline import Timeline
 from sonotag_core.domain.windows import FRAME_S
 from sonotag_core.errors import TruthError
 
-#: DCASE 2021+ task 4 scenario 1 and 2
-PSDS1 = {"dtc_threshold": 0.7, "gtc_threshold": 0.7, "cttc_threshold": None, "alpha_ct": 0.0}
-PSDS2 = {"dtc_threshold": 0.1, "gtc_threshold": 0.1, "cttc_threshold": 0.3, "alpha_ct": 0.5}
-PSDS_COMMON = {"alpha_st": 1.0, "unit_of_time": "hour", "max_efpr": 100.0}
-COLLARS = {"onset_collar": 0.2, "offset_collar": 0.2, "offset_collar_rate": 0.2}
-SEGMENT_S = 1.0
 #: the per-label table's columns, in order (CSV and JSON keep them)
 COLUMNS = (
     "label",
@@ -52,8 +52,6 @@ COLUMNS = (
     "best_threshold",
     "best_f1",
 )
-
-Events = Mapping[str, Sequence[tuple[float, float, str]]]
 
 
 @dataclass(frozen=True)
@@ -95,34 +93,10 @@ def _num(value: float) -> float | None:
     return None if value is None or not np.isfinite(value) else float(value)
 
 
-_PATCH_LOCK = threading.Lock()
-_PATCHED = False
-
-
-def _writable_detection() -> None:
-    """Give sed_scores_eval's Cython step writable copies of its inputs (see module doc)."""
-    global _PATCHED
-    with _PATCH_LOCK:
-        if _PATCHED:
-            return
-        with warnings.catch_warnings():  # dcase_util (under sed_eval) imports pkg_resources
-            warnings.simplefilter("ignore", UserWarning)
-            from sed_scores_eval.base_modules import statistics
-
-        cython_curves = statistics.onset_offset_curves
-
-        def onset_offset_curves(scores: Any, timestamps: Any, *rest: Any) -> Any:
-            copies = [None if a is None else np.array(a, copy=True) for a in rest]
-            return cython_curves(np.array(scores, copy=True), np.array(timestamps), *copies)
-
-        statistics.onset_offset_curves = onset_offset_curves
-        _PATCHED = True
-
-
 def score_frame(timeline: Timeline, labels: Sequence[str] | None = None) -> pd.DataFrame:
     """The timeline as sed_scores_eval's score DataFrame: one row per frame, onset/offset
     in seconds (the last frame ends at the audio's end), one column per label."""
-    _writable_detection()
+    writable_detection()
     from sed_scores_eval.base_modules.scores import create_score_dataframe
 
     names = list(
@@ -159,7 +133,7 @@ def evaluate(
     )
     if not names:
         raise TruthError("Evaluate needs at least one (positive) label.")
-    _writable_detection()
+    writable_detection()
     from sed_scores_eval import collar_based, segment_based
 
     gt_all = {f: [e for e in truth.get(f, ()) if e[2] in names] for f in timelines}
@@ -209,10 +183,8 @@ def evaluate(
         "segment_f1": float(seg_f1["macro_average"]),
         "auroc": float(np.nanmean(list(auroc.values()))) if auroc else np.nan,
         "psds1": _psds(scores, gt, durations, PSDS1),
-        "psds2": _psds(scores, gt, durations, PSDS2 if several else _alone(PSDS2)),
+        "psds2": _psds(scores, gt, durations, PSDS2 if several else single_class(PSDS2)),
     }
-    from sonotag_core.domain.evaluation_curves import f1_curves, psd_roc_curves
-
     return Evaluation(
         table,
         macro,
@@ -264,10 +236,6 @@ def _psds(
     return float(value)
 
 
-def _alone(scenario: Mapping[str, Any]) -> dict[str, Any]:
-    return {**scenario, "cttc_threshold": None, "alpha_ct": 0.0}
-
-
 def _psds_per_label(
     scores: Mapping[str, pd.DataFrame],
     gt: Events,
@@ -277,7 +245,7 @@ def _psds_per_label(
 ) -> dict[str, float]:
     """Each label's PSDS on its own (one class: no cross-trigger term), the label's share
     of how the macro PSDS comes about."""
-    alone = _alone(scenario)
+    alone = single_class(scenario)
     out = {}
     for n in names:
         one = {f: df[["onset", "offset", n]] for f, df in scores.items()}

@@ -20,12 +20,12 @@ from typing import Any, cast
 import numpy as np
 import pandas as pd
 
-from sonotag_core.domain.evaluation import (
+from sonotag_core.domain.sed_scoring import (
     COLLARS,
     PSDS_COMMON,
     Events,
-    _alone,
-    _writable_detection,
+    single_class,
+    writable_detection,
 )
 
 MAX_POINTS = 200  #: rows per label and curve, at most
@@ -117,7 +117,7 @@ def f1_curves(
     """Collar-based event F1, precision and recall against threshold, per label.
 
     ``scores``/``gt`` as in :func:`.evaluation.evaluate` (score frames, and
-    ``{file: [(onset, offset, label), ...]}``); collars are :data:`.evaluation.COLLARS`.
+    ``{file: [(onset, offset, label), ...]}``); collars are :data:`.sed_scoring.COLLARS`.
     Rows (``F1_COLUMNS``) are sorted by label order, then threshold, on [0, 1]; each row
     holds up to the next one's threshold. Labels without a score column or without truth
     events have no rows (recall is undefined without truth).
@@ -125,7 +125,7 @@ def f1_curves(
     names, cut, mine = _scored(scores, gt, labels)
     if not names:
         return pd.DataFrame(columns=list(F1_COLUMNS))
-    _writable_detection()
+    writable_detection()
     from sed_scores_eval import collar_based
 
     curves = collar_based.fscore_curve(cut, mine, **COLLARS)
@@ -170,7 +170,7 @@ def psd_roc_curves(
     names, cut, mine = _scored(scores, gt, labels)
     if not names:
         return pd.DataFrame(columns=list(ROC_COLUMNS))
-    _writable_detection()
+    writable_detection()
     from sed_scores_eval import intersection_based
 
     common = {**PSDS_COMMON, "max_efpr": float(max_efpr)}
@@ -178,7 +178,7 @@ def psd_roc_curves(
         scores=cut,
         ground_truth=mine,
         audio_durations={f: float(durations[f]) for f in cut},
-        **_alone(scenario),
+        **single_class(scenario),
         **common,
     )
     frames = [_roc_rows(n, single[n][0], single[n][1], float(max_efpr), max_points) for n in names]
