@@ -2,7 +2,7 @@
 
 Uses the full-size random checkpoint of bench/pipeline.py (built there on first run) and
 fills a temporary data dir (removed at the end) with one-hour sources of random unit-norm
-embeddings, written through ``Store.save_analysis`` (float16, as real analyses are kept).
+embeddings, written through ``Store.add_analysis`` (float16, as real analyses are kept).
 Measured in one run:
 
 * relabel: open a stored 60-min analysis (``get_analysis``), encode 20 new labels, frame
@@ -64,7 +64,7 @@ def fill(store, model, hours: int) -> list[str]:
         cid = f"{h:064x}"
         src = SourceInfo("upload", Path(""), f"hour {h:03d}", cid, f"hour{h}.wav", 3600.0)
         ids.append(
-            store.save_analysis(
+            store.add_analysis(
                 src,
                 AudioEmbeddings(starts, feats, n_samples, 480_000),
                 LabelSet(tuple(LABELS)),

@@ -93,7 +93,7 @@ def saved(store: Store, cid: str, owner: str, kind: str = "upload") -> str:
             None,
             f"https://www.youtube.com/watch?v={cid[:11]}",
         )
-    return store.save_analysis(
+    return store.add_analysis(
         src,
         random_embeddings(2, seed=len(owner)),
         LabelSet(("a",)),

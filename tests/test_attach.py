@@ -135,7 +135,7 @@ def test_detach_removes_the_analyses_and_keeps_what_the_library_still_uses(
     row = store.list_analyses()[0]
     opened = open_analysis(store, model, row.id)
     # analysed again with other labels and kept: a Library analysis on attached embeddings
-    kept = store.save_analysis(
+    kept = store.add_analysis(
         opened.source,
         opened.embeddings,
         LabelSet(("applause",)),

@@ -399,7 +399,7 @@ def reviewable(tmp_path, model, text_cache):
     store = Store(tmp_path / "data")
     labels = LabelSet(("a tone", "siren", "music"), frozenset({"music"}))
     src = SourceInfo("file", Path(""), "Review clip", "e" * 64, "review.wav", 30.0)
-    aid = store.save_analysis(
+    aid = store.add_analysis(
         src, emb, labels, hop_s=10.0, model_name="m", checkpoint_sha256=model.info.checkpoint_sha256
     )
     timeline = score(text_cache, store.get_analysis(aid).embeddings, labels)

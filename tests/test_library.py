@@ -88,7 +88,7 @@ def test_open_analysis_checks_id_model_and_audio(tmp_path, model, settings):
     assert opened.embeddings.n_windows == done.embeddings.n_windows
     with pytest.raises(NotFoundError, match="no analysis"):
         library.open_analysis(store, model, "0123456789abcdef")
-    foreign = store.save_analysis(
+    foreign = store.add_analysis(
         done.source,
         done.embeddings,
         LABELS,

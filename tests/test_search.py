@@ -47,7 +47,7 @@ def embeddings(seconds: float, hop_s: float, seed: int, toward=None, at_s=()) ->
 
 
 def save(store: Store, name: str, emb: AudioEmbeddings, hop_s: float, labels=("dog",)) -> str:
-    return store.save_analysis(
+    return store.add_analysis(
         source(name), emb, LabelSet(labels), hop_s=hop_s, checkpoint_sha256=SHA, model_name="m"
     )
 

@@ -68,7 +68,7 @@ def test_the_run_rules_are_written_once():
     """No front end looks up stored links or embeddings, or saves, on its own: they call
     the service (grep the front ends for the store's run calls)."""
     rules = re.compile(
-        r"\b(stored_link|get_embeddings|save_analysis|known_embeddings|"
+        r"\b(stored_link|get_embeddings|add_analysis|save_analysis|known_embeddings|"
         r"embed_source|open_analysis|library\.run|score|build_report|search_library)\("
     )
     front_ends = [

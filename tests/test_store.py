@@ -43,7 +43,7 @@ def test_round_trip_and_library(tmp_path):
     store = Store(tmp_path)
     emb = random_embeddings()
     labels = LabelSet(("siren", "music"), frozenset({"music"}))
-    aid = store.save_analysis(
+    aid = store.add_analysis(
         fake_source(),
         emb,
         labels,
@@ -71,7 +71,7 @@ def test_same_audio_and_model_is_stored_once(tmp_path):
     store = Store(tmp_path)
     emb = random_embeddings()
     ids = [
-        store.save_analysis(
+        store.add_analysis(
             fake_source(), emb, LabelSet((x,)), hop_s=10.0, checkpoint_sha256=SHA, model_name="m"
         )
         for x in ("siren", "dog", "rain")
@@ -97,7 +97,7 @@ def test_float16_probability_error(tmp_path, model, text_cache, settings):
     emb = embed_file(model, clip, hop_s=10.0, settings=settings)
     store = Store(tmp_path / "db")
     labels = LabelSet(("siren", "beeping", "speech", "music"))
-    aid = store.save_analysis(
+    aid = store.add_analysis(
         from_path(clip),
         emb,
         labels,
@@ -132,7 +132,7 @@ s = st.Store(sys.argv[1])
 f = np.ones((2, 32, 512), np.float32) / np.sqrt(512)
 emb = AudioEmbeddings(np.array([0, 480000]), f, 960000, 480000)
 src = SourceInfo("upload", Path("/x.wav"), "t", "d" * 64, "x.wav", 20.0)
-s.save_analysis(src, emb, LabelSet(("a",)), hop_s=10.0, checkpoint_sha256="ab" * 32, model_name="m")
+s.add_analysis(src, emb, LabelSet(("a",)), hop_s=10.0, checkpoint_sha256="ab" * 32, model_name="m")
 """
 
 
@@ -152,7 +152,7 @@ def test_killed_mid_write_leaves_nothing_visible(tmp_path):
     for table in ("sources", "embeddings", "analyses"):
         assert db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0] == 0, table
     assert store.list_analyses() == []
-    aid = store.save_analysis(
+    aid = store.add_analysis(
         fake_source(),
         random_embeddings(),
         LabelSet(("a",)),
@@ -176,7 +176,7 @@ def test_schema_version_and_newer_database(tmp_path):
 
 def test_full_disk_is_a_clear_error_and_keeps_the_store(tmp_path):
     store = Store(tmp_path)
-    first = store.save_analysis(
+    first = store.add_analysis(
         fake_source("e" * 64),
         random_embeddings(1),
         LabelSet(("a",)),
@@ -187,7 +187,7 @@ def test_full_disk_is_a_clear_error_and_keeps_the_store(tmp_path):
     pages = store._conn().execute("PRAGMA page_count").fetchone()[0]
     store._conn().execute(f"PRAGMA max_page_count = {pages + 5}")  # simulate a full disk
     with pytest.raises(StoreError, match="full"):
-        store.save_analysis(
+        store.add_analysis(
             fake_source(),
             random_embeddings(40),
             LabelSet(("b",)),
@@ -206,7 +206,7 @@ def test_full_disk_that_sqlite_rolled_back_itself_still_says_full(tmp_path):
     pages = store._conn().execute("PRAGMA page_count").fetchone()[0]
     store._conn().execute(f"PRAGMA max_page_count = {pages}")  # not one page more
     with pytest.raises(StoreError, match="is full") as err:
-        store.save_analysis(
+        store.add_analysis(
             fake_source(),
             random_embeddings(3),
             LabelSet(("b",)),
@@ -234,7 +234,7 @@ def file_source(path: Path, kind: str = "upload", url: str | None = None) -> Sou
 
 
 def save(store: Store, source: SourceInfo, seed: int = 0, labels=("a",)) -> str:
-    return store.save_analysis(
+    return store.add_analysis(
         source,
         random_embeddings(2, seed),
         LabelSet(labels),
@@ -407,7 +407,7 @@ def test_iter_embeddings_streams_one_row_at_a_time(tmp_path):
     n_rows, windows = 8, 40  # 1.3 MB of float16 per row
     for i in range(n_rows):
         src = fake_source(f"{i:064x}")
-        store.save_analysis(
+        store.add_analysis(
             src,
             random_embeddings(windows, i),
             LabelSet(("old",)),
@@ -415,7 +415,7 @@ def test_iter_embeddings_streams_one_row_at_a_time(tmp_path):
             checkpoint_sha256=SHA,
             model_name="m",
         )
-        store.save_analysis(
+        store.add_analysis(
             src,
             random_embeddings(windows, i),
             LabelSet((f"new {i}",)),
@@ -424,7 +424,7 @@ def test_iter_embeddings_streams_one_row_at_a_time(tmp_path):
             model_name="m",
         )
     other = fake_source("9" * 64)
-    store.save_analysis(
+    store.add_analysis(
         other,
         random_embeddings(3),
         LabelSet(("x",)),
@@ -506,7 +506,7 @@ def test_embed_source_reuses_the_store_before_encoding(tmp_path, model, settings
     store = Store(tmp_path)
     src = fake_source()
     emb = random_embeddings(2)
-    store.save_analysis(
+    store.add_analysis(
         src,
         emb,
         LabelSet(("a",)),

@@ -254,6 +254,10 @@ def save_analysis(
 ) -> tuple[str, SourceInfo]:
     """Store the analysis (one transaction), then keep the audio of an upload or a link.
 
+    The one save every front end calls: the store only writes rows
+    (:meth:`~.store.database.Store.add_analysis`, ``update_analysis``, ``keep_media``);
+    which of them a run needs, and in what order, is decided here.
+
     Returns the analysis id and the source pointing at the kept audio: an upload's or a
     download's working copy is moved into the store, so use the returned source from now
     on. Saving comes first so that a failed save (:class:`~.store.StoreError`, e.g. a
@@ -265,7 +269,7 @@ def save_analysis(
     ):
         analysis_id = update_of  # ``update_of``: that stored analysis gets this run instead
     else:
-        analysis_id = store.save_analysis(
+        analysis_id = store.add_analysis(
             source,
             embeddings,
             labels,

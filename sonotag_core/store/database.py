@@ -406,7 +406,7 @@ class Store:
 
     # ------------------------------------------------------------ analyses
 
-    def save_analysis(
+    def add_analysis(
         self,
         source: SourceInfo,
         embeddings: AudioEmbeddings,
@@ -421,7 +421,11 @@ class Store:
     ) -> str:
         """Store source + embeddings (unless already there) + analysis in one transaction;
         returns the new analysis id (32 hex characters: 128 random bits, so a share link
-        cannot be guessed)."""
+        cannot be guessed).
+
+        Only the rows: deciding whether a run replaces a stored analysis and keeping its
+        audio is :func:`sonotag_core.service.analysis.save_analysis`, the one save every
+        front end calls."""
         analysis_id = secrets.token_hex(16)
         now = time.time()
         try:
