@@ -127,7 +127,7 @@ def slow_dumps(*a, **kw):   # called while writing the analysis row, after the e
     print("mid-write", flush=True)
     time.sleep(60)
     return real_dumps(*a, **kw)
-st.json.dumps = slow_dumps
+json.dumps = slow_dumps
 s = st.Store(sys.argv[1])
 f = np.ones((2, 32, 512), np.float32) / np.sqrt(512)
 emb = AudioEmbeddings(np.array([0, 480000]), f, 960000, 480000)
