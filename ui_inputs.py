@@ -147,10 +147,15 @@ def load_link_state() -> None:
     params = {k: st.query_params.get_all(k) for k in st.query_params}
     ss = st.session_state
     arrived = ui_state.take_arrival("analyze")
-    if not ss.get(ui_state.URL_LOADED) or (
-        arrived and params and params != ss.get(ui_state.QP_WRITTEN)
+    too_long = ui_state.take_long_link_warning()  # the link was dropped: its defaults, said so
+    if (
+        not ss.get(ui_state.URL_LOADED)
+        or too_long
+        or (arrived and params and params != ss.get(ui_state.QP_WRITTEN))
     ):
         _load_link_state(params)
+    if too_long:
+        ss[ui_state.WARNINGS] = [too_long, *ss[ui_state.WARNINGS]]
     ui_state.keep_widget_values([*astuple(KEYS), *(k for k in ss if k.startswith(label_key("")))])
 
 

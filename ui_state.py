@@ -19,6 +19,7 @@ from pathlib import Path
 import streamlit as st
 
 from sonotag_core import access
+from sonotag_core.dashboard import long_links
 from sonotag_core.domain.calibration import Calibration
 from sonotag_core.domain.progress import Clock, Progress, ProgressFn, no_progress
 from sonotag_core.errors import SonoTagError
@@ -42,6 +43,7 @@ ADMIN = "admin"  # this session gave SONOTAG_ADMIN_TOKEN on the About page
 NAV_CHECKED = "nav_checked"  # leave_legacy_page_mode() has looked at this session's first run
 PAGE_NOW = "page_now"  # the page the session's latest run drew (start_page)
 ARRIVED = "page_arrived"  # a page this session came to from another one, until it takes it
+LONG_LINK = "long_link"  # (page, warning): this session opened through a link too long to restore
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +54,49 @@ def start_page(name: str) -> None:
     ss = st.session_state
     if ss.get(PAGE_NOW) != name:
         ss[ARRIVED] = name
+        if ss.get(LONG_LINK, (name,))[0] != name:  # the warning was for the page it left
+            del ss[LONG_LINK]
     ss[PAGE_NOW] = name
     leave_legacy_page_mode()
+    _take_long_link(name)
+    if name != "analyze" and (held := ss.get(LONG_LINK)):  # Analyze lists it with the link's
+        warning(held[1])
+
+
+def query_string_limits() -> long_links.QueryLimits | None:
+    """What Streamlit accepts of a page's query string before it drops all of it, read
+    from Streamlit itself (its internals, 1.67; None if they moved: no redirect then)."""
+    try:
+        from streamlit.runtime.state import query_params as qp
+
+        return long_links.QueryLimits(
+            int(qp.CLIENT_STATE_QUERY_STRING_MAX_FIELDS),
+            int(qp.CLIENT_STATE_QUERY_STRING_MAX_LENGTH),
+        )
+    except (ImportError, AttributeError, TypeError, ValueError):
+        return None
+
+
+def _take_long_link(name: str) -> None:
+    """serve.py sent a link too long to restore here with a marker (``?link_fields=5000``):
+    keep its warning for this page and take the marker out of the address, so a reload or
+    a copied link does not repeat it."""
+    markers = [m for m in long_links.MARKERS if m in st.query_params]
+    if not markers:
+        return
+    params = {m: st.query_params.get_all(m) for m in markers}
+    for m in markers:
+        del st.query_params[m]
+    limits = query_string_limits()
+    text = long_links.message(params, limits) if limits else None
+    if text:
+        st.session_state[LONG_LINK] = (name, text)
+
+
+def take_long_link_warning() -> str | None:
+    """The too-long-link warning for the Analyze page, once: it joins the link's warnings."""
+    held = st.session_state.pop(LONG_LINK, None)
+    return held[1] if held else None
 
 
 def take_arrival(name: str) -> bool:
