@@ -5,9 +5,15 @@ Every writer follows its target's own conventions, so the file opens as-is there
 * ``csv`` / ``frames-csv``: RFC 4180-style CSV (``csv`` module quoting), UTF-8, header row.
 * ``json``: one strict-JSON object (no NaN/Infinity) with the whole analysis and provenance.
 * ``audacity``: Audacity label track (File > Import > Labels): ``onset<TAB>offset<TAB>label``.
-* ``dcase``: DCASE event-list TSV (``filename onset offset event_label``), as read by
-  sed_eval / sed_scores_eval (pandas/csv with a tab delimiter).
-* ``raven``: Raven Pro selection table (File > Open Selection Table).
+* ``dcase``: DCASE event-list TSV (``filename onset offset event_label``): plain
+  tab-separated text, fields unquoted, as read by sed_eval / dcase_util, sed_scores_eval
+  and psds_eval (the ``csv`` module or pandas with a tab delimiter).
+* ``raven``: Raven Pro selection table (File > Open Selection Table), plain tab-separated
+  text with decimal times and frequencies, the event's class in ``Annotation`` (where
+  Raven, crowsetta and OpenSoundscape look for it) and its review in ``Review``.
+
+Tab-separated formats (Audacity, DCASE, Raven) cannot hold a tab or a line break in a
+field: there each becomes a space (a label is never refused for it).
 
 Numbers: times are printed plainly and exactly (frame times are multiples of 0.3125 s,
 exact in binary), except Audacity, which uses its own 6-decimal form; probabilities have
@@ -18,8 +24,9 @@ failed export never leaves a half-written file where a good one was; devices and
 
 Reviews (:mod:`.review`): the events CSV has ``status`` (``accepted``, ``rejected``, empty
 for unreviewed) and ``reviewed_label`` (the corrected label, empty unless relabelled)
-columns, each JSON event a ``status`` and, when relabelled, a ``reviewed_label``; Raven an
-``Annotation`` column (the corrected label, else the status). ``reviewed=True`` on
+columns, each JSON event a ``status`` and, when relabelled, a ``reviewed_label``; Raven
+puts the corrected label in ``Annotation`` (``Label`` keeps the detected one) and the
+status in ``Review``. ``reviewed=True`` on
 :func:`export_text`, :func:`write_export`, :func:`export_all` and :func:`export_zip`
 writes the accepted events only, under their corrected labels, in every event format
 (CSV, JSON, Audacity, DCASE, Raven); the frame table is the same either way.
@@ -27,7 +34,10 @@ writes the accepted events only, under their corrected labels, in every event fo
 Spreadsheet safety: a cell of a CSV-like export (events and frames CSV, DCASE tsv, Raven)
 that begins with ``= + - @``, a tab or a CR would run as a formula when the file is opened
 in a spreadsheet, so it gets a leading ``'`` (OWASP's advice). Audacity's label track is
-read by Audacity only, which shows label text literally: there it stays as it is.
+read by Audacity only, which shows label text literally: there it stays as it is. In the
+unquoted tab-separated files (DCASE, Raven) a field that begins with ``"`` gets the same
+``'``: every CSV reader (the ``csv`` module, pandas) would take that ``"`` as an opening
+quote and drop it, or run the field on into the next rows.
 """
 
 from __future__ import annotations
@@ -41,6 +51,7 @@ import math
 import os
 import re
 import stat
+import sys
 import tempfile
 import zipfile
 from collections.abc import Callable, Mapping
@@ -100,9 +111,24 @@ def _sheet_safe(text: str) -> str:
     return "'" + text if text.startswith(_FORMULA_START) else text
 
 
+def _tab_field(text: Any) -> str:
+    """A field of an unquoted tab-separated export (DCASE, Raven): tabs and line breaks
+    become spaces, a formula start gets its ``'`` (:func:`_sheet_safe`), and so does a
+    leading ``"``, which a CSV reader would take for an opening quote."""
+    field = _sheet_safe(_clean_label(text))
+    return "'" + field if field.startswith('"') else field
+
+
 def _time(x: Any) -> str:
     """Seconds, plainly and exactly (shortest round-trip decimal, never ``1e-05``)."""
     return np.format_float_positional(float(x), trim="-")
+
+
+def _decimal(x: Any) -> str:
+    """A number that reads as a decimal (``5.0``, ``24000.0``, ``0.3125``), exactly: Raven
+    writes its times and frequencies so, and readers that check column types (crowsetta's
+    schema) refuse a column of whole numbers as integers."""
+    return np.format_float_positional(float(x), trim="0")
 
 
 def _prob(x: Any) -> str:
@@ -199,15 +225,21 @@ def write_audacity(report: Report, out: TextIO) -> None:
         out.write(f"{e.onset:.6f}\t{e.offset:.6f}\t{_clean_label(e.label)}\n")
 
 
+DCASE_HEADER = ("filename", "onset", "offset", "event_label")
+
+
+def _dcase_line(filename: str, onset: float, offset: float, label: str) -> str:
+    """One DCASE row: plain tab-separated fields, never CSV-quoted (see :func:`_tab_field`);
+    ``filename`` is the base name, as DCASE lists name files."""
+    fields = (_tab_field(_basename(filename)), _time(onset), _time(offset), _tab_field(label))
+    return "\t".join(fields) + "\n"
+
+
 def write_dcase(report: Report, out: TextIO) -> None:
-    """DCASE event list; read back with pandas/csv and a tab delimiter."""
-    filename = _sheet_safe(_clean_label(_basename(report.file_name)))
-    w = csv.writer(out, delimiter="\t", lineterminator="\n")
-    w.writerow(["filename", "onset", "offset", "event_label"])
-    w.writerows(
-        (filename, _time(e.onset), _time(e.offset), _sheet_safe(_clean_label(e.label)))
-        for e in _event_rows(report)
-    )
+    """DCASE event list: plain tab-separated text with a header row, fields unquoted."""
+    out.write("\t".join(DCASE_HEADER) + "\n")
+    for e in _event_rows(report):
+        out.write(_dcase_line(report.file_name, e.onset, e.offset, e.label))
 
 
 def write_events_table(events: Any, out: TextIO, fmt: str = "csv") -> None:
@@ -215,12 +247,9 @@ def write_events_table(events: Any, out: TextIO, fmt: str = "csv") -> None:
     ``source``) as CSV (every column; text cells spreadsheet-safe) or a DCASE tsv whose
     ``filename`` is each source's base name."""
     if fmt == "dcase":
-        w = csv.writer(out, delimiter="\t", lineterminator="\n")
-        w.writerow(["filename", "onset", "offset", "event_label"])
+        out.write("\t".join(DCASE_HEADER) + "\n")
         for r in events.itertuples(index=False):
-            name = _sheet_safe(_clean_label(_basename(str(r.source))))
-            label = _sheet_safe(_clean_label(r.label))
-            w.writerow((name, _time(r.onset_s), _time(r.offset_s), label))
+            out.write(_dcase_line(str(r.source), r.onset_s, r.offset_s, str(r.label)))
         return
     if fmt != "csv":
         raise ConfigError(f"Combined events are written as csv or dcase, not {quoted(fmt)}.")
@@ -251,27 +280,32 @@ RAVEN_HEADER = (
     "Peak",
     "Mean",
     "Annotation",
+    "Review",
 )
 
 
 def write_raven(report: Report, out: TextIO) -> None:
-    """Raven Pro selection table: plain tab-separated text (Raven does no CSV quoting,
-    so fields are written verbatim; tabs and line breaks in labels become spaces).
-    ``Annotation`` is the review: the corrected label, else accepted/rejected/empty."""
+    """Raven Pro selection table: plain tab-separated text (Raven does no CSV quoting, so
+    fields are written verbatim, see :func:`_tab_field`), times and frequencies as
+    decimals as Raven writes them. ``Annotation`` is the event's class, the column Raven,
+    crowsetta and OpenSoundscape read by default: the corrected label when relabelled,
+    else the label; ``Label`` is the label that detected it, ``Review`` the status
+    (accepted, rejected, empty)."""
     out.write("\t".join(RAVEN_HEADER) + "\n")
     for i, e in enumerate(_event_rows(report), start=1):
         row = (
             str(i),
             "Spectrogram 1",
             "1",
-            _time(e.onset),
-            _time(e.offset),
-            "0",
-            str(RAVEN_HIGH_FREQ_HZ),
-            _sheet_safe(_clean_label(e.label)),
+            _decimal(e.onset),
+            _decimal(e.offset),
+            _decimal(0),
+            _decimal(RAVEN_HIGH_FREQ_HZ),
+            _tab_field(e.label),
             _prob(e.peak),
             _prob(e.mean),
-            _sheet_safe(_clean_label(e.relabel or e.status)),
+            _tab_field(e.relabel or e.label),
+            _tab_field(e.status),
         )
         out.write("\t".join(row) + "\n")
 
@@ -562,19 +596,47 @@ def write_export(report: Report, fmt: str, path: Path, *, reviewed: bool = False
     :class:`ExportError` naming the path."""
     spec = get_format(fmt)
     report = _as_asked(report, reviewed)
+    return _write_file(path, lambda out: spec.write(report, out))
+
+
+def is_stdout(output: Path | str | None) -> bool:
+    """Whether ``-o`` means standard output: not given, or ``-``."""
+    return output is None or str(output) == "-"
+
+
+def check_output(output: Path | str | None) -> None:
+    """A command's ``-o`` checked before any work (see :func:`check_target`); stdout
+    needs no check."""
+    if output is not None and not is_stdout(output):
+        check_target(Path(output))
+
+
+def write_output(write: Callable[[TextIO], object], output: Path | str | None) -> str:
+    """A command's result (``write`` puts the text on the stream it is given): to stdout
+    when ``output`` is None or ``-``, else to that file as :func:`write_export` writes one
+    (atomically, or in place for a device or FIFO). Returns where it went, for messages."""
+    if output is None or is_stdout(output):
+        write(sys.stdout)
+        sys.stdout.flush()
+        return "stdout"
+    return str(_write_file(Path(output), write))
+
+
+def _write_file(path: Path, write: Callable[[TextIO], object]) -> Path:
+    """``write``'s text into ``path``: see :func:`write_export`."""
     target = _target(path)  # a failed write names the path anyway: no probe file first
     try:
         if target.in_place:
             with open(target.path, "w", encoding="utf-8", newline="") as out:
-                spec.write(report, out)
+                write(out)
         else:
-            _replace_atomically(spec, report, target.real)
+            _replace_atomically(write, target.real)
     except OSError as exc:
         raise _cannot(target.path, exc) from None
     return target.path
 
 
-def _replace_atomically(spec: ExportFormat, report: Report, path: Path) -> None:
+def _replace_atomically(write: Callable[[TextIO], object], path: Path) -> None:
     try:
         mode = stat.S_IMODE(path.stat().st_mode)  # replacing a file keeps its permissions
     except FileNotFoundError:
@@ -589,7 +651,7 @@ def _replace_atomically(spec: ExportFormat, report: Report, path: Path) -> None:
         raise
     try:
         with out:
-            spec.write(report, out)
+            write(out)
             out.flush()
             os.fsync(out.fileno())
         os.chmod(tmp, mode)

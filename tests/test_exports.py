@@ -61,6 +61,7 @@ RAVEN_COLUMNS = [
     "Peak",
     "Mean",
     "Annotation",
+    "Review",
 ]
 EVENTS_CSV_COLUMNS = ["label", "onset_s", "offset_s", "peak", "mean", "status", "reviewed_label"]
 EVENT_FORMATS = ("csv", "json", "audacity", "dcase", "raven")
@@ -345,9 +346,20 @@ def test_raven_round_trip(report: Report, files: dict[str, Path]) -> None:
         rec = dict(zip(header, row, strict=True))
         assert rec["View"] == "Spectrogram 1" and rec["Channel"] == "1"
         assert float(rec["Begin Time (s)"]) == on and float(rec["End Time (s)"]) == off
-        assert float(rec["Low Freq (Hz)"]) == 0 and float(rec["High Freq (Hz)"]) == 24_000
+        # decimals, as Raven writes them (readers that check types want floats)
+        assert (rec["Low Freq (Hz)"], rec["High Freq (Hz)"]) == ("0.0", "24000.0")
+        assert "." in rec["Begin Time (s)"] and "." in rec["End Time (s)"]
         assert rec["Label"] == CLEANED.get(label, label)  # verbatim: Raven does no quoting
+        assert rec["Annotation"] == rec["Label"] and rec["Review"] == ""  # not reviewed
         assert abs(float(rec["Peak"]) - pk) <= 1e-6 and abs(float(rec["Mean"]) - mn) <= 1e-6
+
+
+def test_raven_whole_second_times_are_decimals() -> None:
+    """Events on whole seconds (frame 16 = 5 s): Raven's own form is ``5.0``, not ``5``."""
+    probs = np.zeros((len(LABELS), N_FRAMES), np.float32)
+    probs[0, 16:32] = 0.9  # "dog, barking" from 5.0 s to 10.0 s
+    rows = exports.export_text(make_report(probs), "raven").splitlines()[1:]
+    assert [row.split("\t")[3:7] for row in rows] == [["5.0", "10.0", "0.0", "24000.0"]]
 
 
 # ---------------------------------------------------------------- across formats
@@ -562,11 +574,20 @@ def test_events_carry_their_review_in_csv_json_and_raven(tmp_path: Path) -> None
 
     lines = read(files["raven"]).splitlines()
     header = lines[0].split("\t")
-    assert header[-1] == "Annotation"
-    annotations = [
-        dict(zip(header, line.split("\t"), strict=True))["Annotation"] for line in lines[1:]
+    assert header[-2:] == ["Annotation", "Review"]
+    records = [dict(zip(header, line.split("\t"), strict=True)) for line in lines[1:]]
+    # the class where Raven readers look for it (the correction, sheet-safe), the status apart
+    assert [r["Annotation"] for r in records] == [
+        "dog, barking",
+        "bird song",
+        "'+speech",
+        "dog, barking",
+        "café",
     ]
-    assert annotations == ["accepted", "rejected", "'+speech", "", "accepted"]
+    assert [r["Label"] for r in records] == [
+        label.replace("\t", " ") for label, _on, _off in EXPECTED_EVENTS
+    ]
+    assert [r["Review"] for r in records] == STATUSES
 
 
 # accepted events, under their corrected labels, as each format writes a label

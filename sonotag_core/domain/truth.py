@@ -7,7 +7,8 @@ message when the content is neither):
   ``event_label`` (any order, any case; other columns ignored). A row with a filename and
   nothing else (or empty onset, offset and label) is a file known to have no events: it
   is kept in :meth:`GroundTruth.files` (``empty_files``) and has no event row.
-  Fields may be quoted as the ``csv`` module does (SonoTag's own export quotes ``"``).
+  Fields may be quoted as the ``csv`` module does (older SonoTag exports quoted
+  ``"``; they now write plain fields).
 * ``audacity``: an Audacity label track, ``onset<TAB>offset<TAB>label`` and no header;
   the ``\\`` lines Audacity writes for spectral selections are skipped.
 * ``raven``: a Raven selection table, a header with ``Begin Time (s)`` and
@@ -15,6 +16,14 @@ message when the content is neither):
   else ``Species``, else ``Class``. The file is ``Begin File``, else ``Begin Path``.
   Raven repeats a selection once per view (waveform, spectrogram): rows that repeat an
   earlier row's selection number, file and times are the same event and kept once.
+  SonoTag's own tables put the class in ``Annotation`` and the review in ``Review``;
+  older ones (``Label``, ``Peak``, ``Mean``, ``Annotation`` and no ``Review``) held the
+  status there: an ``accepted``/``rejected`` Annotation in such a table is not a class,
+  and ``Label`` is read instead.
+
+SonoTag's exports give a cell that begins with ``= + - @`` (a formula to a spreadsheet),
+or in a tab-separated file ``"``, a leading ``'``: in a DCASE or Raven label or file name
+that ``'`` is dropped again, so SonoTag's own exports read back as the labels they hold.
 
 Audacity has no file column, nor has a Raven table without ``Begin File``/``Begin Path``:
 their events belong to ``filename``, or, when that is None, to the ``name``'s stem
@@ -55,6 +64,9 @@ SHOWN_NAMES = 5  # how many names a message lists before "and N more"
 RAVEN_TIMES = ("Begin Time (s)", "End Time (s)")
 RAVEN_LABELS = ("Annotation", "Label", "Species", "Class")  # first filled-in one wins
 RAVEN_FILES = ("Begin File", "Begin Path")
+# SonoTag's Raven tables before the Review column: review status in Annotation
+OLD_SONOTAG_RAVEN = ("Label", "Peak", "Mean", "Annotation")
+OLD_REVIEW_STATUSES = ("accepted", "rejected")
 AUDACITY_FIELDS = ("onset", "offset", "label")
 _AUDACITY_ROOM = 16  # fields read on an Audacity line; more is a tokenizer error
 
@@ -63,6 +75,7 @@ Events = dict[str, list[tuple[float, float, str]]]
 _NUMBER = re.compile(r"\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*")
 _NOT_FINITE = {"nan", "+nan", "-nan", "inf", "+inf", "-inf", "infinity", "+infinity", "-infinity"}
 _BLANK_LINE_END = re.compile(r"^[^\S\n]*\S", re.MULTILINE)
+_SHEET_QUOTE = re.compile(r"^'(?=[=+\-@\"])")  # the ' SonoTag's exports add, see the module
 _TOOL_SUFFIX = re.compile(
     r"(\.table\.\d+)?(\.selections|\.audacity|\.raven|\.labels?)?\.(txt|tsv|csv)$", re.I
 )
@@ -382,7 +395,26 @@ def _dcase_rows(rows: pd.DataFrame) -> tuple[pd.DataFrame, _Names]:
     if any(_key(c) not in positions for c in TRUTH_COLUMNS):
         raise _missing_columns("DCASE", ", ".join(TRUTH_COLUMNS), header, _line(rows))
     table = pd.DataFrame({c: data[positions[c]] for c in TRUTH_COLUMNS} | {"line": data["line"]})
+    table["filename"] = _without_sheet_quote(table["filename"])
+    table["event_label"] = _without_sheet_quote(table["event_label"])
     return table, _Names("onset", "offset", "event_label")
+
+
+def _without_sheet_quote(column: pd.Series) -> pd.Series:
+    """The text without the ``'`` SonoTag's exports put before ``= + - @ "``."""
+    return column.str.replace(_SHEET_QUOTE, "", regex=True)
+
+
+def _without_old_statuses(data: pd.DataFrame, positions: dict[str, int]) -> pd.DataFrame:
+    """An older SonoTag Raven table (see the module) with its review statuses taken out of
+    ``Annotation``, so its ``Label`` is read there; any other table as it is."""
+    keys = {_key(c) for c in OLD_SONOTAG_RAVEN}
+    if _key("Review") in positions or not keys <= positions.keys():
+        return data
+    at = positions[_key("Annotation")]
+    data = data.copy()
+    data[at] = data[at].where(~data[at].isin(OLD_REVIEW_STATUSES), "")
+    return data
 
 
 def _raven_rows(rows: pd.DataFrame, audio: str) -> tuple[pd.DataFrame, _Names]:
@@ -395,6 +427,7 @@ def _raven_rows(rows: pd.DataFrame, audio: str) -> tuple[pd.DataFrame, _Names]:
             f"({', '.join(RAVEN_LABELS[:-1])} or {RAVEN_LABELS[-1]})"
         )
         raise _missing_columns("Raven", needed, header, _line(rows))
+    data = _without_old_statuses(data, positions)
     label = data[labels[-1][1]]
     for _, position in reversed(labels[:-1]):
         label = data[position].where(data[position] != "", label)
@@ -403,10 +436,10 @@ def _raven_rows(rows: pd.DataFrame, audio: str) -> tuple[pd.DataFrame, _Names]:
         {
             "filename": audio
             if file_column is None
-            else data[file_column].where(data[file_column] != "", audio),
+            else _without_sheet_quote(data[file_column]).where(data[file_column] != "", audio),
             "onset": data[times[0]],
             "offset": data[times[1]],
-            "event_label": label,
+            "event_label": _without_sheet_quote(label),
             "line": data["line"],
         }
     )
