@@ -165,6 +165,7 @@ def _library_parser(sub: argparse._SubParsersAction) -> None:
     s = cmds.add_parser("search", help="find a sound in all stored audio")
     s.add_argument("label", help='one label, e.g. "siren"')
     s.add_argument("--top", type=int, default=20, help="how many moments (default 20)")
+    s.add_argument("-o", "--output", type=Path, help="output file; - or none: stdout")
     e = cmds.add_parser("export", help="export a stored analysis (optionally relabelled)")
     e.add_argument("id", help="analysis id (see `sonotag library list`)")
     e.add_argument(
@@ -413,10 +414,11 @@ def _library(args: argparse.Namespace, settings: Settings, progress: ProgressFn)
         raise _unknown(args.id)  # before the model loads: a typo fails at once
     if command == "export":
         _check_output(args.format, args.output)
-    if command == "search":  # a bad label fails before the model loads
+    if command == "search":  # a bad label or -o fails before the model loads
         from sonotag_core.domain.labels import parse_labels
 
         parse_labels(args.label, max_labels=settings.max_labels, max_chars=settings.max_label_chars)
+        _check_output("text", args.output)
     from sonotag_core.inference.model import load_model
     from sonotag_core.service.api import Service
 
@@ -453,6 +455,7 @@ def _evaluate(args: argparse.Namespace, settings: Settings, progress: ProgressFn
     """`sonotag evaluate` / `calibrate` (:mod:`.cli_evaluate`): on a stored analysis, or
     on an audio file or a folder of the files a multi-file truth names (analysed first,
     each kept in the Library as `sonotag analyze` keeps it)."""
+    _check_output("table", args.output)  # a typo in -o fails now, not after the work
     store = _store(settings)
     target = Path(args.id)
     audio = target.is_dir() or target.is_file()
@@ -521,16 +524,19 @@ def _library_list(store) -> int:
 
 
 def _library_search(service, args, settings: Settings) -> int:
+    from sonotag_core.exports import write_output
+
     hits = service.search(args.label, top_k=args.top)
     if not hits:
         print(
             "sonotag: no stored audio for this model yet; `sonotag analyze` adds to the library.",
             file=sys.stderr,
         )
-    for hit in hits:
-        print(
-            f"{clock(hit.time_s, hours=True)}\t{hit.probability:.4f}\t{shown(hit.title, 200)}\t{hit.analysis_id}"
-        )
+    lines = [
+        f"{clock(hit.time_s, hours=True)}\t{hit.probability:.4f}\t{shown(hit.title, 200)}\t{hit.analysis_id}\n"
+        for hit in hits
+    ]
+    write_output(lambda out: out.writelines(lines), args.output)
     return 0
 
 

@@ -40,7 +40,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="MANIFEST",
         help="MANIFEST; or: compact OUT | events OUT | query OUT 'SELECT ...'",
     )
-    b.add_argument("-o", "--output", type=Path, help="output folder (parts, errors, _batch.json)")
+    b.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        help="output folder (parts, errors, _batch.json); for `batch events` and `batch "
+        "query`: the output file (- or none: stdout)",
+    )
     b.add_argument("--labels", help="labels, e.g. 'dog barking; siren; -music'")
     b.add_argument("--hop", type=float, default=None, help="window hop in seconds (10 or 5)")
     b.add_argument("--threshold", type=float, default=None, help="event threshold")
@@ -188,15 +194,12 @@ def _output_arg(args: argparse.Namespace, usage: str, n: int = 2) -> Path:
 def _events(args: argparse.Namespace) -> int:
     """Every file's events in one table, to -o FILE or stdout."""
     from sonotag_core.archive.parts import read_events
-    from sonotag_core.exports import write_events_table
+    from sonotag_core.exports import check_output, write_events_table, write_output
 
-    events = read_events(_output_arg(args, "events OUT [--format csv|dcase] [-o FILE]"))
-    events = events.sort_values(["source", "onset_s", "label"], kind="stable")
-    if args.output is None or str(args.output) == "-":
-        write_events_table(events, sys.stdout, args.format)
-    else:
-        with open(args.output, "w", encoding="utf-8", newline="") as fh:
-            write_events_table(events, fh, args.format)
+    out = _output_arg(args, "events OUT [--format csv|dcase] [-o FILE]")
+    check_output(args.output)  # before reading every part
+    events = read_events(out).sort_values(["source", "onset_s", "label"], kind="stable")
+    write_output(lambda fh: write_events_table(events, fh, args.format), args.output)
     print(f"sonotag: {len(events)} event(s) of {events['key'].nunique()} file(s)", file=sys.stderr)
     return 0
 
@@ -204,10 +207,12 @@ def _events(args: argparse.Namespace) -> int:
 def _query(args: argparse.Namespace) -> int:
     """SQL over the output's views (events, frames, embeddings) with DuckDB."""
     from sonotag_core.batch.query import query
+    from sonotag_core.exports import check_output, write_output
 
-    out = _output_arg(args, "query OUT 'SELECT ...'", n=3)
+    out = _output_arg(args, "query OUT 'SELECT ...' [-o FILE]", n=3)
+    check_output(args.output)
     table = query(out, args.target[2])
-    sys.stdout.write(table.to_csv(index=False))
+    write_output(lambda fh: fh.write(table.to_csv(index=False, lineterminator="\n")), args.output)
     return 0
 
 

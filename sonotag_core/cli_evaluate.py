@@ -58,6 +58,7 @@ def _common(p: argparse.ArgumentParser, *, truth_required: bool = True) -> None:
         help="ground truth: DCASE tsv, Audacity labels or a Raven selection table",
     )
     p.add_argument("--labels", help="score these labels instead of the stored ones")
+    p.add_argument("-o", "--output", type=Path, help="output file; - or none: stdout")
     p.add_argument(
         "--map",
         action="append",
@@ -177,7 +178,7 @@ def run(
     thresholds = {x: params.threshold_for(x) for x in labels.labels}
     if args.command == "evaluate" and args.reviews:
         done = ev.evaluate_from_reviews(service, one, labels, params)
-        sys.stdout.write(render(done.evaluation, args.format))
+        _emit(render(done.evaluation, args.format), args.output)
         return 0
     if args.command == "calibrate" and args.reviews:
         cals, skipped = ev.calibrate_from_reviews(service, one, labels, params, args.precision)
@@ -197,11 +198,10 @@ def run(
             )
         _say_unmatched(done.match)
         if args.command == "evaluate":
-            sys.stdout.write(render(done.evaluation, args.format))
+            _emit(render(done.evaluation, args.format), args.output)
             return 0
         cals = ev.calibrate_from_truth(done, args.truth.name)
-    for c in cals:
-        print(f"{c.label}\t{c.threshold:.3f}\t{c.origin}")
+    _emit("".join(f"{c.label}\t{c.threshold:.3f}\t{c.origin}\n" for c in cals), args.output)
     if args.apply and cals:
         n = service.store.save_calibrations(cals, service.model.info.checkpoint_sha256, owner="cli")
         print(
@@ -209,6 +209,13 @@ def run(
             file=sys.stderr,
         )
     return 0
+
+
+def _emit(text: str, output: Path | None) -> None:
+    """The command's result: to ``-o`` (checked before the work), else stdout."""
+    from sonotag_core.exports import write_output
+
+    write_output(lambda out: out.write(text), output)
 
 
 def _say_unmatched(match) -> None:

@@ -588,12 +588,22 @@ def test_evaluate_prints_the_per_label_table_and_calibrate_stores_thresholds(
     table = capsys.readouterr().out.splitlines()
     assert table[0].split()[:3] == ["label", "n_truth", "threshold"]
     assert table[-1].startswith("macro")
+    # -o: the same result in a file, nothing on stdout
+    written = tmp_path / "ev.json"
+    args = ("evaluate", aid, "--truth", str(truth), "--format", "json", "-o", str(written))
+    assert library_cli(*args) == 0
+    assert capsys.readouterr().out == ""
+    assert json.loads(written.read_text(encoding="utf-8"))["labels"] == doc["labels"]
 
     from sonotag_core.store.database import Store
 
-    assert library_cli("calibrate", aid, "--truth", str(truth), "--apply") == 0
-    err = capsys.readouterr().err
-    assert "stored 2 calibrated threshold(s)" in err
+    thresholds = tmp_path / "thresholds.tsv"
+    args = ("calibrate", aid, "--truth", str(truth), "--apply", "-o", str(thresholds))
+    assert library_cli(*args) == 0
+    out = capsys.readouterr()
+    assert "stored 2 calibrated threshold(s)" in out.err and out.out == ""
+    rows = [line.split("\t") for line in thresholds.read_text(encoding="utf-8").splitlines()]
+    assert sorted(row[0] for row in rows) == ["a tone", "siren"]
     sha = store.get_analysis(aid).checkpoint_sha256
     kept = Store(tmp_path / "data").get_calibrations(["a tone", "siren"], sha)
     assert set(kept) == {"a tone", "siren"}
@@ -695,3 +705,80 @@ def test_evaluate_reviews_scores_the_reviewed_spans_only(library_cli, capsys, re
     assert len(doc["files"]) == 2  # two reviewed spans, nothing else
     assert library_cli("evaluate", aid) == 1
     assert "needs --truth FILE or --reviews" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- -o on every result
+
+
+# the commands that print a result a user keeps (a table, events, thresholds, moments),
+# and those that print a status for the terminal; a new command must be put in one
+RESULT_COMMANDS = {
+    "analyze",
+    "evaluate",
+    "calibrate",
+    "batch",
+    "library export",
+    "library search",
+}
+STATUS_COMMANDS = {
+    "fetch-model",
+    "settings",
+    "library list",
+    "library review",
+    "library delete",
+    "library attach",
+    "library detach",
+    "library attached",
+}
+
+
+def _commands(parser, prefix: str = "") -> dict[str, object]:
+    """Every (sub)command of the parser: its name -> its own parser."""
+    import argparse
+
+    out: dict[str, object] = {}
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                inner = _commands(sub, f"{prefix}{name} ")
+                out.update(inner or {f"{prefix}{name}": sub})
+    return out
+
+
+def test_every_command_that_writes_a_result_takes_o() -> None:
+    from sonotag_core.cli import _parser
+
+    commands = _commands(_parser())
+    assert set(commands) == RESULT_COMMANDS | STATUS_COMMANDS
+    for name in RESULT_COMMANDS:
+        flags = {s for a in commands[name]._actions for s in a.option_strings}
+        assert {"-o", "--output"} <= flags, name
+
+
+@pytest.fixture
+def fast_cli(monkeypatch, tmp_path, no_model_load):
+    """The CLI without a model (any load fails the test): for what fails before it."""
+    monkeypatch.setenv("SONOTAG_DATA_DIR", str(tmp_path / "data"))
+    return lambda *args: main(list(args))
+
+
+@pytest.mark.parametrize(
+    ("command", "where", "message"),
+    [
+        (("evaluate", "abc", "--truth", "t.tsv"), "nowhere/ev.json", "No such directory"),
+        (("evaluate", "abc", "--reviews"), ".", "is a directory"),
+        (("calibrate", "abc", "--truth", "t.tsv"), "nowhere/cal.tsv", "No such directory"),
+        (("library", "search", "siren"), "nowhere/hits.tsv", "No such directory"),
+    ],
+)
+def test_o_refuses_a_bad_path_before_any_work(
+    fast_cli, capsys, tmp_path, no_model_load, command, where, message
+):
+    """The same refusals as `analyze -o`, before the analysis id, the truth or the model
+    is even looked at (the id "abc" does not exist, nor does t.tsv)."""
+    assert fast_cli(*command, "-o", str(tmp_path / where)) == 1
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith("sonotag: error: ") and message in line
+    assert str(tmp_path) in line  # the path (or its missing folder), named
+    assert not no_model_load
+    assert not (tmp_path / "nowhere").exists()
