@@ -14,6 +14,7 @@ from sonotag_core.domain.events import EventParams
 from sonotag_core.domain.progress import RunHandle
 from sonotag_core.domain.report import Report
 from sonotag_core.errors import SonoTagError
+from sonotag_core.inference.scheduler import charging
 from sonotag_core.media import sources
 from sonotag_core.media.examples import EXAMPLES, example_path
 from sonotag_core.service.api import Service
@@ -108,17 +109,20 @@ def _analysed(inputs: Inputs, save: bool, bar: ui_state.ProgressBar) -> Analysed
         source = done.source  # the kept audio, encoded at the new hop
     else:
         source = resolve(inputs, bar, service)
-    ui_state.rate_limiter().check(*ui_state.user_keys())
-    return service.analyse(
-        source,
-        inputs.labels,
-        hop_s=inputs.hop_s,
-        params=inputs.event_params(),
-        save=save,
-        viewer=ui_state.viewer(),
-        update_existing=True,
-        progress=bar,
-    )
+    keys = ui_state.user_keys()
+    ui_state.rate_limiter().check(*keys)
+    # the audio it encodes is charged to this visitor; reused embeddings cost nothing
+    with charging(ui_state.audio_budget().meter(*keys)):
+        return service.analyse(
+            source,
+            inputs.labels,
+            hop_s=inputs.hop_s,
+            params=inputs.event_params(),
+            save=save,
+            viewer=ui_state.viewer(),
+            update_existing=True,
+            progress=bar,
+        )
 
 
 def run_analysis(inputs: Inputs, save: bool) -> None:

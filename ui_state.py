@@ -26,7 +26,7 @@ from sonotag_core.errors import SonoTagError
 from sonotag_core.inference import fast_mode
 from sonotag_core.inference.embedding_cache import EmbeddingCache
 from sonotag_core.inference.model import LoadedModel, known_checkpoint_sha256, load_model
-from sonotag_core.inference.scheduler import RateLimiter
+from sonotag_core.inference.scheduler import AudioBudget, RateLimiter
 from sonotag_core.inference.scoring import TextCache
 from sonotag_core.media.sources import SourceInfo, sweep_working_copies
 from sonotag_core.service.api import LinkMemo, Service
@@ -356,6 +356,13 @@ def fast_mode_offered() -> bool:
 @st.cache_resource(show_spinner=False)
 def rate_limiter() -> RateLimiter:
     return RateLimiter(settings().rate_limit_per_hour)
+
+
+@st.cache_resource(show_spinner=False)
+def audio_budget() -> AudioBudget:
+    """Minutes of audio each visitor may have encoded per hour (the same keys as the rate
+    limit: :func:`user_keys`); a run charges it inside ``scheduler.charging``."""
+    return AudioBudget(settings().audio_minutes_per_hour)
 
 
 @st.cache_resource(show_spinner=False)

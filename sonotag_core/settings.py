@@ -209,6 +209,15 @@ class Settings:
         "Relabeling and opening stored analyses do not count.",
         _at_least(0, "RATE_LIMIT_PER_HOUR", "0 (no limit) or more"),
     )
+    audio_minutes_per_hour: int = setting(
+        180,
+        "Most minutes of audio one visitor may have encoded per hour in the dashboard, "
+        "counted as it decodes (a file stated longer than what is left is refused at once, "
+        "one of unknown length stops when the allowance runs out), by owner cookie and "
+        "client address as the rate limit; 0 = no limit. Reused embeddings (relabeling, "
+        "stored analyses) cost nothing.",
+        _at_least(0, "AUDIO_MINUTES_PER_HOUR", "0 (no limit) or more"),
+    )
     access: str = setting(
         "shared",
         "Who sees what in the dashboard: shared (everyone sees and may delete every "

@@ -47,6 +47,7 @@ BAD_VALUES: dict[str, str] = {
     "media_cap_mb": "0",
     "max_upload_mb": "0",
     "rate_limit_per_hour": "-1",
+    "audio_minutes_per_hour": "-5",
     "access": "public",
     "trusted_proxies": "not-an-address",
 }

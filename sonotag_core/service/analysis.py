@@ -33,7 +33,7 @@ from sonotag_core.errors import LimitError
 from sonotag_core.inference.embedding_cache import EmbeddingCache, EmbeddingKey
 from sonotag_core.inference.encode import encode_windows
 from sonotag_core.inference.model import LoadedModel
-from sonotag_core.inference.scheduler import encoder_queue
+from sonotag_core.inference.scheduler import AudioMeter, audio_meter, encoder_queue
 from sonotag_core.inference.scoring import TextCache, frame_probabilities
 from sonotag_core.media import decode
 from sonotag_core.settings import Settings, check_hop
@@ -76,7 +76,9 @@ def embed_file(
     Memory holds one window plus one decoded block of audio at a time; only the
     embeddings (64 KiB per window, 23 MB per hour) grow with duration. An exception from
     ``progress`` (a cancel) stops ffmpeg at once and keeps nothing. ``settings.fast``:
-    the encoder runs in bf16 (:mod:`~.inference.fast_mode`).
+    the encoder runs in bf16 (:mod:`~.inference.fast_mode`). Inside
+    :func:`~.scheduler.charging`, the visitor's audio budget is asked before decoding
+    (with the length the file states) and charged block by block as audio decodes.
     """
     check_hop(hop_s)
     hop = hop_samples(hop_s)
@@ -84,6 +86,10 @@ def embed_file(
     info = decode.probe(path, name=name)
     if info.duration_s is not None and info.duration_s > settings.max_duration_s:
         raise LimitError(_too_long(name, info.duration_s, settings.max_duration_s))
+    meter = audio_meter()  # the visitor's audio budget, when a front end set one
+    if meter is not None:  # a stated length is known now; an unstated one as it decodes
+        stated = info.duration_s and max(0.0, info.duration_s - DURATION_SLACK_S)
+        meter.check(quoted(name), stated or None)
     shown_progress = EncodeProgress(progress, shown(name), expected_windows(info.duration_s, hop))
     # decoding reports nothing itself: it is folded into the one "encode" stage
     decoded = decode.stream_samples(
@@ -95,13 +101,15 @@ def embed_file(
         nonlocal counted
         for block in decoded:
             counted += block.size
+            if meter is not None:
+                meter.charge(quoted(name), block.size / SAMPLE_RATE)
             yield block
         shown_progress.stream_ended(window_count(counted, hop))
 
     starts: list[int] = []
     feats: list[np.ndarray] = []
     try:
-        with encoder_queue().slot(on_wait=lambda ahead: progress(_queued(ahead))):
+        with encoder_queue().slot(on_wait=lambda ahead: progress(_queued(ahead, meter))):
             shown_progress.start()
             batches = encode_windows(
                 model,
@@ -123,11 +131,12 @@ def embed_file(
     return AudioEmbeddings(np.asarray(starts, dtype=np.int64), features, counted, hop)
 
 
-def _queued(ahead: int) -> Progress:
+def _queued(ahead: int, meter: AudioMeter | None = None) -> Progress:
     waiting = "1 analysis" if ahead == 1 else f"{ahead} analyses"
-    return Progress(
-        "queue", 0, None, "analyses", f"Queued, position {ahead + 1}: {waiting} ahead of yours"
-    )
+    text = f"Queued, position {ahead + 1}: {waiting} ahead of yours"
+    if meter is not None and (allowance := meter.allowance()):
+        text += f". Your audio allowance: {allowance}"
+    return Progress("queue", 0, None, "analyses", text)
 
 
 def score(texts: TextCache, embeddings: AudioEmbeddings, labels: LabelSet) -> Timeline:
