@@ -15,6 +15,7 @@ import streamlit as st
 import ui_state
 from sonotag_core.dashboard import share
 from sonotag_core.dashboard.presets import PRESETS, merge_labels
+from sonotag_core.domain.event_params import EventParam, event_param, event_params
 from sonotag_core.domain.events import EventParams
 from sonotag_core.domain.labels import LabelSet, parse_labels
 from sonotag_core.errors import LimitError, SonoTagError
@@ -48,16 +49,21 @@ class Keys:
     example: str = "in_example"
     analysis: str = "in_analysis"
     labels: str = "labels_text"
-    threshold: str = "thr"
     hop: str = "hop"
     fast: str = "fast"
-    median: str = "med"
-    min_event: str = "min_ev"
-    gap: str = "gap"
     view: str = "view"
+
+    @property
+    def threshold(self) -> str:
+        return event_key(event_param("threshold"))
 
 
 KEYS = Keys()
+
+
+def event_key(row: EventParam) -> str:
+    """The session key of an event parameter's sidebar widget: its share-link key."""
+    return row.share_key
 
 
 def label_key(label: str) -> str:
@@ -87,11 +93,8 @@ class Inputs:
         ss = st.session_state
         return EventParams.from_settings(
             ui_state.settings(),
-            threshold=ss[KEYS.threshold],
             label_thresholds=self.label_thresholds(),
-            median_frames=ss[KEYS.median],
-            fill_gap_s=ss[KEYS.gap],
-            min_event_s=ss[KEYS.min_event],
+            **{row.name: ss[event_key(row)] for row in event_params()},
         )
 
 
@@ -125,12 +128,13 @@ def _load_link_state(params: dict[str, list[str]]) -> None:
     ss[KEYS.labels] = labels_text(state.label_set)
     if state.analysis and not params.get("l"):  # a bare ?analysis= link: the stored labels
         ss[KEYS.labels] = stored_labels_text(state.analysis) or ss[KEYS.labels]
-    ss[KEYS.threshold], ss[KEYS.hop] = state.threshold, state.hop_s
+    for row in event_params():
+        ss[event_key(row)] = state.events[row.name]
+    ss[KEYS.hop] = state.hop_s
     ss[KEYS.fast] = state.fast and ui_state.fast_mode_offered()
     if state.fast and not ss[KEYS.fast]:
         warnings.append(FAST_REFUSED)
-    ss[KEYS.median], ss[KEYS.min_event] = state.median_frames, state.min_event_s
-    ss[KEYS.gap], ss[KEYS.view] = state.fill_gap_s, state.view
+    ss[KEYS.view] = state.view
     ss[LT_OVERRIDES] = dict(state.label_thresholds)  # the link's; the rest follow thr
     for label, value in state.label_thresholds.items():
         ss[label_key(label)] = value
@@ -156,7 +160,13 @@ def load_link_state() -> None:
         _load_link_state(params)
     if too_long:
         ss[ui_state.WARNINGS] = [too_long, *ss[ui_state.WARNINGS]]
-    ui_state.keep_widget_values([*astuple(KEYS), *(k for k in ss if k.startswith(label_key("")))])
+    ui_state.keep_widget_values(
+        [
+            *astuple(KEYS),
+            *(event_key(row) for row in event_params()),
+            *(k for k in ss if k.startswith(label_key(""))),
+        ]
+    )
 
 
 def show_link_warnings() -> None:
@@ -301,6 +311,16 @@ def _set_override(label: str) -> None:
         overrides[label] = value
 
 
+def _event_widget(row: EventParam) -> None:
+    """The sidebar's control of one event parameter: a slider over the row's range (a
+    select slider over its choices for a whole-number row)."""
+    if row.type is int:
+        st.select_slider(row.ui_label, row.choices(), key=event_key(row), help=row.help)
+    else:
+        low, high = float(row.low), float(row.high)
+        st.slider(row.ui_label, low, high, key=event_key(row), step=row.step, help=row.help)
+
+
 def _settings_sidebar(labels: LabelSet | None) -> None:
     ss = st.session_state
     st.header("Settings")
@@ -318,15 +338,8 @@ def _settings_sidebar(labels: LabelSet | None) -> None:
         disabled=not offered,
         help=FAST_HELP if offered else FAST_REFUSED,
     )
-    st.slider("Event threshold", 0.01, 0.99, key=KEYS.threshold, step=0.01)
-    st.select_slider(
-        "Smoothing (median frames)",
-        list(range(1, share.MEDIAN_FRAMES_MAX + 1, 2)),
-        key=KEYS.median,
-        help="1 = off. 3 removes one-frame (0.31 s) spikes.",
-    )
-    st.slider("Minimum event length (s)", 0.0, share.MIN_EVENT_S_MAX, key=KEYS.min_event, step=0.1)
-    st.slider("Fill gaps shorter than (s)", 0.0, share.FILL_GAP_S_MAX, key=KEYS.gap, step=0.05)
+    for row in event_params():
+        _event_widget(row)
     if labels is None or not labels.positives:
         return
     overrides = ss.setdefault(LT_OVERRIDES, {})
@@ -413,13 +426,10 @@ def view_state(inputs: Inputs, result: Analysed | None) -> share.ViewState | Non
         analysis=stored_id if inputs.mode in ("Upload", "Record", "Library") else None,
         labels=inputs.labels.labels,
         negatives=inputs.labels.negatives,
-        threshold=float(ss[KEYS.threshold]),
+        events={row.name: row.type(ss[event_key(row)]) for row in event_params()},
         label_thresholds=inputs.label_thresholds(),
         hop_s=result.hop_s if result is not None else inputs.hop_s,  # what is shown
         fast=result.fast if result is not None else inputs.fast,
-        median_frames=int(ss[KEYS.median]),
-        min_event_s=float(ss[KEYS.min_event]),
-        fill_gap_s=float(ss[KEYS.gap]),
         view=ss.get(KEYS.view) or "timeline",
         t=ss.get(ui_state.PICKED_T),
     )

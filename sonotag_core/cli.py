@@ -25,6 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from sonotag_core import __version__, cli_batch, cli_evaluate
+from sonotag_core.cli_args import add_event_flags, given_event_values
+from sonotag_core.domain.event_params import event_params
 from sonotag_core.domain.progress import Progress, ProgressFn
 from sonotag_core.domain.timefmt import clock
 from sonotag_core.errors import ConfigError, SonoTagError
@@ -108,7 +110,7 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="window hop in seconds: 10 (default) or 5 for 50%% overlap",
     )
-    a.add_argument("--threshold", type=float, default=None, help="event threshold (default 0.5)")
+    add_event_flags(a, ["threshold"])
     cli_batch.add_fast_flag(a)
     a.add_argument(
         "--label-threshold",
@@ -117,18 +119,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="LABEL=T",
         help="per-label threshold; repeatable",
     )
-    a.add_argument(
-        "--median-frames",
-        type=int,
-        default=None,
-        help="median filter length in frames (odd, 1 = off)",
-    )
-    a.add_argument(
-        "--fill-gap", type=float, default=None, help="fill gaps shorter than this many seconds"
-    )
-    a.add_argument(
-        "--min-event", type=float, default=None, help="drop events shorter than this many seconds"
-    )
+    add_event_flags(a, [row.name for row in event_params() if row.name != "threshold"])
     a.add_argument(
         "--format",
         choices=FORMAT_CHOICES,
@@ -181,9 +172,7 @@ def _library_parser(sub: argparse._SubParsersAction) -> None:
         help="output file (or directory with --format all); - or none: stdout",
     )
     e.add_argument("--labels", help="score these labels instead of the stored ones")
-    e.add_argument(
-        "--threshold", type=float, default=None, help="event threshold (default: the stored one)"
-    )
+    add_event_flags(e, ["threshold"], default_note="the stored one")
     e.add_argument(
         "--reviewed", action="store_true", help="accepted events only, under their corrected labels"
     )
@@ -327,18 +316,10 @@ def _check_output(fmt: str, output: Path | None) -> None:
 def _event_params(args: argparse.Namespace, settings: Settings):
     from sonotag_core.domain.events import EventParams
 
-    overrides = {
-        k: v
-        for k, v in {
-            "threshold": args.threshold,
-            "median_frames": args.median_frames,
-            "fill_gap_s": args.fill_gap,
-            "min_event_s": args.min_event,
-        }.items()
-        if v is not None
-    }
     return EventParams.from_settings(
-        settings, label_thresholds=_label_thresholds(args.label_threshold), **overrides
+        settings,
+        label_thresholds=_label_thresholds(args.label_threshold),
+        **given_event_values(args),
     )
 
 

@@ -11,6 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from sonotag_core.cli_args import add_event_flags
 from sonotag_core.errors import ConfigError, ModelError
 from sonotag_core.settings import Settings
 from sonotag_core.untrusted import quoted
@@ -49,7 +50,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     b.add_argument("--labels", help="labels, e.g. 'dog barking; siren; -music'")
     b.add_argument("--hop", type=float, default=None, help="window hop in seconds (10 or 5)")
-    b.add_argument("--threshold", type=float, default=None, help="event threshold")
+    add_event_flags(b, ["threshold"])
     add_fast_flag(b)
     b.add_argument("--engine", choices=ENGINES, default="local", help="local loop or Dask")
     b.add_argument("--address", help="a running Dask scheduler, e.g. tcp://host:8786")

@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from sonotag_core.cli_args import add_event_flags
 from sonotag_core.errors import ConfigError, TruthError
 from sonotag_core.settings import Settings
 from sonotag_core.untrusted import quoted
@@ -66,7 +67,7 @@ def _common(p: argparse.ArgumentParser, *, truth_required: bool = True) -> None:
         metavar="CLASS=LABEL",
         help="map a ground-truth class to a label (repeatable)",
     )
-    p.add_argument("--threshold", type=float, default=None, help="event threshold")
+    add_event_flags(p, ["threshold"])
 
 
 def mapping(items: Sequence[str]) -> dict[str, str]:

@@ -22,6 +22,7 @@ from types import MappingProxyType
 from typing import Any, TypeVar, cast, get_type_hints
 
 from sonotag_core.access import check_mode, parse_networks
+from sonotag_core.domain.event_params import event_param
 from sonotag_core.domain.windows import FRAME_S, WINDOW_S
 from sonotag_core.errors import ConfigError, SonoTagError
 from sonotag_core.untrusted import one_line, quoted
@@ -86,22 +87,18 @@ def _positive(name: str, unit: str) -> Check:
     return check
 
 
-def _threshold(value: float) -> None:
-    if not 0.0 < value < 1.0:  # also rejects NaN
-        raise ConfigError(f"Threshold must be between 0 and 1 (exclusive), not {value}.")
+def event_setting(name: str) -> Any:
+    """A row of the event-parameter table (:mod:`.domain.event_params`) as a setting: its
+    default, help and check, the check's message naming the variable."""
+    row = event_param(name)
 
+    def check(value: Any) -> None:
+        try:
+            row.check(value)
+        except ConfigError as exc:
+            raise ConfigError(f"{ENV_PREFIX}{name.upper()}: {exc}") from None
 
-def _median(value: int) -> None:
-    if value < 1 or value % 2 == 0:
-        raise ConfigError("Median filter length must be an odd number of frames (1 = off).")
-
-
-def _seconds(name: str) -> Check:
-    def check(value: float) -> None:
-        if not (math.isfinite(value) and value >= 0):
-            raise ConfigError(f"{ENV_PREFIX}{name} must be a number of seconds >= 0, not {value}.")
-
-    return check
+    return setting(row.type(row.default), f"Default: {row.help[:1].lower()}{row.help[1:]}", check)
 
 
 # ---------------------------------------------------------------- the table
@@ -168,21 +165,11 @@ class Settings:
         "Default window hop in seconds: 10 = no overlap, 5 = 50 % overlap (frames averaged).",
         check_hop,
     )
-    threshold: float = setting(0.5, "Default event threshold on the frame probability.", _threshold)
-    median_frames: int = setting(
-        1,
-        "Default median-filter length in frames (odd; 1 = off) before thresholding.",
-        _median,
-    )
-    fill_gap_s: float = setting(
-        0.32,
-        "Default: gaps between events shorter than this are filled (one 0.3125-s frame by "
-        "default).",
-        _seconds("FILL_GAP_S"),
-    )
-    min_event_s: float = setting(
-        0.0, "Default: events shorter than this are dropped.", _seconds("MIN_EVENT_S")
-    )
+    # the event parameters' defaults: their rows live in the event-parameter table
+    threshold: float = event_setting("threshold")
+    median_frames: int = event_setting("median_frames")
+    fill_gap_s: float = event_setting("fill_gap_s")
+    min_event_s: float = event_setting("min_event_s")
     data_dir: str = setting(
         "", "Where SonoTag keeps downloads and results (default ~/.local/share/sonotag)."
     )

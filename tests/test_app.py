@@ -168,7 +168,7 @@ def test_extreme_but_valid_params_do_not_crash(app_env):
     at = new_app(min="60", gap="10", med="13", thr="0.99", t="99999")
     at.run()
     assert not at.exception, at.exception
-    assert at.session_state.min_ev == 60 and at.session_state.med == 13
+    assert at.session_state["min"] == 60 and at.session_state.med == 13
 
 
 def test_link_values_reach_the_browser_with_every_run(app_env):

@@ -129,7 +129,7 @@ def test_threads_follow_the_container_cpu_quota(tmp_path: Path) -> None:
 def test_event_and_view_defaults_are_the_tables() -> None:
     p, v = EventParams(), ViewState()
     for name in ("threshold", "median_frames", "fill_gap_s", "min_event_s"):
-        assert getattr(p, name) == getattr(v, name) == getattr(DEFAULTS, name), name
+        assert getattr(p, name) == v.events[name] == getattr(DEFAULTS, name), name
     assert v.hop_s == DEFAULTS.hop_s
 
 

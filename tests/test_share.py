@@ -12,12 +12,12 @@ from hypothesis import strategies as st
 
 from sonotag_core.dashboard.share import (
     DEFAULT_LABELS,
-    PARAMS,
     VIEWS,
     ViewState,
     combined_warning,
     default_state,
     from_query_params,
+    params,
     share_url,
     to_query_params,
 )
@@ -56,17 +56,15 @@ def assert_valid(state: ViewState, settings: Settings = S) -> None:
     assert 0.01 <= state.threshold <= 0.99
     assert all(0.01 <= v <= 0.99 for v in state.label_thresholds.values())
     assert state.hop_s in (10.0, 5.0)
-    assert state.median_frames in (1, 3, 5, 7, 9, 11, 13, 15)
-    assert 0 <= state.min_event_s <= 60 and 0 <= state.fill_gap_s <= 10
+    ev = state.events
+    assert ev["median_frames"] in (1, 3, 5, 7, 9, 11, 13, 15)
+    assert 0 <= ev["min_event_s"] <= 60 and 0 <= ev["fill_gap_s"] <= 10
     assert state.view in VIEWS
     assert state.t is None or 0 <= state.t <= settings.max_duration_s
     EventParams.from_settings(
         settings,
-        threshold=state.threshold,
         label_thresholds=state.label_thresholds,
-        median_frames=state.median_frames,
-        fill_gap_s=state.fill_gap_s,
-        min_event_s=state.min_event_s,
+        **state.events,
     )
 
 
@@ -103,13 +101,15 @@ def view_states(draw):
         else None,
         labels=tuple(labels),
         negatives=negatives,
-        threshold=draw(st.integers(10_000, 990_000)) / 1e6,
         label_thresholds={x: draw(st.integers(1, 99)) / 100 for x in lt_labels},
         hop_s=draw(st.sampled_from([10.0, 5.0])),
         fast=draw(st.booleans()),
-        median_frames=draw(st.sampled_from(range(1, 16, 2))),
-        min_event_s=draw(st.integers(0, 60 * 10**6)) / 1e6,
-        fill_gap_s=draw(st.integers(0, 10 * 10**6)) / 1e6,
+        events={
+            "threshold": draw(st.integers(10_000, 990_000)) / 1e6,
+            "median_frames": draw(st.sampled_from(range(1, 16, 2))),
+            "min_event_s": draw(st.integers(0, 60 * 10**6)) / 1e6,
+            "fill_gap_s": draw(st.integers(0, 10 * 10**6)) / 1e6,
+        },
         view=draw(st.sampled_from(VIEWS)),
         t=draw(
             st.one_of(st.none(), st.integers(0, int(S.max_duration_s) * 100).map(lambda x: x / 100))
@@ -143,9 +143,7 @@ def test_round_trip(state):
         ViewState(
             analysis="0123abcd",
             hop_s=5.0,
-            median_frames=15,
-            min_event_s=60.0,
-            fill_gap_s=0.0,
+            events={"median_frames": 15, "min_event_s": 60.0, "fill_gap_s": 0.0},
             t=0.0,
         ),
         ViewState(labels=DEFAULT_LABELS, negatives=frozenset({"siren"})),
@@ -166,19 +164,17 @@ def test_defaults_give_an_empty_query_and_the_bare_base_url():
     # defaults come from Settings, and a default value is still left out
     custom = Settings(threshold=0.3, hop_s=5.0, median_frames=3).validated()
     state, warnings = from_query_params({}, settings=custom, example_ids=EXAMPLES)
-    assert (state.threshold, state.hop_s, state.median_frames) == (0.3, 5.0, 3) and not warnings
+    got = (state.threshold, state.hop_s, state.events["median_frames"])
+    assert got == (0.3, 5.0, 3) and not warnings
     assert to_query_params(state, settings=custom) == {}
     assert to_query_params(replace(state, hop_s=10.0), settings=custom) == {"hop": "10"}
 
 
 def test_only_changed_values_are_written_compactly():
     state = replace(
-        D,
-        threshold=0.1 + 0.2,
-        median_frames=3,
+        D.with_events(threshold=0.1 + 0.2, median_frames=3, min_event_s=0.35000000000000003),
         hop_s=5.0,
         view="heatmap",
-        min_event_s=0.35000000000000003,
         t=12.345678,
     )
     assert to_query_params(state, settings=S) == {
@@ -200,7 +196,11 @@ def test_only_changed_values_are_written_compactly():
 def test_any_parsed_link_reparses_to_itself():
     """Values are rounded as they are read, so a hand-edited link is stable after one pass."""
     state, warnings = parse({"thr": "0.123456789", "t": "1.239", "min": "0.0000001"})
-    assert warnings == [] and (state.threshold, state.t, state.min_event_s) == (0.123457, 1.24, 0)
+    assert warnings == [] and (state.threshold, state.t, state.events["min_event_s"]) == (
+        0.123457,
+        1.24,
+        0,
+    )
     assert parse(to_query_params(state, settings=S)) == (state, [])
 
 
@@ -416,7 +416,7 @@ fuzz_value = st.one_of(
 @hsettings(max_examples=300, deadline=None)
 @given(
     params=st.dictionaries(
-        st.one_of(st.sampled_from(PARAMS), st.text(max_size=5)),
+        st.one_of(st.sampled_from(params()), st.text(max_size=5)),
         st.one_of(fuzz_value, st.lists(fuzz_value, max_size=5)),
         max_size=8,
     )

@@ -53,7 +53,7 @@ Width = int | Literal["container"]  # pixels, or "container" to fill the parent
 
 # Single views fit their width to the container but keep ``height`` as the plot height
 # (Streamlit's default for single views, "fit", would squeeze the axes into ``height``).
-_FIT_X = alt.AutoSizeParams(type="fit-x", contains="padding")
+FIT_X = alt.AutoSizeParams(type="fit-x", contains="padding")
 
 
 def label_colors(
@@ -103,7 +103,7 @@ def pooled_probabilities(
     return pooled, starts, ends
 
 
-def _chart_data(df: pd.DataFrame) -> pd.DataFrame | alt.InlineData:
+def chart_data(df: pd.DataFrame) -> pd.DataFrame | alt.InlineData:
     """The frame itself, or inline records past Altair's default 5 000-row limit.
 
     Streamlit ships DataFrames as Arrow whatever their size, but a plain ``to_dict()`` or
@@ -197,7 +197,7 @@ def timeline_chart(
             data = pd.DataFrame({TIME_FIELD: starts, "probability": pooled[i]})
         else:  # still a valid chart with the pick selection, just nothing to draw
             data = pd.DataFrame({TIME_FIELD: starts[:0], "probability": starts[:0]})
-        base = alt.Chart(_chart_data(data)).encode(x=x)
+        base = alt.Chart(chart_data(data)).encode(x=x)
         view = f"timeline_hits_{i}"
         views.append(view)
         layers: list[alt.Chart] = [
@@ -282,4 +282,4 @@ def scores_chart(
     )
     ticks = base.mark_tick(color=MEAN_COLOR, thickness=2).encode(x=alt.X("mean:Q", scale=x_scale))
     height = max(row_height * len(order), row_height)
-    return alt.layer(bars, ticks).properties(height=height, width=width, autosize=_FIT_X)
+    return alt.layer(bars, ticks).properties(height=height, width=width, autosize=FIT_X)

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 import altair as alt
 import pandas as pd
 
-from sonotag_core.dashboard.charts import _FIT_X, TIME_TITLE, Width, _chart_data, label_colors
+from sonotag_core.dashboard.charts import FIT_X, TIME_TITLE, Width, chart_data, label_colors
 from sonotag_core.domain.evaluation_curves import (
     FALSE_ALARM,
     FOUND,
@@ -87,7 +87,7 @@ def f1_threshold_chart(
     color = _label_color(labels, colors)
     x = alt.X("threshold:Q", title="threshold", scale=alt.Scale(domain=[0.0, 1.0], nice=False))
     lines = (
-        alt.Chart(_chart_data(long))
+        alt.Chart(chart_data(long))
         .mark_line(interpolate="step-after", strokeWidth=1.75, clip=True)
         .encode(
             x=x,
@@ -119,7 +119,7 @@ def f1_threshold_chart(
             .mark_rule(strokeDash=dash, strokeWidth=1.25, opacity=0.9)
             .encode(x=x, color=color, tooltip=rule_tooltip)
         )
-    return alt.LayerChart(layer=layers, height=height, width=width, autosize=_FIT_X)
+    return alt.LayerChart(layer=layers, height=height, width=width, autosize=FIT_X)
 
 
 # --------------------------------------------------------------------------- PSD-ROC
@@ -139,7 +139,7 @@ def psd_roc_chart(
     labels = _labels(pd.unique(curves["label"]))
     data = curves.astype({"label": str})
     return (
-        alt.Chart(_chart_data(data))
+        alt.Chart(chart_data(data))
         .mark_line(interpolate="step-after", strokeWidth=1.75, clip=True)
         .encode(
             x=alt.X(
@@ -155,7 +155,7 @@ def psd_roc_chart(
                 alt.Tooltip("tpr:Q", format=".3f", title="found"),
             ],
         )
-        .properties(height=height, width=width, autosize=_FIT_X)
+        .properties(height=height, width=width, autosize=FIT_X)
     )
 
 
@@ -207,7 +207,7 @@ def truth_lane_chart(
     end = float(duration_s) if duration_s > 0 else 1.0
     return (
         alt.Chart(
-            _chart_data(rows),
+            chart_data(rows),
             title=alt.TitleParams(
                 "upper lane: detected · lower lane: truth", anchor="start", fontSize=11
             ),
@@ -233,5 +233,5 @@ def truth_lane_chart(
                 alt.Tooltip("offset:Q", format=".2f", title="offset (s)"),
             ],
         )
-        .properties(height=max(row_height * len(labels), row_height), width=width, autosize=_FIT_X)
+        .properties(height=max(row_height * len(labels), row_height), width=width, autosize=FIT_X)
     )

@@ -14,14 +14,14 @@ param         meaning                                     example
 ``analysis``  stored analysis id, 8-64 lowercase hex      ``analysis=3fa2c1d0``
               (``id`` is accepted as a short alias)
 ``l``         label, repeated; leading ``-`` = negative   ``l=siren&l=-music``
-``thr``       event threshold, 0.01-0.99                  ``thr=0.35``
+(event)       each event parameter under its share key    ``thr=0.35&med=3``
+              (:data:`.event_params.EVENT_PARAMS`: the
+              threshold, smoothing, minimum length, gap
+              filling), within the row's range
 ``lt``        per-label threshold ``label:value``,        ``lt=siren:0.2``
               repeated; split on the last ``:``
 ``hop``       window hop in s: 10 or 5                    ``hop=5``
 ``fast``      fast mode (bf16 encoder): 1 or 0            ``fast=1``
-``med``       median filter in frames: odd, 1-15          ``med=3``
-``min``       minimum event length in s, 0-60             ``min=0.5``
-``gap``       fill gaps shorter than this, in s, 0-10     ``gap=0.5``
 ``view``      timeline, heatmap, events or scores         ``view=heatmap``
 ``t``         selected playback time in s (0.01 s steps)  ``t=12.5``
 ============  ==========================================  ==========================
@@ -41,10 +41,11 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlencode
 
+from sonotag_core.domain.event_params import event_param, event_params
 from sonotag_core.domain.labels import LabelSet, parse_labels
 from sonotag_core.errors import SonoTagError
 from sonotag_core.settings import DEFAULTS, Settings
@@ -52,14 +53,22 @@ from sonotag_core.settings import DEFAULTS, Settings
 DEFAULT_LABELS: tuple[str, ...] = ("dog barking", "siren", "applause")
 VIEWS: tuple[str, ...] = ("timeline", "heatmap", "events", "scores")
 HOPS: tuple[float, ...] = (10.0, 5.0)
-THRESHOLD_RANGE: tuple[float, float] = (0.01, 0.99)  # the dashboard's slider range
-MEDIAN_FRAMES_MAX = 15
-MIN_EVENT_S_MAX = 60.0
-FILL_GAP_S_MAX = 10.0
 MAX_VALUE_CHARS = 2048  # any single value longer than this is dropped
 DECIMALS = 6  # thresholds and event lengths
 T_DECIMALS = 2  # playback time: 0.01 s
-PARAMS: tuple[str, ...] = tuple("src ex analysis id l thr lt hop fast med min gap view t".split())
+#: the query keys a view reads besides the event parameters' (:func:`params`)
+_OTHER_PARAMS: tuple[str, ...] = tuple("src ex analysis id l lt hop fast view t".split())
+
+
+def params() -> tuple[str, ...]:
+    """Every query key a view reads."""
+    return (*_OTHER_PARAMS, *(row.share_key for row in event_params()))
+
+
+def _threshold_range() -> tuple[float, float]:
+    row = event_param("threshold")
+    return row.low, row.high
+
 
 _ANALYSIS_ID = re.compile(r"[0-9a-f]{8,64}")
 _NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]{1,3})?")
@@ -81,32 +90,43 @@ class ViewState:
     analysis: str | None = None
     labels: tuple[str, ...] = DEFAULT_LABELS
     negatives: frozenset[str] = frozenset()
-    threshold: float = DEFAULTS.threshold
+    #: each event parameter's value by name (:data:`.event_params.EVENT_PARAMS`); a row
+    #: missing here has its default
+    events: Mapping[str, float] = field(default_factory=dict)
     label_thresholds: dict[str, float] = field(default_factory=dict)
     hop_s: float = DEFAULTS.hop_s
     fast: bool = DEFAULTS.fast
-    median_frames: int = DEFAULTS.median_frames
-    min_event_s: float = DEFAULTS.min_event_s
-    fill_gap_s: float = DEFAULTS.fill_gap_s
     view: str = "timeline"
     t: float | None = None
+
+    def __post_init__(self) -> None:
+        given = dict(self.events)
+        full = {row.name: given.get(row.name, row.type(row.default)) for row in event_params()}
+        object.__setattr__(self, "events", full)
 
     @property
     def label_set(self) -> LabelSet:
         return LabelSet(self.labels, self.negatives)
 
+    def with_events(self, **values: float) -> ViewState:
+        """A copy with these event parameters changed (names of the table's rows)."""
+        return replace(self, events={**self.events, **values})
+
+    @property
+    def threshold(self) -> float:
+        """The event threshold (every label without its own)."""
+        return float(self.events["threshold"])
+
 
 def default_state(settings: Settings) -> ViewState:
     """The view with no params, from the ``SONOTAG_*`` defaults clamped to the URL's ranges."""
-    low, high = THRESHOLD_RANGE
-    median = settings.median_frames if settings.median_frames <= MEDIAN_FRAMES_MAX else 1
+    events = {
+        row.name: row.clamp(getattr(settings, row.name, row.default)) for row in event_params()
+    }
     return ViewState(
-        threshold=min(max(settings.threshold, low), high),
+        events=events,
         hop_s=settings.hop_s if settings.hop_s in HOPS else HOPS[0],
         fast=settings.fast,
-        median_frames=median,
-        min_event_s=min(max(settings.min_event_s, 0.0), MIN_EVENT_S_MAX),
-        fill_gap_s=min(max(settings.fill_gap_s, 0.0), FILL_GAP_S_MAX),
     )
 
 
@@ -290,7 +310,7 @@ def _labels(r: _Reader, settings: Settings, default: ViewState) -> LabelSet:
 
 
 def _label_thresholds(r: _Reader, labels: LabelSet) -> dict[str, float]:
-    low, high = THRESHOLD_RANGE
+    low, high = _threshold_range()
     out: dict[str, float] = {}
     items = r.all("lt")
     cap = 4 * len(labels.labels)  # bounds the work on a link with thousands of values
@@ -326,8 +346,7 @@ def from_query_params(
     r = _Reader(params)
     link, example, analysis = _source(r, example_ids)
     labels = _labels(r, settings, d)
-    low, high = THRESHOLD_RANGE
-    threshold = r.number("thr", "threshold", low, high, d.threshold, DECIMALS)
+    events = _event_values(r, d)
     label_thresholds = _label_thresholds(r, labels)
 
     hop = r.number("hop", "window hop", 0, 10, d.hop_s, DECIMALS)
@@ -338,15 +357,6 @@ def from_query_params(
     fast = {"1": True, "0": False}.get(fast_text, d.fast)
     if fast_text not in ("", "1", "0"):
         r.warn(f"Ignored the fast mode in the link (1 or 0); using {int(d.fast)}.")
-    med = r.number("med", "smoothing", 1, MEDIAN_FRAMES_MAX, d.median_frames, DECIMALS)
-    if med != int(med) or int(med) % 2 == 0:
-        r.warn(
-            "Ignored the smoothing in the link (an odd number of frames from 1 to "
-            f"{MEDIAN_FRAMES_MAX}); using {d.median_frames}."
-        )
-        med = d.median_frames
-    min_event = r.number("min", "minimum event length", 0, MIN_EVENT_S_MAX, d.min_event_s, DECIMALS)
-    fill_gap = r.number("gap", "gap filling", 0, FILL_GAP_S_MAX, d.fill_gap_s, DECIMALS)
 
     view = r.one("view")
     if view is None or view == "":
@@ -367,17 +377,31 @@ def from_query_params(
         analysis=analysis,
         labels=labels.labels,
         negatives=labels.negatives,
-        threshold=threshold,
+        events=events,
         label_thresholds=label_thresholds,
         hop_s=float(hop),
         fast=fast,
-        median_frames=int(med),
-        min_event_s=min_event,
-        fill_gap_s=fill_gap,
         view=view,
         t=t,
     )
     return state, r.warnings
+
+
+def _event_values(r: _Reader, default: ViewState) -> dict[str, float]:
+    """Each event parameter from its share key, within its row's range."""
+    out: dict[str, float] = {}
+    for row in event_params():
+        fallback = default.events[row.name]
+        value = r.number(row.share_key, row.what, row.low, row.high, fallback, DECIMALS)
+        if row.type is int and not row.allowed(value):
+            choices = row.choices()
+            r.warn(
+                f"Ignored the {row.what} in the link (one of {', '.join(f'{c:g}' for c in choices)}); "
+                f"using {fallback:g}."
+            )
+            value = fallback
+        out[row.name] = row.type(value)
+    return out
 
 
 def combined_warning(warnings: Sequence[str]) -> str | None:
@@ -415,18 +439,13 @@ def to_query_params(state: ViewState, *, settings: Settings) -> dict[str, str | 
         out["ex"] = state.example
     if state.labels != d.labels or state.negatives != d.negatives:
         out["l"] = [("-" + x) if x in state.negatives else x for x in state.labels]
-    if _fmt(state.threshold) != _fmt(d.threshold):
-        out["thr"] = _fmt(state.threshold)
+    for row in event_params():
+        if _fmt(state.events[row.name]) != _fmt(d.events[row.name]):
+            out[row.share_key] = _fmt(state.events[row.name])
     if state.label_thresholds:
         out["lt"] = [f"{k}:{_fmt(v)}" for k, v in state.label_thresholds.items()]
-    for key, value, default in (
-        ("hop", state.hop_s, d.hop_s),
-        ("med", state.median_frames, d.median_frames),
-        ("min", state.min_event_s, d.min_event_s),
-        ("gap", state.fill_gap_s, d.fill_gap_s),
-    ):
-        if _fmt(value) != _fmt(default):
-            out[key] = _fmt(value)
+    if _fmt(state.hop_s) != _fmt(d.hop_s):
+        out["hop"] = _fmt(state.hop_s)
     if state.fast != d.fast:
         out["fast"] = "1" if state.fast else "0"
     if state.view != d.view:

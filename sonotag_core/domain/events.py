@@ -18,30 +18,32 @@ Everything is vectorized over the whole (labels, frames) matrix: one hour with 3
 
 from __future__ import annotations
 
-import math
-import operator
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from scipy.ndimage import median_filter
 
+from sonotag_core.domain.event_params import checked, event_defaults, event_param, event_params
 from sonotag_core.domain.timeline import Timeline
 from sonotag_core.domain.windows import FRAME_S
 from sonotag_core.errors import ConfigError
-from sonotag_core.settings import DEFAULTS, Settings
 from sonotag_core.untrusted import quoted
 
 EVENT_COLUMNS: tuple[str, ...] = ("label", "onset_s", "offset_s", "peak", "mean")
 TIME_EPS_S = 1e-9  # float slack when comparing clipped event lengths with min_event_s
 
 
+_DEFAULTS = event_defaults()
+
+
 @dataclass(frozen=True)
 class EventParams:
     """How frame probabilities become events; invalid values raise :class:`ConfigError`.
-    The defaults are the settings table's (``SONOTAG_THRESHOLD`` ...).
+    Each field but ``label_thresholds`` is a row of :data:`.event_params.EVENT_PARAMS`,
+    which gives its default and its check (a test keeps the fields and the rows equal).
 
     ``label_thresholds`` overrides ``threshold`` per label (e.g. a rarer sound that needs a
     lower bar). ``median_frames`` (odd, 1 = off) smooths each label along time before
@@ -50,44 +52,39 @@ class EventParams:
     clipped times) are dropped.
     """
 
-    threshold: float = DEFAULTS.threshold
+    threshold: float = _DEFAULTS["threshold"]
     label_thresholds: Mapping[str, float] = field(default_factory=dict)
-    median_frames: int = DEFAULTS.median_frames
-    fill_gap_s: float = DEFAULTS.fill_gap_s
-    min_event_s: float = DEFAULTS.min_event_s
+    median_frames: int = _DEFAULTS["median_frames"]
+    fill_gap_s: float = _DEFAULTS["fill_gap_s"]
+    min_event_s: float = _DEFAULTS["min_event_s"]
 
     def __post_init__(self) -> None:
-        _check_threshold(self.threshold, "Threshold")
+        for name, value in checked(self.scalars()).items():
+            object.__setattr__(self, name, value)
         overrides = {str(k): float(v) for k, v in dict(self.label_thresholds).items()}
+        threshold = event_param("threshold").check
         for label, value in overrides.items():
-            _check_threshold(value, f"Threshold for {quoted(label)}")
+            try:
+                threshold(value)
+            except ConfigError as exc:
+                message = str(exc).replace("Threshold", f"Threshold for {quoted(label)}", 1)
+                raise ConfigError(message) from None
         # defensive copy: a frozen params object must not change if the caller's dict does
         object.__setattr__(self, "label_thresholds", overrides)
-        try:
-            median = operator.index(self.median_frames)
-        except TypeError:
-            raise ConfigError(
-                f"Median filter length must be a whole number of frames, not {self.median_frames!r}."
-            ) from None
-        if median < 1 or median % 2 == 0:
-            raise ConfigError(
-                f"Median filter length must be an odd number of frames (1 = off), not {median}."
-            )
-        object.__setattr__(self, "median_frames", int(median))
-        for name in ("fill_gap_s", "min_event_s"):
-            value = float(getattr(self, name))
-            if not (value >= 0.0 and math.isfinite(value)):  # also rejects NaN
-                raise ConfigError(f"{name} must be a finite number of seconds >= 0, not {value}.")
-            object.__setattr__(self, name, value)
+
+    def scalars(self) -> dict[str, Any]:
+        """name -> value of every row of the table (all but ``label_thresholds``)."""
+        return {
+            row.name: getattr(self, row.name) for row in event_params() if hasattr(self, row.name)
+        }
 
     @classmethod
-    def from_settings(cls, settings: Settings, **overrides: Any) -> EventParams:
-        """Defaults from :class:`Settings` (``SONOTAG_THRESHOLD`` ...), then ``overrides``."""
+    def from_settings(cls, settings: Any, **overrides: Any) -> EventParams:
+        """Defaults from the settings (``SONOTAG_THRESHOLD`` ...: any object with the
+        table's names as attributes), then ``overrides``."""
+        names = {f.name for f in fields(cls)}
         values: dict[str, Any] = {
-            "threshold": settings.threshold,
-            "median_frames": settings.median_frames,
-            "fill_gap_s": settings.fill_gap_s,
-            "min_event_s": settings.min_event_s,
+            row.name: getattr(settings, row.name) for row in event_params() if row.name in names
         }
         values.update(overrides)
         return cls(**values)
@@ -95,28 +92,11 @@ class EventParams:
     def as_settings(self) -> dict[str, Any]:
         """These parameters as the ``settings`` a stored analysis and every export keep
         (plain values: ``EventParams(**p.as_settings())`` gives them back)."""
-        return {
-            "threshold": self.threshold,
-            "label_thresholds": dict(self.label_thresholds),
-            "median_frames": self.median_frames,
-            "fill_gap_s": self.fill_gap_s,
-            "min_event_s": self.min_event_s,
-        }
+        return {**self.scalars(), "label_thresholds": dict(self.label_thresholds)}
 
     def threshold_for(self, label: str) -> float:
         """The label's own threshold if it has one, else the global one."""
         return float(self.label_thresholds.get(label, self.threshold))
-
-
-def _check_threshold(value: Any, what: str) -> None:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise ConfigError(
-            f"{what} must be a number between 0 and 1, not {quoted(value)}."
-        ) from None
-    if not 0.0 < v < 1.0:  # also rejects NaN
-        raise ConfigError(f"{what} must be between 0 and 1 (exclusive), not {value}.")
 
 
 def empty_events() -> pd.DataFrame:

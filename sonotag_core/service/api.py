@@ -78,14 +78,11 @@ def run_settings(hop_s: float, params: EventParams) -> dict[str, Any]:
     return {"hop_s": float(hop_s), **params.as_settings()}
 
 
-#: the event settings a stored analysis keeps (``EventParams.as_settings`` keys)
-EVENT_KEYS = ("threshold", "label_thresholds", "median_frames", "fill_gap_s", "min_event_s")
-
-
 def stored_params(settings: Settings, stored: Mapping[str, Any]) -> EventParams:
     """The inverse of :func:`run_settings`: a stored analysis's event settings where they
     are valid (an older or hand-edited row may hold anything), else the defaults."""
-    kept = {k: stored[k] for k in EVENT_KEYS if k in stored}
+    keys = EventParams().as_settings()  # the event settings a stored analysis keeps
+    kept = {k: stored[k] for k in keys if k in stored}
     try:
         return EventParams.from_settings(settings, **kept)
     except (SonoTagError, TypeError, ValueError):
