@@ -8,6 +8,7 @@ their dicts.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import re
 import secrets
@@ -419,11 +420,43 @@ def may_change(analysis_id: str | None) -> bool | None:
 
 def client_address() -> str | None:
     """The visitor's address: Streamlit's peer, or X-Forwarded-For behind a proxy that
-    SONOTAG_TRUSTED_PROXIES trusts (None on loopback, where Streamlit knows none)."""
+    SONOTAG_TRUSTED_PROXIES trusts. None when it names no visitor: a loopback peer
+    (a local visit, or a proxy on this machine that is not trusted) would put every
+    visitor under one address.
+
+    Streamlit reports a loopback peer as no address at all; with a connection open (it
+    sent headers) that means 127.0.0.1, so a same-host proxy trusted as 127.0.0.1 is
+    believed as any other trusted proxy."""
     headers = st.context.headers
     forwarded = headers.get_all("X-Forwarded-For") if hasattr(headers, "get_all") else []
     nets = access.parse_networks(settings().trusted_proxies)
-    return access.client_address(st.context.ip_address, forwarded or [], nets)
+    peer = _peer() or (LOOPBACK if len(headers) else None)
+    address = access.client_address(peer, forwarded or [], nets)
+    return None if address is None or _is_loopback(address) else address
+
+
+LOOPBACK = "127.0.0.1"
+
+
+def _is_loopback(address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False
+
+
+def sees_loopback_only() -> bool:
+    """Whether this visitor reached the server from loopback (Streamlit reports no
+    address) while SONOTAG_TRUSTED_PROXIES is empty: every visitor of such a server (a
+    reverse proxy on the same machine) looks alike, so limits count by cookie alone."""
+    return _peer() is None and not settings().trusted_proxies.strip()
+
+
+def _peer() -> str | None:
+    """Streamlit's address of the visitor's connection; None on loopback (Streamlit says
+    none there) and in AppTest (which gives a stand-in object, not an address)."""
+    ip = st.context.ip_address
+    return ip if isinstance(ip, str) and ip else None
 
 
 def user_keys() -> list[str]:

@@ -6,7 +6,15 @@ import streamlit as st
 
 import ui_state
 from sonotag_core import access
-from sonotag_core.dashboard.about import BIBTEX, CITATION, LICENCE_NOTE, model_notices, versions
+from sonotag_core.dashboard.about import (
+    BIBTEX,
+    CITATION,
+    LICENCE_NOTE,
+    limit_notes,
+    limit_rows,
+    model_notices,
+    versions,
+)
 from sonotag_core.errors import SonoTagError
 from sonotag_core.service import library
 from sonotag_core.settings import SETTINGS_HELP
@@ -92,6 +100,22 @@ if S.admin_token and not me.admin:
         st.error("That is not the operator token.")
 elif me.admin:
     st.success("Operator: you see and may delete every analysis on this server.")
+
+st.header("Limits per visitor")
+keys = ui_state.user_keys()
+st.table(
+    limit_rows(
+        S.rate_limit_per_hour,
+        S.audio_minutes_per_hour,
+        ui_state.audio_budget().left_s(*keys),
+    )
+)
+for kind, text in limit_notes(
+    limited=S.rate_limit_per_hour > 0 or S.audio_minutes_per_hour > 0,
+    address_known=ui_state.client_address() is not None,
+    loopback_untrusted=ui_state.sees_loopback_only(),
+):
+    getattr(st, kind)(text)
 
 st.header("Versions")
 st.table(versions())

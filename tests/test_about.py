@@ -1,7 +1,14 @@
 """What the About page says about the model (issue 9 A9): a failed load leads, and the
-"loads on the first analysis" note does not sit above it."""
+"loads on the first analysis" note does not sit above it. And about the per-visitor
+limits (issue 25, items 12-13): each limit, what is left, and, for the operator, when a
+server that sees only 127.0.0.1 can count visitors by cookie alone."""
 
 from __future__ import annotations
+
+from pathlib import Path
+
+from standin_pages import page_env as page_env  # noqa: F401  (the stand-in pages fixture)
+from streamlit.testing.v1 import AppTest
 
 from sonotag_core.dashboard.about import (
     MODEL_LOADED,
@@ -9,6 +16,8 @@ from sonotag_core.dashboard.about import (
     MODEL_NOT_LOADED,
     model_notices,
 )
+
+ABOUT = str(Path(__file__).resolve().parent.parent / "pages" / "about.py")
 
 
 def test_a_load_error_comes_first_and_replaces_the_first_use_note():
@@ -28,3 +37,66 @@ def test_not_loaded_and_loaded():
 def test_loading_in_the_background_says_so_until_loaded():
     assert model_notices(loaded=False, loading=True) == [("info", MODEL_LOADING)]
     assert model_notices(loaded=True, loading=True) == [("success", MODEL_LOADED)]
+
+
+# ---------------------------------------------------------------- limits (issue 25, item 13)
+
+
+def test_a_loopback_server_without_trusted_proxies_tells_the_operator_it_counts_by_cookie():
+    from sonotag_core.dashboard.about import (
+        COUNTED_BY_BOTH,
+        COUNTED_BY_COOKIE,
+        LOOPBACK_ONLY,
+        limit_notes,
+    )
+
+    notes = limit_notes(limited=True, address_known=False, loopback_untrusted=True)
+    assert notes == [("warning", LOOPBACK_ONLY)]
+    assert "SONOTAG_TRUSTED_PROXIES=127.0.0.1" in LOOPBACK_ONLY
+    assert "only by owner cookie" in LOOPBACK_ONLY and "audio allowance" in LOOPBACK_ONLY
+    assert limit_notes(limited=True, address_known=True, loopback_untrusted=False) == [
+        ("caption", COUNTED_BY_BOTH)
+    ]
+    assert limit_notes(limited=True, address_known=False, loopback_untrusted=False) == [
+        ("caption", COUNTED_BY_COOKIE)
+    ]
+    assert limit_notes(limited=False, address_known=False, loopback_untrusted=True) == []
+
+
+def test_the_limits_table_names_each_setting():
+    from sonotag_core.dashboard.about import limit_rows
+
+    rows = limit_rows(30, 180, 3600.0)
+    assert rows["analyses (SONOTAG_RATE_LIMIT_PER_HOUR)"] == "30 per hour"
+    assert rows["audio encoded (SONOTAG_AUDIO_MINUTES_PER_HOUR)"] == (
+        "3 h of audio per hour; you have 1 h left this hour"
+    )
+    assert set(limit_rows(0, 0, None).values()) == {"no limit"}
+
+
+def test_the_about_page_warns_the_operator_of_a_loopback_server(page_env, monkeypatch):
+    """AppTest has no client address, as a server behind a same-host proxy sees none."""
+    at = AppTest.from_file(ABOUT, default_timeout=60)
+    at.run()
+    assert not at.exception, at.exception
+    assert "SONOTAG_TRUSTED_PROXIES=127.0.0.1" in " ".join(str(w.value) for w in at.warning)
+
+    import ui_state
+
+    monkeypatch.setenv("SONOTAG_TRUSTED_PROXIES", "10.0.0.0/8")  # the operator saw to it
+    ui_state.settings.clear()
+    at = AppTest.from_file(ABOUT, default_timeout=60)
+    at.run()
+    assert not any("SONOTAG_TRUSTED_PROXIES=" in str(w.value) for w in at.warning)
+    assert any("owner cookie only" in str(c.value) for c in at.caption)
+
+
+def test_the_about_page_shows_the_limits_and_what_is_left(page_env, monkeypatch):
+    monkeypatch.setenv("SONOTAG_AUDIO_MINUTES_PER_HOUR", "90")
+    at = AppTest.from_file(ABOUT, default_timeout=60)
+    at.run()
+    assert not at.exception, at.exception
+    [table] = [t for t in at.table if "analyses (SONOTAG_RATE_LIMIT_PER_HOUR)" in str(t.value)]
+    cells = table.value.to_string()
+    assert "1 h 30 min of audio per hour; you have 1 h 30 min left this hour" in cells
+    assert "30 per hour" in cells

@@ -53,3 +53,55 @@ def model_notices(
     if error:
         return [("error", error), ("caption", AFTER_ERROR)]
     return [("info", MODEL_LOADING if loading else MODEL_NOT_LOADED)]
+
+
+def limit_rows(rate_limit: int, audio_minutes: int, audio_left_s: float | None) -> dict[str, str]:
+    """The About page's table of per-visitor limits: each setting, its value, and what
+    this visitor has left of the audio allowance."""
+    from sonotag_core.domain.timefmt import duration
+
+    audio = "no limit"
+    if audio_minutes > 0:
+        audio = f"{duration(audio_minutes * 60)} of audio per hour"
+        if audio_left_s is not None:
+            audio += f"; you have {duration(audio_left_s)} left this hour"
+    return {
+        "analyses (SONOTAG_RATE_LIMIT_PER_HOUR)": f"{rate_limit} per hour"
+        if rate_limit > 0
+        else "no limit",
+        "audio encoded (SONOTAG_AUDIO_MINUTES_PER_HOUR)": audio,
+    }
+
+
+COUNTED_BY_BOTH = (
+    "Counted by owner cookie and by client address, so clearing cookies or opening a new "
+    "browser does not start a fresh allowance. Relabeling, re-thresholding and opening "
+    "stored analyses (reused embeddings) cost nothing."
+)
+COUNTED_BY_COOKIE = (
+    "Counted by owner cookie only: no client address is known for this visit. Relabeling, "
+    "re-thresholding and opening stored analyses (reused embeddings) cost nothing."
+)
+LOOPBACK_ONLY = (
+    "For the operator: this server sees its visitors as 127.0.0.1 (a reverse proxy on the "
+    "same machine, or a local visit) and SONOTAG_TRUSTED_PROXIES is empty, so the rate "
+    "limit and the audio allowance can count only by owner cookie: every new browser, "
+    "private window or cleared cookie jar gets a fresh allowance. Behind a proxy on this "
+    "machine that sets X-Forwarded-For, set SONOTAG_TRUSTED_PROXIES=127.0.0.1; a server "
+    "for one local user can leave it."
+)
+
+
+def limit_notes(
+    *, limited: bool, address_known: bool, loopback_untrusted: bool
+) -> list[tuple[str, str]]:
+    """What the About page says, as (kind, text), about how the limits tell visitors
+    apart: with limits on, a server that sees only loopback and trusts no proxy counts
+    by cookie alone, which the operator should know (a warning), not just a visitor."""
+    if not limited:
+        return []
+    if address_known:
+        return [("caption", COUNTED_BY_BOTH)]
+    if loopback_untrusted:
+        return [("warning", LOOPBACK_ONLY)]
+    return [("caption", COUNTED_BY_COOKIE)]
