@@ -8,7 +8,6 @@ their dicts.
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import re
 import secrets
@@ -420,36 +419,22 @@ def may_change(analysis_id: str | None) -> bool | None:
 
 def client_address() -> str | None:
     """The visitor's address: Streamlit's peer, or X-Forwarded-For behind a proxy that
-    SONOTAG_TRUSTED_PROXIES trusts. None when it names no visitor: a loopback peer
-    (a local visit, or a proxy on this machine that is not trusted) would put every
-    visitor under one address.
+    SONOTAG_TRUSTED_PROXIES trusts (None on loopback, where Streamlit knows none).
 
-    Streamlit reports a loopback peer as no address at all; with a connection open (it
-    sent headers) that means 127.0.0.1, so a same-host proxy trusted as 127.0.0.1 is
-    believed as any other trusted proxy."""
+    A proxy on this machine that sends X-Forwarded-For needs no setting: the HTTP server
+    under Streamlit (uvicorn) trusts 127.0.0.1 and already gives the forwarded address as
+    the peer. One that sends none leaves every visitor at 127.0.0.1 (:func:`sees_loopback`)."""
     headers = st.context.headers
     forwarded = headers.get_all("X-Forwarded-For") if hasattr(headers, "get_all") else []
     nets = access.parse_networks(settings().trusted_proxies)
-    peer = _peer() or (LOOPBACK if len(headers) else None)
-    address = access.client_address(peer, forwarded or [], nets)
-    return None if address is None or _is_loopback(address) else address
+    return access.client_address(_peer(), forwarded or [], nets)
 
 
-LOOPBACK = "127.0.0.1"
-
-
-def _is_loopback(address: str) -> bool:
-    try:
-        return ipaddress.ip_address(address).is_loopback
-    except ValueError:
-        return False
-
-
-def sees_loopback_only() -> bool:
-    """Whether this visitor reached the server from loopback (Streamlit reports no
-    address) while SONOTAG_TRUSTED_PROXIES is empty: every visitor of such a server (a
-    reverse proxy on the same machine) looks alike, so limits count by cookie alone."""
-    return _peer() is None and not settings().trusted_proxies.strip()
+def sees_loopback() -> bool:
+    """Whether this visitor reached the server from loopback with no forwarded address
+    (Streamlit reports none): behind a proxy on the same machine that does not send
+    X-Forwarded-For, every visitor looks alike, so the limits count by cookie alone."""
+    return _peer() is None
 
 
 def _peer() -> str | None:

@@ -113,7 +113,8 @@ st.table(
 for kind, text in limit_notes(
     limited=S.rate_limit_per_hour > 0 or S.audio_minutes_per_hour > 0,
     address_known=ui_state.client_address() is not None,
-    loopback_untrusted=ui_state.sees_loopback_only(),
+    loopback=ui_state.sees_loopback(),
+    proxies_trusted=bool(S.trusted_proxies.strip()),
 ):
     getattr(st, kind)(text)
 

@@ -42,25 +42,25 @@ def test_loading_in_the_background_says_so_until_loaded():
 # ---------------------------------------------------------------- limits (issue 25, item 13)
 
 
-def test_a_loopback_server_without_trusted_proxies_tells_the_operator_it_counts_by_cookie():
+def test_a_loopback_server_tells_the_operator_it_counts_by_cookie():
     from sonotag_core.dashboard.about import (
         COUNTED_BY_BOTH,
         COUNTED_BY_COOKIE,
         LOOPBACK_ONLY,
+        LOOPBACK_TRUSTED,
         limit_notes,
     )
 
-    notes = limit_notes(limited=True, address_known=False, loopback_untrusted=True)
-    assert notes == [("warning", LOOPBACK_ONLY)]
-    assert "SONOTAG_TRUSTED_PROXIES=127.0.0.1" in LOOPBACK_ONLY
+    seen = {"limited": True, "address_known": False, "proxies_trusted": False}
+    assert limit_notes(loopback=True, **seen) == [("warning", LOOPBACK_ONLY)]
     assert "only by owner cookie" in LOOPBACK_ONLY and "audio allowance" in LOOPBACK_ONLY
-    assert limit_notes(limited=True, address_known=True, loopback_untrusted=False) == [
-        ("caption", COUNTED_BY_BOTH)
-    ]
-    assert limit_notes(limited=True, address_known=False, loopback_untrusted=False) == [
-        ("caption", COUNTED_BY_COOKIE)
-    ]
-    assert limit_notes(limited=False, address_known=False, loopback_untrusted=True) == []
+    assert "X-Forwarded-For" in LOOPBACK_ONLY and "SONOTAG_TRUSTED_PROXIES" in LOOPBACK_ONLY
+    trusted = limit_notes(loopback=True, **{**seen, "proxies_trusted": True})
+    assert trusted == [("warning", LOOPBACK_ONLY + LOOPBACK_TRUSTED)]
+    assert limit_notes(loopback=False, **seen) == [("caption", COUNTED_BY_COOKIE)]
+    known = {**seen, "address_known": True}
+    assert limit_notes(loopback=False, **known) == [("caption", COUNTED_BY_BOTH)]
+    assert limit_notes(loopback=True, **{**seen, "limited": False}) == []
 
 
 def test_the_limits_table_names_each_setting():
@@ -75,20 +75,29 @@ def test_the_limits_table_names_each_setting():
 
 
 def test_the_about_page_warns_the_operator_of_a_loopback_server(page_env, monkeypatch):
-    """AppTest has no client address, as a server behind a same-host proxy sees none."""
+    """AppTest has no client address, as a server behind a same-host proxy that sends no
+    X-Forwarded-For sees none."""
     at = AppTest.from_file(ABOUT, default_timeout=60)
     at.run()
     assert not at.exception, at.exception
-    assert "SONOTAG_TRUSTED_PROXIES=127.0.0.1" in " ".join(str(w.value) for w in at.warning)
+    [warning] = [w.value for w in at.warning if "127.0.0.1" in str(w.value)]
+    assert "only by owner cookie" in warning and "no forwarded address" not in warning
 
     import ui_state
 
-    monkeypatch.setenv("SONOTAG_TRUSTED_PROXIES", "10.0.0.0/8")  # the operator saw to it
+    monkeypatch.setenv("SONOTAG_TRUSTED_PROXIES", "127.0.0.1")  # no help without the header
     ui_state.settings.clear()
     at = AppTest.from_file(ABOUT, default_timeout=60)
     at.run()
-    assert not any("SONOTAG_TRUSTED_PROXIES=" in str(w.value) for w in at.warning)
-    assert any("owner cookie only" in str(c.value) for c in at.caption)
+    [warning] = [w.value for w in at.warning if "127.0.0.1" in str(w.value)]
+    assert "no forwarded address reached this server" in warning
+
+    monkeypatch.setenv("SONOTAG_RATE_LIMIT_PER_HOUR", "0")
+    monkeypatch.setenv("SONOTAG_AUDIO_MINUTES_PER_HOUR", "0")
+    ui_state.settings.clear()
+    at = AppTest.from_file(ABOUT, default_timeout=60)
+    at.run()  # no limits: nothing to warn about
+    assert not [w for w in at.warning if "127.0.0.1" in str(w.value)]
 
 
 def test_the_about_page_shows_the_limits_and_what_is_left(page_env, monkeypatch):

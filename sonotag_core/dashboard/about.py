@@ -84,24 +84,25 @@ COUNTED_BY_COOKIE = (
 )
 LOOPBACK_ONLY = (
     "For the operator: this server sees its visitors as 127.0.0.1 (a reverse proxy on the "
-    "same machine, or a local visit) and SONOTAG_TRUSTED_PROXIES is empty, so the rate "
+    "same machine that sends no X-Forwarded-For header, or a local visit), so the rate "
     "limit and the audio allowance can count only by owner cookie: every new browser, "
-    "private window or cleared cookie jar gets a fresh allowance. Behind a proxy on this "
-    "machine that sets X-Forwarded-For, set SONOTAG_TRUSTED_PROXIES=127.0.0.1; a server "
-    "for one local user can leave it."
+    "private window or cleared cookie jar gets a fresh allowance. Have the proxy send "
+    "X-Forwarded-For (from 127.0.0.1 it is read as it is; a proxy at another address goes "
+    "in SONOTAG_TRUSTED_PROXIES); a server for one local user can leave it."
 )
+LOOPBACK_TRUSTED = " SONOTAG_TRUSTED_PROXIES is set, but no forwarded address reached this server."
 
 
 def limit_notes(
-    *, limited: bool, address_known: bool, loopback_untrusted: bool
+    *, limited: bool, address_known: bool, loopback: bool, proxies_trusted: bool
 ) -> list[tuple[str, str]]:
     """What the About page says, as (kind, text), about how the limits tell visitors
-    apart: with limits on, a server that sees only loopback and trusts no proxy counts
-    by cookie alone, which the operator should know (a warning), not just a visitor."""
+    apart: with limits on, a server that sees its visitors only as 127.0.0.1 counts by
+    cookie alone, which the operator should know (a warning), not just a visitor."""
     if not limited:
         return []
     if address_known:
         return [("caption", COUNTED_BY_BOTH)]
-    if loopback_untrusted:
-        return [("warning", LOOPBACK_ONLY)]
+    if loopback:
+        return [("warning", LOOPBACK_ONLY + (LOOPBACK_TRUSTED if proxies_trusted else ""))]
     return [("caption", COUNTED_BY_COOKIE)]
