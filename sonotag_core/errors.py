@@ -55,3 +55,11 @@ class NotFoundError(StoreError):
     front end can tell "gone" (say so, offer to analyse again) from "damaged" (warn,
     carry on without the Library). Not a :class:`SourceError`: nothing about the audio
     failed."""
+
+
+class DetectorError(ConfigError):
+    """A detector (a label refined from reviews) that cannot be used: a card that is not
+    SonoTag's JSON, made for another checkpoint, or with damaged weights (wrong shape,
+    not finite, out of range); a refine with no positive or no negative example. A
+    :class:`ConfigError` because a front end handles it the same way (say what is wrong,
+    carry on); its own class so one can tell a bad card from a bad setting."""
