@@ -60,7 +60,7 @@ def message(params: Mapping[str, Any], limits: QueryLimits) -> str | None:
         if int(text) > limit:
             return (
                 f"The link was too long to restore: its address has {int(text):,} query "
-                f"{noun}, and this server restores links of at most {limit:,}. The page "
+                f"{noun}, and this server restores links of at most {limit:,} {noun}. The page "
                 "opened with its defaults instead. Share a shorter link (fewer labels), or "
                 "save the analysis and share its link."
             )
