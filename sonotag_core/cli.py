@@ -176,7 +176,9 @@ def _library_parser(sub: argparse._SubParsersAction) -> None:
     e.add_argument(
         "--reviewed", action="store_true", help="accepted events only, under their corrected labels"
     )
-    r = cmds.add_parser("review", help="review counts per label; --set records a verdict")
+    r = cmds.add_parser(
+        "review", help="review counts per label; --set records a verdict, --add/--negative a span"
+    )
     r.add_argument("id", help="analysis id (see `sonotag library list`)")
     verdict = r.add_mutually_exclusive_group()
     verdict.add_argument(
@@ -186,11 +188,30 @@ def _library_parser(sub: argparse._SubParsersAction) -> None:
         help="accept or reject the event given by --label and --onset",
     )
     verdict.add_argument("--clear", action="store_true", help="forget the verdict on that event")
-    r.add_argument("--label", help="the event's label")
+    verdict.add_argument(
+        "--add",
+        dest="span",
+        action="store_const",
+        const="added",
+        help="mark an event the model missed: --label, --onset and --offset",
+    )
+    verdict.add_argument(
+        "--negative",
+        dest="span",
+        action="store_const",
+        const="negative",
+        help='mark "checked: no LABEL here" from --onset to --offset',
+    )
+    verdict.add_argument(
+        "--delete-span", type=int, metavar="N", help="forget marked span N (see --spans)"
+    )
+    r.add_argument("--label", help="the event's (or span's) label")
     r.add_argument("--onset", help="the event's onset: seconds (3.75) or [h:]mm:ss(.ss)")
+    r.add_argument("--offset", help="the span's end (with --add/--negative)")
     r.add_argument(
         "--relabel", metavar="TEXT", help="the correct label of that event (implies --set accepted)"
     )
+    r.add_argument("--spans", action="store_true", help="also list the marked spans")
     d = cmds.add_parser("delete", help="delete a stored analysis")
     d.add_argument("id", help="analysis id (see `sonotag library list`)")
     at = cmds.add_parser(
@@ -554,6 +575,11 @@ def _library_export(service, stored, args, settings: Settings) -> int:
 def _check_review_args(args: argparse.Namespace) -> None:
     """``--set``/``--clear``/``--relabel`` need the event (``--label``, ``--onset``), and the
     event options need one of them; ``--relabel`` alone means accepted as that label."""
+    if args.span is not None or args.delete_span is not None:
+        _check_span_args(args)
+        return
+    if args.offset is not None:
+        raise ConfigError("--offset ends a marked span: add --add or --negative.")
     if args.relabel is not None and args.verdict is None and not args.clear:
         args.verdict = "accepted"
     if args.relabel is not None and args.verdict != "accepted":
@@ -572,7 +598,24 @@ def _check_review_args(args: argparse.Namespace) -> None:
         args.onset_s = _seconds(args.onset)
 
 
-def _seconds(text: str) -> float:
+def _check_span_args(args: argparse.Namespace) -> None:
+    """``--add``/``--negative`` need --label, --onset and --offset; ``--delete-span`` none."""
+    if args.relabel is not None:
+        raise ConfigError("--relabel corrects a detected event; a marked span has its --label.")
+    if args.delete_span is not None:
+        if args.label is not None or args.onset is not None or args.offset is not None:
+            raise ConfigError("--delete-span N takes the span's number only (see --spans).")
+        return
+    if args.label is None or args.onset is None or args.offset is None:
+        raise ConfigError(
+            f"--{'add' if args.span == 'added' else 'negative'} marks a span: give --label "
+            "LABEL --onset START --offset END (seconds or [h:]mm:ss(.ss))."
+        )
+    args.onset_s = _seconds(args.onset)
+    args.offset_s = _seconds(args.offset, "--offset")
+
+
+def _seconds(text: str, flag: str = "--onset") -> float:
     """``3.75``, ``0:03.75`` or ``0:00:03.75`` -> seconds."""
     parts = str(text).strip().split(":")
     try:
@@ -584,7 +627,7 @@ def _seconds(text: str) -> float:
             raise ValueError
     except ValueError:
         raise ConfigError(
-            f"--onset expects seconds (3.75) or [h:]mm:ss(.ss) (0:03.75), not {quoted(text)}."
+            f"{flag} expects seconds (3.75) or [h:]mm:ss(.ss) (0:03.75), not {quoted(text)}."
         ) from None
     return seconds
 
@@ -594,12 +637,21 @@ def _library_review(service, stored, args, settings: Settings) -> int:
     recording the verdict of ``--set``/``--clear`` when given (the CLI is the operator)."""
     store = service.store
     from sonotag_core.access import OPERATOR
-    from sonotag_core.domain.review import Review, apply_reviews, event_key, review_counts
+    from sonotag_core.domain.review import (
+        Review,
+        add_spans,
+        apply_reviews,
+        event_key,
+        review_counts,
+    )
 
     positives = stored.labels.positives
     report = _stored_report(service, stored, settings, stored.labels, None)
     label = " ".join(str(args.label).split())
-    if args.clear:  # also a verdict whose event the stored settings no longer make
+    if args.span is not None or args.delete_span is not None:
+        _review_span(store, stored, args, label)
+        report = _stored_report(service, stored, settings, stored.labels, None)
+    elif args.clear:  # also a verdict whose event the stored settings no longer make
         key = event_key(label, args.onset_s)
         gone = store.clear_review(stored.id, *key)
         print(
@@ -635,9 +687,41 @@ def _library_review(service, stored, args, settings: Settings) -> int:
             file=sys.stderr,
         )
     events = apply_reviews(report.events, store.get_reviews(stored.id))
+    events = add_spans(events, store.get_spans(stored.id), report.timeline)
     for count in review_counts(events, positives).values():
         print(shown(count.summary(), 400))
+    if args.spans:
+        for span in store.get_spans(stored.id):
+            print(
+                f"span {span.id}\t{span.kind}\t{clock(span.onset_s, hours=True)}\t"
+                f"{clock(span.offset_s, hours=True)}\t{shown(span.label, 200)}"
+            )
     return 0
+
+
+def _review_span(store, stored, args: argparse.Namespace, label: str) -> None:
+    """``--add``/``--negative``/``--delete-span`` on a stored analysis (as the operator)."""
+    from sonotag_core.access import OPERATOR_VIEWER
+    from sonotag_core.domain.review import Span
+    from sonotag_core.service.spans import delete_span, mark_span
+
+    if args.delete_span is not None:
+        gone = delete_span(store, OPERATOR_VIEWER, stored.id, args.delete_span)
+        print(
+            f"sonotag: analysis {stored.id}: span {args.delete_span} "
+            + ("deleted" if gone else "was not there (see --spans)"),
+            file=sys.stderr,
+        )
+        return
+    span = mark_span(
+        store, OPERATOR_VIEWER, stored.id, Span(label, args.onset_s, args.offset_s, args.span)
+    )
+    what = "added (missed by the model)" if span.kind == "added" else "checked: not there"
+    print(
+        f"sonotag: analysis {stored.id}: {quoted(span.label)} {clock(span.onset_s, hours=True)}–"
+        f"{clock(span.offset_s, hours=True)} {what} (span {span.id})",
+        file=sys.stderr,
+    )
 
 
 def _no_event(analysis_id: str, label: str, onset_s: float, events) -> str:

@@ -26,7 +26,15 @@ Reviews (:mod:`.review`): the events CSV has ``status`` (``accepted``, ``rejecte
 for unreviewed) and ``reviewed_label`` (the corrected label, empty unless relabelled)
 columns, each JSON event a ``status`` and, when relabelled, a ``reviewed_label``; Raven
 puts the corrected label in ``Annotation`` (``Label`` keeps the detected one) and the
-status in ``Review``. ``reviewed=True`` on
+status in ``Review``.
+
+Marked spans (:class:`~.review.Span`, rows after the detected events): an ``added`` span
+is an event the model missed, written in every event format with status ``added`` (and
+kept by ``reviewed=True``: the sound is there); a ``negative`` span ("checked: no <label>
+here") is written only where a file can say "not there": the events CSV (status
+``negative``) and the JSON (``negative_spans``, apart from ``events``); Audacity, DCASE and
+Raven list sounds, so it is left out there. Their ``peak``/``mean`` is the model's
+probability over the span (empty when the label was not scored). ``reviewed=True`` on
 :func:`export_text`, :func:`write_export`, :func:`export_all` and :func:`export_zip`
 writes the accepted events only, under their corrected labels, in every event format
 (CSV, JSON, Audacity, DCASE, Raven); the frame table is the same either way.
@@ -65,7 +73,7 @@ import numpy as np
 from sonotag_core import __version__
 from sonotag_core.domain.evaluation import Evaluation
 from sonotag_core.domain.report import Report
-from sonotag_core.domain.review import RELABEL_COLUMN, STATUS_COLUMN, accepted_only
+from sonotag_core.domain.review import NEGATIVE, RELABEL_COLUMN, STATUS_COLUMN, accepted_only
 from sonotag_core.errors import ConfigError, ExportError
 from sonotag_core.untrusted import quoted
 
@@ -132,7 +140,8 @@ def _decimal(x: Any) -> str:
 
 
 def _prob(x: Any) -> str:
-    return f"{float(x):.{PROB_DECIMALS}f}"
+    value = float(x)
+    return f"{value:.{PROB_DECIMALS}f}" if math.isfinite(value) else ""  # a span's unscored label
 
 
 class _Event(NamedTuple):
@@ -141,8 +150,13 @@ class _Event(NamedTuple):
     offset: float
     peak: float
     mean: float
-    status: str  # "accepted", "rejected", "" = unreviewed
+    status: str  # "accepted", "rejected", "added", "negative", "" = unreviewed
     relabel: str  # the corrected label, "" = not relabelled
+
+
+def _sounds(report: Report) -> list[_Event]:
+    """The rows that say a sound is there (every row but the ``negative`` spans)."""
+    return [e for e in _event_rows(report) if e.status != NEGATIVE]
 
 
 def _event_rows(report: Report) -> list[_Event]:
@@ -221,7 +235,7 @@ def write_json(report: Report, out: TextIO) -> None:
 
 def write_audacity(report: Report, out: TextIO) -> None:
     """Audacity "Import Labels" format: no header, 6-decimal seconds, tab-separated."""
-    for e in _event_rows(report):
+    for e in _sounds(report):
         out.write(f"{e.onset:.6f}\t{e.offset:.6f}\t{_clean_label(e.label)}\n")
 
 
@@ -238,7 +252,7 @@ def _dcase_line(filename: str, onset: float, offset: float, label: str) -> str:
 def write_dcase(report: Report, out: TextIO) -> None:
     """DCASE event list: plain tab-separated text with a header row, fields unquoted."""
     out.write("\t".join(DCASE_HEADER) + "\n")
-    for e in _event_rows(report):
+    for e in _sounds(report):
         out.write(_dcase_line(report.file_name, e.onset, e.offset, e.label))
 
 
@@ -292,7 +306,7 @@ def write_raven(report: Report, out: TextIO) -> None:
     else the label; ``Label`` is the label that detected it, ``Review`` the status
     (accepted, rejected, empty)."""
     out.write("\t".join(RAVEN_HEADER) + "\n")
-    for i, e in enumerate(_event_rows(report), start=1):
+    for i, e in enumerate(_sounds(report), start=1):
         row = (
             str(i),
             "Spectrogram 1",
@@ -364,7 +378,12 @@ def report_to_json_obj(report: Report) -> dict[str, Any]:
                 clip["label"], clip["max"], clip["mean"], clip["negative"], strict=True
             )
         ],
-        "events": [_json_event(e) for e in _event_rows(report)],
+        "events": [_json_event(e) for e in _sounds(report)],
+        "negative_spans": [
+            {"label": e.label, "onset_s": e.onset, "offset_s": e.offset}
+            for e in _event_rows(report)
+            if e.status == NEGATIVE
+        ],
         "model": dataclasses.asdict(report.model),
         "settings": report.settings,
         # the user's file name or link, never where this server keeps the audio

@@ -1,5 +1,7 @@
 """Reviewed events as ground truth: accepted = the sound is there, rejected = it is not,
 and the reviewed spans are the only known territory (nobody listened anywhere else).
+Marked spans (:class:`~.review.Span`) count the same way: an ``added`` span is a truth
+event of its label the model missed, a ``negative`` span a reviewed stretch with none.
 
 Each reviewed event becomes a short "file" of its own: the frames it covers, cut from the
 analysis's timeline. A label is scored only on the spans reviewed *for it* (its own events,
@@ -22,7 +24,14 @@ import numpy as np
 import pandas as pd
 
 from sonotag_core.domain.evaluation import Evaluation, evaluate
-from sonotag_core.domain.review import ACCEPTED, REJECTED, RELABEL_COLUMN, STATUS_COLUMN
+from sonotag_core.domain.review import (
+    ACCEPTED,
+    ADDED,
+    NEGATIVE,
+    RELABEL_COLUMN,
+    REVIEWED,
+    STATUS_COLUMN,
+)
 from sonotag_core.domain.timeline import Timeline
 from sonotag_core.domain.windows import FRAME_S
 from sonotag_core.errors import TruthError
@@ -44,12 +53,15 @@ class ReviewedTerritory:
 def reviewed_territory(
     timeline: Timeline, events: pd.DataFrame, labels: Sequence[str]
 ) -> ReviewedTerritory:
-    """Cut each reviewed event's frames out of ``timeline`` (``events``: the report's,
-    with ``status`` and ``reviewed_label``); labels outside ``labels`` are ignored."""
-    if STATUS_COLUMN not in events or not events[STATUS_COLUMN].isin([ACCEPTED, REJECTED]).any():
+    """Cut each reviewed event's (and marked span's) frames out of ``timeline``
+    (``events``: the report's, with ``status`` and ``reviewed_label``); labels outside
+    ``labels`` are ignored. ``added`` spans are truth like accepted events, ``negative``
+    spans hold none like rejected ones."""
+    if STATUS_COLUMN not in events or not events[STATUS_COLUMN].isin(REVIEWED).any():
         raise TruthError(
             "This analysis has no reviewed events yet: accept or reject some events on "
-            "the Analyze page (or `sonotag library review`), or upload ground truth."
+            "the Analyze page (or `sonotag library review`), mark what the model missed, "
+            "or upload ground truth."
         )
     names = set(labels)
     spans: dict[str, Timeline] = {}
@@ -59,12 +71,15 @@ def reviewed_territory(
     relabels = events[RELABEL_COLUMN] if RELABEL_COLUMN in events else None
     for i, e in enumerate(events.itertuples(index=False)):
         status = getattr(e, STATUS_COLUMN)
-        if status not in (ACCEPTED, REJECTED) or e.label not in names:
+        if status not in REVIEWED or e.label not in names:
             continue
+        present = status in (ACCEPTED, ADDED)  # REJECTED and NEGATIVE: not there
         relabel = relabels.iloc[i] if relabels is not None else None
         relabelled = isinstance(relabel, str) and relabel != ""  # "" = kept its label
         said = str(relabel) if status == ACCEPTED and relabelled else e.label
         name = f"{e.label}@{float(e.onset_s):.3f}s"
+        if status in (ADDED, NEGATIVE):
+            name += f" ({status})"  # a span may start where an event of its label does
         first = int(math.floor(float(e.onset_s) / FRAME_S + 1e-9))
         stop = max(first + 1, int(math.ceil(float(e.offset_s) / FRAME_S - 1e-9)))
         start = first * FRAME_S
@@ -76,7 +91,7 @@ def reviewed_territory(
             timeline.negatives,
         )
         on, off = float(e.onset_s) - start, min(float(e.offset_s) - start, length)
-        truth[name] = [(on, off, said)] if status == ACCEPTED and said in names else []
+        truth[name] = [(on, off, said)] if present and said in names else []
         if truth[name]:
             accepted.append((float(e.onset_s), float(e.offset_s), said))
         for label in dict.fromkeys([e.label, said]):

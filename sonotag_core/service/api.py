@@ -232,8 +232,9 @@ class Service:
         reviews: bool = True,
     ) -> Report:
         """Kept embeddings + labels + event settings -> what every view and export shows,
-        with the stored verdicts on its events. Costs a text encoding (cached per label)
-        and a matrix product: this is relabeling."""
+        with the stored verdicts on its events and its marked spans (rows after them).
+        Costs a text encoding (cached per label) and a matrix product: this is
+        relabeling."""
         timeline = self.timeline(analysed, labels)
         extra = {**self._threshold_origins(params), **(extra or {})}
         report = build_report(
@@ -247,7 +248,11 @@ class Service:
         )
         if reviews and analysed.analysis_id and self.store is not None:
             try:
-                report = with_reviews(report, self.store.get_reviews(analysed.analysis_id))
+                report = with_reviews(
+                    report,
+                    self.store.get_reviews(analysed.analysis_id),
+                    self.store.get_spans(analysed.analysis_id),
+                )
             except SonoTagError:  # unreadable verdicts cost the review column, not the view
                 log.warning("reviews of %s unreadable", analysed.analysis_id, exc_info=True)
         return report

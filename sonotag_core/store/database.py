@@ -28,6 +28,7 @@ one migration list of :mod:`.schema`:
 * :mod:`.embeddings`: stored embeddings (read by key, streamed for library search);
 * :mod:`.media`: kept audio for playback, under an LRU byte cap;
 * :mod:`.reviews`: verdicts on events;
+* :mod:`.spans`: spans a reviewer marked (events the model missed, checked absences);
 * :mod:`.calibrations`: per-label thresholds per model;
 * :mod:`.attachments`: batch outputs listed in the Library, embeddings left in place.
 
@@ -52,6 +53,7 @@ from sonotag_core.store.embeddings import EmbeddingsMixin, StoredEmbeddings
 from sonotag_core.store.media import MediaMixin, MediaUsage
 from sonotag_core.store.reviews import ReviewsMixin
 from sonotag_core.store.schema import DB_NAME, MEDIA_DIR, MIGRATIONS, STORED_DTYPE
+from sonotag_core.store.spans import SpansMixin
 
 __all__ = [
     "DB_NAME",
@@ -71,6 +73,7 @@ class Store(
     AnalysesMixin,
     EmbeddingsMixin,
     ReviewsMixin,
+    SpansMixin,
     CalibrationsMixin,
     AttachmentsMixin,
     MediaMixin,

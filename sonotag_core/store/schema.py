@@ -127,6 +127,23 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX attached_items_analysis ON attached_items(analysis_id);
     """,
+    # 7: spans a reviewer marked where no event was (sonotag_core.domain.review.Span):
+    # "added" (an event the model missed) or "negative" (checked: none of that label).
+    # One per (analysis, label, onset frame, kind): marking it again replaces it.
+    """
+    CREATE TABLE spans (
+        id INTEGER PRIMARY KEY,
+        analysis_id TEXT NOT NULL REFERENCES analyses(id) ON DELETE CASCADE,
+        label TEXT NOT NULL,
+        onset_frame INTEGER NOT NULL,
+        onset_s REAL NOT NULL,
+        offset_s REAL NOT NULL CHECK (offset_s > onset_s),
+        kind TEXT NOT NULL CHECK (kind IN ('added', 'negative')),
+        reviewer TEXT NOT NULL,
+        updated REAL NOT NULL,
+        UNIQUE (analysis_id, label, onset_frame, kind)
+    );
+    """,
 )
 
 
