@@ -150,13 +150,24 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _library_parser(sub: argparse._SubParsersAction) -> None:
-    lib = sub.add_parser("library", help="stored analyses: list, search, export, review, delete")
+    lib = sub.add_parser(
+        "library", help="stored analyses: list, search, similar, export, review, delete"
+    )
     cmds = lib.add_subparsers(dest="library_command", required=True)
     cmds.add_parser("list", help="every stored analysis, newest first")
     s = cmds.add_parser("search", help="find a sound in all stored audio")
     s.add_argument("label", help='one label, e.g. "siren"')
     s.add_argument("--top", type=int, default=20, help="how many moments (default 20)")
     s.add_argument("-o", "--output", type=Path, help="output file; - or none: stdout")
+    sim = cmds.add_parser(
+        "similar", help="find the moments of all stored audio most like a stretch of one"
+    )
+    sim.add_argument("id", help="the analysis the example is in (see `sonotag library list`)")
+    sim.add_argument("--at", required=True, help="the example's start: seconds or [h:]mm:ss(.ss)")
+    sim.add_argument("--to", required=True, help="the example's end")
+    sim.add_argument("--not", dest="not_text", metavar="TEXT", help='"...but not TEXT"')
+    sim.add_argument("--top", type=int, default=20, help="how many moments (default 20)")
+    sim.add_argument("-o", "--output", type=Path, help="output file; - or none: stdout")
     e = cmds.add_parser("export", help="export a stored analysis (optionally relabelled)")
     e.add_argument("id", help="analysis id (see `sonotag library list`)")
     e.add_argument(
@@ -412,7 +423,13 @@ def _library(args: argparse.Namespace, settings: Settings, progress: ProgressFn)
     stored = None
     if command == "review":
         _check_review_args(args)  # a usage mistake fails before anything is read
-    if command in ("export", "review") and (stored := store.get_analysis(args.id)) is None:
+    if command == "similar":  # a bad time or -o fails before the model loads
+        args.at_s, args.to_s = _seconds(args.at, "--at"), _seconds(args.to, "--to")
+        _check_output("text", args.output)
+    if (
+        command in ("export", "review", "similar")
+        and (stored := store.get_analysis(args.id)) is None
+    ):
         raise _unknown(args.id)  # before the model loads: a typo fails at once
     if command == "export":
         _check_output(args.format, args.output)
@@ -428,6 +445,8 @@ def _library(args: argparse.Namespace, settings: Settings, progress: ProgressFn)
     _close(progress)
     if command == "search":
         return _library_search(service, args, settings)
+    if command == "similar":
+        return _library_similar(service, args)
     if command == "review":
         return _library_review(service, stored, args, settings)
     return _library_export(service, stored, args, settings)
@@ -536,6 +555,21 @@ def _library_search(service, args, settings: Settings) -> int:
         )
     lines = [
         f"{clock(hit.time_s, hours=True)}\t{hit.probability:.4f}\t{shown(hit.title, 200)}\t{hit.analysis_id}\n"
+        for hit in hits
+    ]
+    write_output(lambda out: out.writelines(lines), args.output)
+    return 0
+
+
+def _library_similar(service, args) -> int:
+    from sonotag_core.exports import write_output
+
+    hits = service.similar(args.id, args.at_s, args.to_s, not_text=args.not_text, top_k=args.top)
+    if not hits:
+        print("sonotag: no other stored audio for this model yet.", file=sys.stderr)
+    lines = [
+        f"{clock(hit.time_s, hours=True)}\t{hit.similarity:.4f}\t{shown(hit.title, 200)}\t"
+        f"{hit.analysis_id}\t{clock(hit.end_s, hours=True)}\n"
         for hit in hits
     ]
     write_output(lambda out: out.writelines(lines), args.output)

@@ -719,6 +719,7 @@ RESULT_COMMANDS = {
     "batch",
     "library export",
     "library search",
+    "library similar",
 }
 STATUS_COMMANDS = {
     "fetch-model",

@@ -37,6 +37,7 @@ from sonotag_core.media.sources import SourceInfo
 from sonotag_core.service.analysis import build_report, score
 from sonotag_core.service.library import Analysed, open_analysis, run, stored_link
 from sonotag_core.service.search import SearchHit, search_library
+from sonotag_core.service.similar import SimilarHit, find_similar
 from sonotag_core.settings import Settings
 from sonotag_core.store.database import Store
 
@@ -148,13 +149,10 @@ class Service:
     ) -> list[SearchHit]:
         """The moments of all stored audio (that ``viewer`` may see, made with this model
         in this mode: exact or fast) where ``label`` is most probable, best first."""
-        if self.store is None:
-            raise SonoTagError(
-                "The Library cannot be read on this server, so there is nothing to search."
-            )
+        store = self._library_store()
         assert self.texts is not None
         return search_library(
-            self.store,
+            store,
             self.texts,
             label,
             top_k=top_k,
@@ -162,6 +160,41 @@ class Service:
             max_label_chars=self.settings.max_label_chars,
             visible_to=viewer.scope,
         )
+
+    def similar(
+        self,
+        analysis_id: str,
+        at_s: float,
+        to_s: float,
+        *,
+        not_text: str | None = None,
+        top_k: int = 20,
+        viewer: Viewer = OPERATOR_VIEWER,
+    ) -> list[SimilarHit]:
+        """Find similar: the moments of all stored audio (that ``viewer`` may see, made
+        with this model in this mode) most like ``at_s``..``to_s`` of a stored analysis,
+        best first, optionally "but not ``not_text``" (:mod:`.similar`)."""
+        store = self._library_store()
+        assert self.texts is not None
+        return find_similar(
+            store,
+            self.texts,
+            analysis_id,
+            at_s,
+            to_s,
+            checkpoint_sha256=self.embedding_key,
+            not_text=not_text,
+            top_k=top_k,
+            max_label_chars=self.settings.max_label_chars,
+            visible_to=viewer.scope,
+        )
+
+    def _library_store(self) -> Store:
+        if self.store is None:
+            raise SonoTagError(
+                "The Library cannot be read on this server, so there is nothing to search."
+            )
+        return self.store
 
     # ---------------------------------------------------------------- runs
 

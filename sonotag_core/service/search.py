@@ -26,10 +26,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from sonotag_core.domain.labels import LabelSet, parse_labels
-from sonotag_core.domain.windows import FRAME_S, FRAME_SAMPLES, FRAMES_PER_WINDOW, frame_count
+from sonotag_core.domain.windows import FRAME_S, FRAMES_PER_WINDOW
 from sonotag_core.errors import ConfigError, LimitError
 from sonotag_core.inference.scoring import LabelEncoding, TextCache, half_cosines
 from sonotag_core.service.analysis import score
+from sonotag_core.service.frames import peaks, per_frame
 from sonotag_core.settings import Settings
 from sonotag_core.store.database import Store, StoredEmbeddings
 
@@ -80,19 +81,25 @@ def search_library(
     """The ``top_k`` moments of all audio stored for this model where ``label`` is most
     probable, best first; within one audio, moments are at least ``min_gap_s`` apart.
     With ``visible_to`` (an owner id) only the audio that owner may list is searched."""
-    text = _one_label(label, max_label_chars)
-    if top_k < 1:
-        raise ConfigError(f"Ask for at least one result, not {top_k}.")
-    if not (math.isfinite(min_gap_s) and min_gap_s >= 0):
-        raise ConfigError(f"The gap between moments must be 0 s or more, not {min_gap_s}.")
-    radius = max(math.ceil(min_gap_s / FRAME_S - 1e-9) - 1, 0)
-    ranker = _Ranker(texts.encode((text,)))
+    text = one_label(label, max_label_chars)
+    radius = gap_radius(top_k, min_gap_s)
+    ranker = TextRanker(texts.encode((text,)))
     stored = store.iter_embeddings(checkpoint_sha256, visible_to=visible_to)
     audios = _rank(stored, ranker, top_k, radius)
     return _confirm(store, texts, text, audios, checkpoint_sha256, ranker.delta, top_k, radius)
 
 
-def _one_label(label: str, max_chars: int) -> str:
+def gap_radius(top_k: int, min_gap_s: float) -> int:
+    """The frames a peak suppresses on each side so that moments of one audio are at
+    least ``min_gap_s`` apart (ConfigError for a bad ``top_k`` or gap)."""
+    if top_k < 1:
+        raise ConfigError(f"Ask for at least one result, not {top_k}.")
+    if not (math.isfinite(min_gap_s) and min_gap_s >= 0):
+        raise ConfigError(f"The gap between moments must be 0 s or more, not {min_gap_s}.")
+    return max(math.ceil(min_gap_s / FRAME_S - 1e-9) - 1, 0)
+
+
+def one_label(label: str, max_chars: int) -> str:
     labels = parse_labels(label, max_labels=10**6, max_chars=max_chars)
     if len(labels.labels) != 1:
         raise LimitError(
@@ -102,7 +109,7 @@ def _one_label(label: str, max_chars: int) -> str:
     return labels.labels[0]
 
 
-class _Ranker:
+class TextRanker:
     """Pass 1 arithmetic for one label: float16 cosines -> approximate probabilities."""
 
     def __init__(self, enc: LabelEncoding) -> None:
@@ -123,39 +130,15 @@ class _Ranker:
         emb = stored.embeddings
         cosine = half_cosines(emb.features.reshape(-1, emb.features.shape[-1]), self.text)
         probs = self.probability(cosine.astype(np.float64))
-        return _assemble(probs.reshape(-1, FRAMES_PER_WINDOW), emb.starts, emb.n_samples)
+        return per_frame(probs.reshape(-1, FRAMES_PER_WINDOW), emb.starts, emb.n_samples)
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.tanh(0.5 * x))  # overflow-free logistic
 
 
-def _assemble(window_probs: np.ndarray, starts: np.ndarray, n_samples: int) -> np.ndarray:
-    """Vectorised :func:`~.timeline.assemble` for one label (approximate values only)."""
-    n_frames = frame_count(n_samples)
-    index = (np.asarray(starts) // FRAME_SAMPLES)[:, None] + np.arange(FRAMES_PER_WINDOW)
-    keep = index < n_frames
-    total = np.bincount(index[keep], weights=window_probs[keep], minlength=n_frames)
-    count = np.bincount(index[keep], minlength=n_frames)
-    return total[:n_frames] / np.maximum(count[:n_frames], 1)
-
-
-def _peaks(values: np.ndarray, radius: int, k: int, floor: float) -> list[tuple[float, int]]:
-    """Greedy non-maximum suppression: up to ``k`` (value, frame) peaks above ``floor``,
-    each suppressing the frames within ``radius`` of it (best first)."""
-    v = np.array(values, dtype=np.float64)
-    out: list[tuple[float, int]] = []
-    while len(out) < k and v.size:
-        i = int(np.argmax(v))
-        if not v[i] > floor:
-            break
-        out.append((float(values[i]), i))
-        v[max(i - radius, 0) : i + radius + 1] = -np.inf
-    return out
-
-
 def _rank(
-    rows: Iterable[StoredEmbeddings], ranker: _Ranker, top_k: int, radius: int
+    rows: Iterable[StoredEmbeddings], ranker: TextRanker, top_k: int, radius: int
 ) -> list[_Candidate]:
     """Pass 1: audios whose best approximate peak may reach the top k, best first."""
     kth: list[float] = []  # min-heap of the best top_k approximate peaks so far
@@ -164,12 +147,12 @@ def _rank(
         if stored.embeddings.n_windows == 0:
             continue
         floor = kth[0] - 2 * ranker.delta if len(kth) == top_k else -np.inf
-        peaks = _peaks(ranker.frames(stored), radius, top_k, floor)
-        if not peaks:
+        found = peaks(ranker.frames(stored), radius, top_k, floor)
+        if not found:
             continue
         audios.append(
             _Candidate(
-                peaks[0][0],
+                found[0][0],
                 stored.content_id,
                 stored.title,
                 stored.hop_s,
@@ -177,7 +160,7 @@ def _rank(
                 stored.labels,
             )
         )
-        for value, _ in peaks:
+        for value, _ in found:
             (heapq.heappush if len(kth) < top_k else heapq.heappushpop)(kth, value)
     floor = kth[0] - 2 * ranker.delta if len(kth) == top_k else -np.inf
     return sorted((a for a in audios if a.best > floor), key=lambda a: -a.best)
@@ -203,7 +186,7 @@ def _confirm(
         if emb is None:  # deleted since pass 1
             continue
         timeline = score(texts, emb, LabelSet((text,)))
-        for value, frame in _peaks(timeline.probabilities[0], radius, top_k, -np.inf):
+        for value, frame in peaks(timeline.probabilities[0], radius, top_k, -np.inf):
             hit = SearchHit(
                 audio.analysis_id,
                 audio.content_id,
