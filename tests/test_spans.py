@@ -126,9 +126,7 @@ def test_an_old_database_migrates_and_gains_spans(tmp_path):
     review = Review.of_event("siren", 2.5, 3.75, "accepted")
     assert old.set_review(aid, review, reviewer="visitor:alice")
     db = sqlite3.connect(tmp_path / "sonotag.db")
-    db.executescript(
-        "DROP TABLE spans; " + "".join(f"DROP TABLE IF EXISTS {t}; " for t in ("detectors",))
-    )
+    db.executescript("DROP TABLE spans; DROP TABLE detectors;")
     db.execute("PRAGMA user_version = 6")
     db.commit()
     db.close()

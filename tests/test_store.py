@@ -577,7 +577,7 @@ def test_migrates_a_schema_3_database_and_adds_reviews(tmp_path):
     }
     assert tables == {
         "sources", "embeddings", "analyses", "media", "reviews", "calibrations",
-        "attachments", "attached_items", "spans",
+        "attachments", "attached_items", "spans", "detectors",
     }  # fmt: skip
 
 

@@ -18,6 +18,7 @@ from sonotag_core.access import OPERATOR
 from sonotag_core.domain.embeddings import EMBED_DIM, AudioEmbeddings, embedding_key
 from sonotag_core.domain.events import EventParams, detect_events
 from sonotag_core.domain.labels import LabelSet
+from sonotag_core.domain.probe import Probe
 from sonotag_core.domain.progress import EncodeProgress, Progress, ProgressFn, no_progress
 from sonotag_core.domain.report import Report
 from sonotag_core.domain.timefmt import duration as duration_text
@@ -36,6 +37,7 @@ from sonotag_core.inference.model import LoadedModel
 from sonotag_core.inference.scheduler import AudioMeter, audio_meter, encoder_queue
 from sonotag_core.inference.scoring import TextCache, frame_probabilities
 from sonotag_core.media import decode
+from sonotag_core.service.frames import probe_frames
 from sonotag_core.settings import Settings, check_hop
 from sonotag_core.store.database import Store, StoreError
 from sonotag_core.untrusted import quoted, shown
@@ -139,13 +141,26 @@ def _queued(ahead: int, meter: AudioMeter | None = None) -> Progress:
     return Progress("queue", 0, None, "analyses", text)
 
 
-def score(texts: TextCache, embeddings: AudioEmbeddings, labels: LabelSet) -> Timeline:
-    """Frame probabilities for ``labels`` from kept embeddings: no audio encoder involved."""
-    enc = texts.encode(labels.labels)
-    maps = frame_probabilities(embeddings.features, enc)
-    return assemble(
-        maps, embeddings.starts.tolist(), embeddings.n_samples, labels.labels, labels.negatives
+def score(
+    texts: TextCache,
+    embeddings: AudioEmbeddings,
+    labels: LabelSet,
+    probes: Mapping[str, Probe] | None = None,
+) -> Timeline:
+    """Frame probabilities for ``labels`` from kept embeddings: no audio encoder involved.
+    A label in ``probes`` (a refined detector's) is scored by its probe, not its text."""
+    probes = {x: p for x, p in (probes or {}).items() if x in labels.labels}
+    by_text = tuple(x for x in labels.labels if x not in probes)
+    maps = frame_probabilities(embeddings.features, texts.encode(by_text))
+    timeline = assemble(
+        maps, embeddings.starts.tolist(), embeddings.n_samples, by_text, labels.negatives
     )
+    if not probes:
+        return timeline
+    rows = dict(zip(by_text, timeline.probabilities, strict=True))
+    rows.update({x: probe_frames(p, embeddings) for x, p in probes.items()})
+    probabilities = np.stack([rows[x] for x in labels.labels]).astype(np.float32)
+    return Timeline(labels.labels, probabilities, timeline.duration_s, labels.negatives)
 
 
 def build_report(

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -35,9 +35,11 @@ from sonotag_core.inference.scoring import TextCache
 from sonotag_core.media import sources
 from sonotag_core.media.sources import SourceInfo
 from sonotag_core.service.analysis import build_report, score
+from sonotag_core.service.detectors import Detector, check_for_model
 from sonotag_core.service.library import Analysed, open_analysis, run, stored_link
 from sonotag_core.service.search import SearchHit, search_library
 from sonotag_core.service.similar import SimilarHit, find_similar
+from sonotag_core.service.teach import QueueItem, Refined, refine_label, review_next
 from sonotag_core.settings import Settings
 from sonotag_core.store.database import Store
 
@@ -101,10 +103,21 @@ class Service:
     texts: TextCache | None = None
     cache: EmbeddingCache | None = None
     links: LinkMemo | None = None
+    #: label -> the detector that scores it instead of its text (:mod:`.detectors`)
+    detectors: Mapping[str, Detector] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.texts is None:
             self.texts = TextCache(self.model)
+        for detector in self.detectors.values():
+            check_for_model(detector, self.model.info.checkpoint_sha256)
+
+    def with_detectors(self, detectors: Iterable[Detector]) -> Service:
+        """This service with each detector scoring its label (a later one of the same
+        label wins); DetectorError for one made for another checkpoint."""
+        chosen = dict(self.detectors)
+        chosen.update({d.label: d for d in detectors})
+        return replace(self, detectors=chosen)
 
     @property
     def embedding_key(self) -> str:
@@ -189,6 +202,48 @@ class Service:
             visible_to=viewer.scope,
         )
 
+    # ---------------------------------------------------------------- teaching a label
+
+    def refine(
+        self, label: str, *, name: str | None = None, viewer: Viewer = OPERATOR_VIEWER
+    ) -> Refined:
+        """Refine ``label`` from the reviews of every analysis ``viewer`` may change (made
+        with this model in this mode) into the next version of the detector ``name``
+        (default: the label), stored (:func:`.teach.refine_label`)."""
+        assert self.texts is not None
+        return refine_label(
+            self._library_store(),
+            self.texts,
+            label,
+            embedding_key=self.embedding_key,
+            viewer=viewer,
+            name=name,
+            max_label_chars=self.settings.max_label_chars,
+        )
+
+    def review_next(
+        self,
+        label: str,
+        *,
+        detector: Detector | None = None,
+        count: int = 20,
+        viewer: Viewer = OPERATOR_VIEWER,
+    ) -> list[QueueItem]:
+        """The unreviewed moments of ``viewer``'s library whose verdict on ``label`` would
+        teach its detector (or the text, without one) most (:func:`.teach.review_next`)."""
+        assert self.texts is not None
+        return review_next(
+            self._library_store(),
+            self.texts,
+            label,
+            embedding_key=self.embedding_key,
+            viewer=viewer,
+            detector=detector,
+            threshold=self.settings.threshold,
+            count=count,
+            max_label_chars=self.settings.max_label_chars,
+        )
+
     def _library_store(self) -> Store:
         if self.store is None:
             raise SonoTagError(
@@ -236,9 +291,17 @@ class Service:
         return open_analysis(self.store, self.model, analysis_id)
 
     def timeline(self, analysed: Analysed, labels: LabelSet) -> Timeline:
-        """Frame probabilities of ``labels`` on a kept analysis (relabeling, no encoder)."""
+        """Frame probabilities of ``labels`` on a kept analysis (relabeling, no encoder);
+        a label with a detector (:attr:`detectors`) is scored by it, not by its text."""
         assert self.texts is not None
-        return score(self.texts, analysed.embeddings, labels)
+        probes = {x: d.probe for x, d in self.detectors.items() if x in labels.labels}
+        return score(self.texts, analysed.embeddings, labels, probes)
+
+    def _detectors_used(self, labels: LabelSet) -> dict[str, Any]:
+        """``detectors`` for the report's settings: which detector (name, version,
+        checkpoint) scored which label; nothing when every label was scored by its text."""
+        used = {x: d.provenance() for x, d in self.detectors.items() if x in labels.labels}
+        return {"detectors": used} if used else {}
 
     def _threshold_origins(self, params: EventParams) -> dict[str, Any]:
         """``label_threshold_origins`` for the report's settings: which per-label
@@ -269,7 +332,7 @@ class Service:
         Costs a text encoding (cached per label) and a matrix product: this is
         relabeling."""
         timeline = self.timeline(analysed, labels)
-        extra = {**self._threshold_origins(params), **(extra or {})}
+        extra = {**self._threshold_origins(params), **self._detectors_used(labels), **(extra or {})}
         report = build_report(
             analysed.source,
             timeline,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from sonotag_core.domain.embeddings import AudioEmbeddings
+from sonotag_core.domain.probe import Probe
 from sonotag_core.domain.windows import FRAME_SAMPLES, FRAMES_PER_WINDOW, frame_count
 
 
@@ -64,3 +65,14 @@ def frame_embeddings(emb: AudioEmbeddings, first: int = 0, stop: int | None = No
     out /= np.maximum(count, 1)[:, None]
     out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
     return out.astype(np.float32)
+
+
+def probe_frames(probe: Probe, embeddings: AudioEmbeddings) -> np.ndarray:
+    """A probe's probability of every frame of one audio (float32 (frames,)): its scores
+    on the stored frame embeddings, overlapping windows averaged as the text path does."""
+    feats = embeddings.features
+    if embeddings.n_windows == 0:
+        return np.zeros(frame_index(embeddings.starts, embeddings.n_samples)[2], np.float32)
+    scores = probe.scores(feats.reshape(-1, feats.shape[-1]))
+    window_values = scores.reshape(-1, FRAMES_PER_WINDOW)
+    return per_frame(window_values, embeddings.starts, embeddings.n_samples).astype(np.float32)

@@ -29,6 +29,7 @@ one migration list of :mod:`.schema`:
 * :mod:`.media`: kept audio for playback, under an LRU byte cap;
 * :mod:`.reviews`: verdicts on events;
 * :mod:`.spans`: spans a reviewer marked (events the model missed, checked absences);
+* :mod:`.detectors`: labels refined from reviews (named, versioned), and the teaching reads;
 * :mod:`.calibrations`: per-label thresholds per model;
 * :mod:`.attachments`: batch outputs listed in the Library, embeddings left in place.
 
@@ -49,6 +50,7 @@ from sonotag_core.errors import StoreError  # StoreError lives in errors; import
 from sonotag_core.store.analyses import AnalysesMixin, AnalysisSummary, StoredAnalysis
 from sonotag_core.store.attachments import AttachmentsMixin
 from sonotag_core.store.calibrations import CalibrationsMixin
+from sonotag_core.store.detectors import DetectorsMixin, StoredDetector, TeachableAnalysis
 from sonotag_core.store.embeddings import EmbeddingsMixin, StoredEmbeddings
 from sonotag_core.store.media import MediaMixin, MediaUsage
 from sonotag_core.store.reviews import ReviewsMixin
@@ -65,6 +67,8 @@ __all__ = [
     "Store",
     "StoreError",
     "StoredAnalysis",
+    "StoredDetector",
+    "TeachableAnalysis",
     "StoredEmbeddings",
 ]
 
@@ -74,6 +78,7 @@ class Store(
     EmbeddingsMixin,
     ReviewsMixin,
     SpansMixin,
+    DetectorsMixin,
     CalibrationsMixin,
     AttachmentsMixin,
     MediaMixin,

@@ -144,6 +144,23 @@ MIGRATIONS: tuple[str, ...] = (
         UNIQUE (analysis_id, label, onset_frame, kind)
     );
     """,
+    # 8: detectors: labels refined from reviews (sonotag_core.service.detectors), named
+    # and versioned per owner; ``card`` is the whole JSON card (weights, example counts,
+    # cross-validated metrics), the other columns what a list shows without parsing it.
+    """
+    CREATE TABLE detectors (
+        owner TEXT NOT NULL,
+        name TEXT NOT NULL,
+        version INTEGER NOT NULL CHECK (version >= 1),
+        label TEXT NOT NULL,
+        checkpoint_sha256 TEXT NOT NULL,
+        threshold REAL,
+        card TEXT NOT NULL,
+        created REAL NOT NULL,
+        PRIMARY KEY (owner, name, version)
+    );
+    CREATE INDEX detectors_name ON detectors(name, version);
+    """,
 )
 
 
