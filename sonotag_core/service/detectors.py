@@ -174,7 +174,10 @@ def read_card(data: bytes, checkpoint_sha256: str, *, owner: str = OPERATOR) -> 
     try:
         card = json.loads(data.decode("utf-8"), parse_constant=_no_constant)
     except (UnicodeDecodeError, json.JSONDecodeError, ValueError) as exc:
-        raise DetectorError(f"This file is not a JSON detector card ({exc}).") from None
+        raise DetectorError(
+            f"This file is not a JSON detector card ({exc}); SonoTag reads JSON cards only, "
+            "never pickle or joblib files."
+        ) from None
     return from_card(card, checkpoint_sha256, owner=owner)
 
 
