@@ -6,9 +6,20 @@
 # volumes owned by root): gives the data directory to $SONOTAG_USER (default sonotag), then
 # drops to that user. Started as that user (the image's USER, e.g. plain `docker run`): only
 # checks that the data directory is writable and says what to do when it is not.
+#
+# Weights baked into the image (BAKE_WEIGHTS=1: files in $SONOTAG_BAKED_MODEL_DIR) are used,
+# offline, while SONOTAG_MODEL_DIR is the image's own /data/hf-hub; a SONOTAG_MODEL_DIR set to
+# another folder wins. (`docker exec` bypasses this script: run `sonotag-entrypoint sonotag ...`.)
 set -eu
 user="${SONOTAG_USER:-sonotag}"
 data="${SONOTAG_DATA_DIR:-/data}"
+image_model_dir=/data/hf-hub  # the Dockerfile's SONOTAG_MODEL_DIR
+
+baked="${SONOTAG_BAKED_MODEL_DIR:-}"
+if [ -n "$baked" ] && [ "${SONOTAG_MODEL_DIR:-$image_model_dir}" = "$image_model_dir" ] \
+  && [ -n "$(ls -A "$baked" 2>/dev/null)" ]; then
+  export SONOTAG_MODEL_DIR="$baked" HF_HUB_OFFLINE="${HF_HUB_OFFLINE:-1}"
+fi
 
 if [ "$(id -u)" = 0 ]; then
   mkdir -p "$data"

@@ -1,9 +1,12 @@
-"""Deployment files: Dockerfile, .dockerignore, railway.json, the container entry point.
+"""Deployment files: Dockerfile, .dockerignore, railway.json, the container entry point,
+scripts/install.sh's choices (compilers, torch index).
 
-There is no Docker engine in CI, so the image is checked without building it: hadolint lints
-the Dockerfile, a small parser checks the properties the deployment relies on, and the
-image's install path (scripts/install.sh with the Dockerfile's own variables, in a fresh
-venv, from a copy of exactly what the builder stage copies) is run for real.
+There is no container engine in CI, so the image is checked here without building it:
+hadolint lints the Dockerfile, a small parser checks the properties the deployment relies on,
+the weights stage's RUN runs with a stand-in `sonotag`, and the image's install path
+(scripts/install.sh with the Dockerfile's own variables, in a fresh venv, from a copy of
+exactly what the builder stage copies) is run for real. scripts/image-check.sh builds and
+runs the real image where docker, podman or buildah is present.
 """
 
 from __future__ import annotations
@@ -208,23 +211,69 @@ def test_build_args_and_stages() -> None:
     global_args, stages = parse_dockerfile()
     assert global_args.get("BAKE_WEIGHTS") == "0"
     assert stage_args(stages["builder"]).get("TORCH") == "cpu"
-    # multi-stage: both real images are python:3.11-slim, whatever BAKE_WEIGHTS is
+    # multi-stage, and the image is the last stage whatever BAKE_WEIGHTS is: no FROM names a
+    # stage through a variable (`FROM runtime-${BAKE_WEIGHTS}`: buildah and podman cannot
+    # resolve it, "runtime-0: image not known")
+    assert list(stages) == ["builder", "weights", "runtime"]
+    for stage in stages.values():
+        assert "$" not in stage.base, f"FROM {stage.base} AS {stage.name}"
     assert stages["builder"].base == BASE_IMAGE
     assert stages["runtime"].base == BASE_IMAGE
     for bake in ("0", "1"):
         stack = chain(stages, {"BAKE_WEIGHTS": bake})
-        assert [st.name for st in stack] == ["app", f"runtime-{bake}", "runtime"]
-        assert stack[-1].base == BASE_IMAGE
-    # BAKE_WEIGHTS=1 adds the weights fetched at build time by `sonotag fetch-model`
+        assert [st.name for st in stack] == ["runtime"]
+    # the weights stage always exists: `sonotag fetch-model` runs only when BAKE_WEIGHTS=1
     weights = stages["weights"]
     assert weights.base == "builder"
-    assert any("sonotag fetch-model" in run for run in weights.all("RUN"))
-    baked = stages["runtime-1"]
-    assert any(flags.get("from") == "weights" for _, _, flags in copies(baked))
-    baked_env = env_of(baked)
-    assert baked_env["HF_HUB_OFFLINE"] == "1"
-    assert any(baked_env["SONOTAG_MODEL_DIR"] == dest for _, dest, _ in copies(baked))
-    assert not stages["runtime-0"].instructions
+    assert "BAKE_WEIGHTS" in stage_args(weights)
+    # and the image always copies its folder, empty or not, where the entry point looks
+    runtime = stages["runtime"]
+    baked = [(srcs, dest) for srcs, dest, f in copies(runtime) if f.get("from") == "weights"]
+    assert baked == [([WEIGHTS_DIR], WEIGHTS_DIR)]
+    env = env_of(runtime)
+    assert env["SONOTAG_BAKED_MODEL_DIR"] == WEIGHTS_DIR
+    assert "HF_HUB_OFFLINE" not in env  # the entry point sets it, for baked weights only
+    entry = ENTRYPOINT.read_text()
+    assert f"image_model_dir={env['SONOTAG_MODEL_DIR']} " in entry
+
+
+WEIGHTS_DIR = "/opt/sonotag/hf-hub"
+
+
+def _weights_run(tmp_path: Path, bake: str) -> tuple[subprocess.CompletedProcess[str], Path]:
+    """The weights stage's RUN as written, with its folder under tmp_path and a stand-in
+    `sonotag` that records how it was called."""
+    _, stages = parse_dockerfile()
+    (run,) = stages["weights"].all("RUN")
+    folder = tmp_path / "hf-hub"
+    calls = tmp_path / "calls"
+    fake = tmp_path / "sonotag"
+    fake.write_text(f'#!/bin/sh\necho "$* $SONOTAG_MODEL_DIR" >> {calls}\n')
+    fake.chmod(0o755)
+    assert WEIGHTS_DIR in run and "/opt/venv/bin/sonotag" in run
+    script = run.replace(WEIGHTS_DIR, str(folder)).replace("/opt/venv/bin/sonotag", str(fake))
+    proc = subprocess.run(
+        ["sh", "-c", script],
+        env=dict(os.environ, BAKE_WEIGHTS=bake),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    return proc, calls
+
+
+def test_weights_stage_fetches_only_when_asked(tmp_path: Path) -> None:
+    proc, calls = _weights_run(tmp_path, "0")
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "hf-hub").is_dir() and not list((tmp_path / "hf-hub").iterdir())
+    assert not calls.exists()  # nothing fetched: the folder the image copies stays empty
+
+    proc, calls = _weights_run(tmp_path, "1")
+    assert proc.returncode == 0, proc.stderr
+    assert calls.read_text().split() == ["fetch-model", str(tmp_path / "hf-hub")]
+
+    proc, calls = _weights_run(tmp_path, "yes")
+    assert proc.returncode != 0 and "BAKE_WEIGHTS must be 0 or 1" in proc.stderr
 
 
 def install_run() -> tuple[dict[str, str], list[str]]:
@@ -246,6 +295,12 @@ def test_builder_runs_the_readme_install_script() -> None:
     assert command == ["bash", "scripts/install.sh"]
     assert env["SONOTAG_EDITABLE"] == "0"  # a regular install in the image
     assert env["SONOTAG_SKIP_APT"] == "1"  # ffmpeg belongs to the runtime stage
+    assert env["SONOTAG_SLIM"] == "1"  # without the packages' own test suites
+    # the compilers come from the builder's apt line instead: sed_scores_eval's Cython
+    # extension is C++ (setuptools calls g++), gcc alone does not build it
+    apt = " ".join(r for r in stages["builder"].all("RUN") if "apt-get install" in r)
+    for package in ("gcc", "g++", "libc6-dev"):
+        assert re.search(rf"(?<!\S){re.escape(package)}(?!\S)", apt), package
     assert env["SONOTAG_TORCH_INDEX"] == "https://download.pytorch.org/whl/${TORCH}"
     # the venv it makes is the one the runtime copies (same path: venvs do not move)
     runtime = stages["runtime"]
@@ -377,6 +432,25 @@ def test_dockerignore_matcher_semantics() -> None:
     assert not ignored("a/pycache.py", rules)
 
 
+def test_dockerignore_comment_lists_what_the_dockerfile_copies() -> None:
+    """The header's indented list is exactly the build context's sources of every COPY."""
+    listed: set[str] = set()
+    for line in (ROOT / ".dockerignore").read_text().splitlines():
+        if not line.startswith("#"):
+            break
+        if line.startswith("#   "):
+            listed.update(word.rstrip("/") for word in line[1:].split())
+    _, stages = parse_dockerfile()
+    copied = {
+        src.rstrip("/")
+        for stage in stages.values()
+        for srcs, _, flags in copies(stage)
+        if "from" not in flags
+        for src in srcs
+    }
+    assert listed == copied, f"only listed: {listed - copied}; only copied: {copied - listed}"
+
+
 # --- the container entry point -----------------------------------------------------------
 
 ENTRYPOINT = ROOT / "scripts" / "docker-entrypoint.sh"
@@ -443,6 +517,38 @@ def _entrypoint_as_nobody(script: Path, data: Path) -> None:
         timeout=30,
     )
     assert proc.returncode == 0 and proc.stdout.strip() == "started", proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("baked_files", "model_dir", "expected"),
+    [
+        (True, "/data/hf-hub", "baked"),  # BAKE_WEIGHTS=1: the image's weights, offline
+        (False, "/data/hf-hub", "/data/hf-hub"),  # BAKE_WEIGHTS=0: the volume, online
+        (True, "/elsewhere", "/elsewhere"),  # the operator's own choice wins
+    ],
+)
+def test_entrypoint_chooses_the_model_dir(
+    tmp_path: Path, baked_files: bool, model_dir: str, expected: str
+) -> None:
+    baked = tmp_path / "baked"
+    baked.mkdir(mode=0o755)
+    if baked_files:
+        (baked / "models--roberta-base").mkdir()
+    env = _entry_env(tmp_path / "data", user="nobody" if os.geteuid() == 0 else "")
+    env.pop("HF_HUB_OFFLINE", None)
+    env.update(SONOTAG_BAKED_MODEL_DIR=str(baked), SONOTAG_MODEL_DIR=model_dir)
+    proc = subprocess.run(
+        ["sh", str(ENTRYPOINT), "sh", "-c", 'echo "$SONOTAG_MODEL_DIR ${HF_HUB_OFFLINE:-unset}"'],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert proc.returncode == 0, proc.stderr
+    if expected == "baked":
+        assert proc.stdout.split() == [str(baked), "1"]
+    else:
+        assert proc.stdout.split() == [expected, "unset"]
 
 
 def _free_port() -> int:
@@ -574,6 +680,12 @@ def test_install_script_builds_the_image_venv(image_install, tmp_path: Path) -> 
     module_file, torch_version = proc.stdout.split()
     assert Path(module_file).is_relative_to(venv), module_file
     assert torch_version.startswith("2.13.0")
+    # SONOTAG_SLIM=1: the packages' own test suites and torch's C++ headers are gone, their
+    # compiled bytecode is not
+    site = next(venv.glob("lib/python3*/site-packages"))
+    assert not [p for p in site.rglob("tests") if p.is_dir()]
+    assert not (site / "torch" / "include").exists()
+    assert list((site / "torch").glob("__pycache__/*.pyc"))
 
     settings_env = dict(env, SONOTAG_DATA_DIR=str(tmp_path / "data"))
     proc = subprocess.run(
@@ -590,3 +702,128 @@ def test_install_script_builds_the_image_venv(image_install, tmp_path: Path) -> 
     # idempotent: a second run finds its stamp and installs nothing
     proc = subprocess.run(command, cwd=ctx, env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0 and "install:" not in proc.stderr, proc.stderr
+
+
+# --- scripts/install.sh's choices --------------------------------------------------------
+
+INSTALL = ROOT / "scripts" / "install.sh"
+
+
+def _stub(folder: Path, name: str, body: str = "exit 0") -> None:
+    path = folder / name
+    path.write_text(f"#!/bin/sh\n{body}\n")
+    path.chmod(0o755)
+
+
+def test_install_asks_apt_for_gxx_where_python_has_no_cxx_compiler(tmp_path: Path) -> None:
+    """sed_scores_eval's extension is C++: a machine with gcc (cc) but no g++ gets g++."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("dirname", "id", "sh"):
+        (bin_dir / tool).symlink_to(shutil.which(tool))
+    (bin_dir / "python3").symlink_to(sys.executable)
+    _stub(bin_dir, "ffmpeg")
+    _stub(bin_dir, "cc")
+    asked = tmp_path / "asked"
+    # apt-get records what it is asked and fails, which stops the script before any venv
+    _stub(bin_dir, "apt-get", f'echo "$*" >> {asked}; [ "$1" = update ] || exit 1')
+    _stub(bin_dir, "sudo", '"$@"')
+    env = {"PATH": str(bin_dir), "HOME": str(tmp_path), "SONOTAG_VENV": str(tmp_path / "venv")}
+    proc = subprocess.run(
+        [shutil.which("bash"), str(INSTALL)], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode != 0 and not (tmp_path / "venv").exists()
+    install = [line.split() for line in asked.read_text().splitlines() if "install" in line]
+    assert len(install) == 1 and install[0][-1:] == ["g++"], install  # cc is there: no gcc
+    assert "install: apt-get install g++" in proc.stderr
+
+
+def _torch_index(env_changes: dict[str, str], timeout: float = 30) -> tuple[str, str, float]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SONOTAG_TORCH")}
+    env.update(NO_PROXY="127.0.0.1", no_proxy="127.0.0.1")  # the test indexes are local
+    env.update(env_changes)
+    start = time.monotonic()
+    proc = subprocess.run(
+        ["bash", str(INSTALL), "--torch-index"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.strip(), proc.stderr, time.monotonic() - start
+
+
+@pytest.fixture
+def index_server():
+    """A pip index on 127.0.0.1 that serves /cpu/torch/ (and nothing else)."""
+    import http.server
+    import threading
+
+    class Index(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            found = self.path == "/cpu/torch/"
+            self.send_response(200 if found else 404)
+            self.end_headers()
+            self.wfile.write(b"<a href='torch-2.13.0+cpu.whl'>torch</a>" if found else b"")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Index)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+linux_only = pytest.mark.skipif(sys.platform != "linux", reason="the CPU index is Linux's choice")
+
+
+@linux_only
+def test_torch_comes_from_the_cpu_index_without_a_gpu_when_it_answers(index_server) -> None:
+    index = f"{index_server}/cpu"
+    chosen, why, _ = _torch_index({"SONOTAG_TORCH_GPU": "0", "SONOTAG_TORCH_CPU_INDEX": index})
+    assert chosen == index and "no NVIDIA GPU" in why and "warning" not in why
+
+
+@linux_only
+def test_an_unreachable_cpu_index_falls_back_at_once() -> None:
+    """A closed port: pip's default index, with a warning, without waiting."""
+    closed = f"http://127.0.0.1:{_free_port()}/cpu"
+    chosen, why, took = _torch_index({"SONOTAG_TORCH_GPU": "0", "SONOTAG_TORCH_CPU_INDEX": closed})
+    assert chosen == ""
+    assert f"the torch index {closed} did not answer" in why
+    assert took < 5
+
+
+@linux_only
+def test_a_silent_or_wrong_index_falls_back_within_the_probe_timeout(index_server) -> None:
+    # an index without torch (404)
+    chosen, why, _ = _torch_index(
+        {"SONOTAG_TORCH_GPU": "0", "SONOTAG_TORCH_CPU_INDEX": f"{index_server}/cu999"}
+    )
+    assert chosen == "" and "did not answer" in why
+    # a server that accepts the connection and never replies: the 5-s probe gives up
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}/cpu"
+        chosen, why, took = _torch_index({"SONOTAG_TORCH_GPU": "0", "SONOTAG_TORCH_CPU_INDEX": url})
+    assert chosen == "" and "did not answer" in why
+    assert 4 < took < 20
+
+
+def test_a_gpu_or_an_explicit_index_decides_without_the_cpu_index(index_server) -> None:
+    unreachable = f"http://127.0.0.1:{_free_port()}/cpu"
+    # an NVIDIA GPU: pip's default (CUDA) torch, the CPU index not even asked
+    chosen, why, _ = _torch_index(
+        {"SONOTAG_TORCH_GPU": "1", "SONOTAG_TORCH_CPU_INDEX": unreachable}
+    )
+    assert chosen == "" and "warning" not in why
+    # SONOTAG_TORCH_INDEX names the index (probed too), or, empty, pip's default
+    index = f"{index_server}/cpu"
+    assert _torch_index({"SONOTAG_TORCH_INDEX": index})[0] == index
+    chosen, why, _ = _torch_index({"SONOTAG_TORCH_INDEX": "", "SONOTAG_TORCH_GPU": "0"})
+    assert chosen == "" and "warning" not in why
