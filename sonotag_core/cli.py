@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from sonotag_core import __version__, cli_batch, cli_evaluate
+from sonotag_core import __version__, cli_batch, cli_evaluate, cli_teach
 from sonotag_core.cli_args import add_event_flags, given_event_values
 from sonotag_core.domain.event_params import event_params
 from sonotag_core.domain.progress import Progress, ProgressFn
@@ -132,6 +132,7 @@ def _parser() -> argparse.ArgumentParser:
         type=Path,
         help="output file (or directory with --format all); - or none: stdout",
     )
+    cli_teach.add_detector_flag(a)
     a.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
     a.add_argument(
         "--no-store",
@@ -142,6 +143,7 @@ def _parser() -> argparse.ArgumentParser:
     _library_parser(sub)
     cli_evaluate.add_parsers(sub)
     cli_batch.add_parser(sub)
+    cli_teach.add_parser(sub)
     sub.add_parser(
         "fetch-model", help="download the OpenFLAM weights and roberta-base into SONOTAG_MODEL_DIR"
     )
@@ -280,6 +282,15 @@ def _analyze(args: argparse.Namespace, settings: Settings, progress: ProgressFn)
                 args.source, Path(tmp), max_duration_s=settings.max_duration_s, progress=progress
             )
         service = Service(load_model(settings, progress), settings, store)
+        if args.detector:
+            from sonotag_core.service.detectors import resolve_detectors
+
+            chosen = resolve_detectors(
+                args.detector, service.model.info.checkpoint_sha256, store=store
+            )
+            service = service.with_detectors(chosen)
+            missing = tuple(dict.fromkeys(d.label for d in chosen if d.label not in labels.labels))
+            labels = dataclasses.replace(labels, labels=labels.labels + missing)
         if link is not None:  # a link whose audio and embeddings are stored is not fetched
             source = service.link_source(link.url, Path(tmp), hop_s=hop_s, progress=progress)
         done = service.analyse(
@@ -856,6 +867,8 @@ def main(argv: list[str] | None = None) -> int:
             return _evaluate(args, settings, progress)
         if args.command == "batch":
             return cli_batch.run(args, settings, progress)
+        if args.command == "detector":
+            return cli_teach.run(args, settings, progress, _store(settings))
         return _analyze(args, settings, progress)
     except SonoTagError as exc:
         progress.close()

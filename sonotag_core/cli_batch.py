@@ -8,6 +8,7 @@ service like the others.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -52,6 +53,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--hop", type=float, default=None, help="window hop in seconds (10 or 5)")
     add_event_flags(b, ["threshold"])
     add_fast_flag(b)
+    b.add_argument(
+        "--detector",
+        action="append",
+        default=[],
+        metavar="FILE.json|NAME",
+        help="score a label by a refined detector instead of its text (card file or stored "
+        "name); repeatable. Dask workers get the card itself",
+    )
     b.add_argument("--engine", choices=ENGINES, default="local", help="local loop or Dask")
     b.add_argument("--address", help="a running Dask scheduler, e.g. tcp://host:8786")
     b.add_argument("--workers", type=int, default=2, help="local Dask workers (2)")
@@ -108,7 +117,14 @@ def run(args: argparse.Namespace, settings: Settings, progress) -> int:
         raise ModelError("The OpenFLAM weights are not here yet: run `sonotag fetch-model`.")
     if model is not None and settings.fast:
         check_fast_mode(model)  # refused before any work, not once per file
-    spec = batch_spec(embedding_key(sha, settings.fast), labels, hop_s, params)
+    chosen = []
+    if args.detector:
+        from sonotag_core.service.detectors import resolve_detectors
+
+        chosen = resolve_detectors(args.detector, sha, data_dir=settings.data_dir)
+        missing = tuple(dict.fromkeys(d.label for d in chosen if d.label not in labels.labels))
+        labels = dataclasses.replace(labels, labels=labels.labels + missing)
+    spec = batch_spec(embedding_key(sha, settings.fast), labels, hop_s, params, chosen)
     output = open_output(args.output, spec)  # a changed spec is refused before any work
     sweep_temporaries(args.output)
     if model is None:
@@ -125,12 +141,13 @@ def run(args: argparse.Namespace, settings: Settings, progress) -> int:
             workers=args.workers,
             threads=args.threads,
             progress=progress,
+            cards=[d.card() for d in chosen],
         )
     else:
         from sonotag_core.batch.runner import run_local
 
         summary = run_local(
-            Service(model, settings),
+            Service(model, settings).with_detectors(chosen),
             items,
             output,
             labels,
@@ -150,10 +167,12 @@ def run(args: argparse.Namespace, settings: Settings, progress) -> int:
     return 1 if summary.failed else 0
 
 
-def batch_spec(checkpoint_sha256: str, labels, hop_s: float, params):
+def batch_spec(checkpoint_sha256: str, labels, hop_s: float, params, detectors=()):
     """What every part of this output is made with (``_batch.json``). ``checkpoint_sha256``
     is the embedding key (:func:`~.embeddings.embedding_key`): tagged ``+bf16`` in fast
-    mode, so a rerun in the other mode is refused and an attached output opens as fast."""
+    mode, so a rerun in the other mode is refused and an attached output opens as fast.
+    The detectors that score labels are named (and versioned) with the event settings, so
+    a rerun with other detectors is refused too."""
     from sonotag_core.archive.parts import SCHEMA_VERSION, BatchSpec
     from sonotag_core.inference.model import MODEL_NAME
 
@@ -163,7 +182,10 @@ def batch_spec(checkpoint_sha256: str, labels, hop_s: float, params):
         labels=tuple(labels.labels),
         negatives=tuple(sorted(labels.negatives)),
         hop_s=float(hop_s),
-        events=params.as_settings(),
+        events={
+            **params.as_settings(),
+            **({"detectors": {d.label: d.ref for d in detectors}} if detectors else {}),
+        },
         schema_version=SCHEMA_VERSION,
     )
 

@@ -720,6 +720,8 @@ RESULT_COMMANDS = {
     "library export",
     "library search",
     "library similar",
+    "detector export",
+    "detector next",
 }
 STATUS_COMMANDS = {
     "fetch-model",
@@ -730,6 +732,11 @@ STATUS_COMMANDS = {
     "library attach",
     "library detach",
     "library attached",
+    "detector list",
+    "detector show",
+    "detector import",
+    "detector refine",
+    "detector delete",
 }
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -71,13 +71,25 @@ def _plugin(settings: Settings) -> Any:
 
 
 def _task(
-    out: str, spec: BatchSpec, item: Item, labels: LabelSet, params: EventParams
+    out: str,
+    spec: BatchSpec,
+    item: Item,
+    labels: LabelSet,
+    params: EventParams,
+    cards: Sequence[Mapping[str, Any]] = (),
 ) -> tuple[str, float, str | None]:
-    """One item on a worker: the worker's service, the output checked against ``spec``."""
+    """One item on a worker: the worker's service (with the detectors of ``cards``, the
+    JSON cards themselves: a worker may not see the files or the library they came from),
+    the output checked against ``spec``."""
     from distributed import get_worker
+
+    from sonotag_core.service.detectors import from_card
 
     plugin: Any = get_worker().plugins[PLUGIN]
     service = plugin.service
+    if cards:
+        sha = service.model.info.checkpoint_sha256
+        service = service.with_detectors([from_card(card, sha) for card in cards])
     output = open_output(Path(out), spec)
     return run_item(service, output, item, labels, params, spec.hop_s, Path(out))
 
@@ -94,9 +106,11 @@ def run_dask(
     workers: int = 2,
     threads: int = 1,
     progress: ProgressFn = no_progress,
+    cards: Sequence[Mapping[str, Any]] = (),
 ) -> BatchSummary:
     """Run the pending items on a local cluster (``workers`` x 1 task, ``threads`` torch
-    threads each) or on the scheduler at ``address``."""
+    threads each) or on the scheduler at ``address``; ``cards``: the JSON cards of the
+    detectors that score labels, sent with every task."""
     import dask
     from distributed import Client, LocalCluster, as_completed
 
@@ -134,6 +148,7 @@ def run_dask(
                 pending,
                 [labels] * len(pending),
                 [params] * len(pending),
+                [list(cards)] * len(pending),
                 pure=False,
             )
             for fut in as_completed(futures):

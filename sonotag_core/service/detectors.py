@@ -27,13 +27,13 @@ import json
 import math
 import time
 import unicodedata
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from sonotag_core import __version__
-from sonotag_core.access import OPERATOR, Viewer, can_change
+from sonotag_core.access import OPERATOR, OPERATOR_VIEWER, Viewer, can_change
 from sonotag_core.domain.probe import Probe, card_to_probe, probe_to_card
 from sonotag_core.errors import DetectorError
 from sonotag_core.store.database import Store, StoredDetector
@@ -185,6 +185,11 @@ def _no_constant(name: str) -> float:
     raise ValueError(f"{name} is not a number in strict JSON")
 
 
+def replace_name(detector: Detector, name: str) -> Detector:
+    """The detector under another (checked) name."""
+    return replace(detector, name=check_name(name))
+
+
 def card_json(detector: Detector) -> str:
     """The card as strict JSON text (floats written exactly)."""
     return json.dumps(detector.card(), ensure_ascii=False, allow_nan=False, indent=1) + "\n"
@@ -282,3 +287,32 @@ def detector_from_file(path: Path, checkpoint_sha256: str) -> Detector:
 
 def finite_or_none(value: float | None) -> float | None:
     return None if value is None or not math.isfinite(value) else float(value)
+
+
+def resolve_detectors(
+    given: Sequence[str],
+    checkpoint_sha256: str,
+    *,
+    store: Store | None = None,
+    data_dir: str | Path | None = None,
+    viewer: Viewer = OPERATOR_VIEWER,
+) -> list[Detector]:
+    """The detectors a command line names (``--detector FILE.json|NAME``): a card file
+    where one exists (or the name ends in .json), else ``viewer``'s stored detector of
+    that name (``NAME@VERSION`` for an older one; the store at ``data_dir`` is opened when
+    none is given); each checked against this checkpoint."""
+    out = []
+    for item in given:
+        path = Path(item)
+        if path.suffix.lower() == ".json" or path.is_file():
+            detector = detector_from_file(path, checkpoint_sha256)
+        else:
+            if store is None and data_dir is None:
+                raise DetectorError(
+                    f"--detector {quoted(item, 60)}: stored detectors need the library; "
+                    "give a card file (.json) instead."
+                )
+            store = store if store is not None else Store(data_dir)  # type: ignore[arg-type]
+            detector = find_detector(store, viewer, item)
+        out.append(check_for_model(detector, checkpoint_sha256))
+    return out

@@ -181,7 +181,7 @@ def gather_examples(
             counts[kind] += 1
             rows.append(frames[first:stop])
             ys += [1.0 if is_it else 0.0] * (stop - first)
-            groups += [f"{item.analysis_id}:{i}"] * (stop - first)
+            groups += [f"{used:06d}:{i:06d}"] * (stop - first)  # stable folds, run to run
             allowed[max(first - gap, 0) : stop + gap] = False
         if (item.content_id, item.hop_s) not in seen:  # an audio analysed twice: once
             pools.append((frames, allowed))
