@@ -42,9 +42,11 @@ MAY_IMPORT: dict[str, set[str]] = {
         "archive",
         "cli_evaluate",
         "cli_batch",
+        "cli_teach",
     },
     "cli_evaluate": {"domain", "service", "exports"},
     "cli_batch": {"domain", "inference", "archive", "service", "batch", "exports"},
+    "cli_teach": {"domain", "inference", "service", "exports"},
 }
 #: third-party packages only some layers may import
 ONLY_IN = {"torch": {"inference", "testing"}, "openflam": {"inference", "testing"}}
