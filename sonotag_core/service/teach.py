@@ -26,7 +26,8 @@ text's weights), cross-validates it by event beside the text alone, takes the ca
 threshold, and keeps the result as the next version of a named detector.
 
 **Review next** (:func:`review_next`) scores every frame of the viewer's library with the
-detector (or the text) in blocks of float16 products, drops what was already judged for
+detector (or the text) in one float16 matrix-vector product per stored audio
+(:func:`ranking_frames`), drops what was already judged for
 the label, ranks by margin from the threshold (:func:`~.probe.margin_ranking`), keeps
 moments :data:`QUEUE_GAP_S` apart within a file, and deals them out round-robin across
 files.
@@ -41,7 +42,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from sonotag_core.access import Viewer
-from sonotag_core.domain.embeddings import key_checkpoint
+from sonotag_core.domain.embeddings import AudioEmbeddings, key_checkpoint
 from sonotag_core.domain.probe import (
     DEFAULT_STRENGTH,
     WEAK_NEGATIVE_WEIGHT,
@@ -55,7 +56,7 @@ from sonotag_core.domain.probe import (
 from sonotag_core.domain.review import ACCEPTED, ADDED, REJECTED
 from sonotag_core.domain.windows import FRAME_S, FRAMES_PER_WINDOW
 from sonotag_core.errors import DetectorError
-from sonotag_core.inference.scoring import TextCache
+from sonotag_core.inference.scoring import TextCache, half_cosines
 from sonotag_core.service.detectors import Detector, check_name, finite_or_none, save_detector
 from sonotag_core.service.frames import frame_embeddings, per_frame, probe_frames
 from sonotag_core.service.search import one_label
@@ -328,9 +329,7 @@ def review_next(
         emb = stored.embeddings
         if emb.n_windows == 0:
             continue
-        feats = emb.features.reshape(-1, emb.features.shape[-1])
-        window_values = probe.scores(feats, unit=True).reshape(-1, FRAMES_PER_WINDOW)
-        values = per_frame(window_values, emb.starts, emb.n_samples)
+        values = ranking_frames(probe, emb)
         mask = np.zeros(values.shape[0], bool)
         for onset, offset in judged.get(stored.content_id, ()):
             first, stop = _stretch(onset, offset)
@@ -370,6 +369,20 @@ def review_next(
         end = min(onset + FRAME_S, stored.embeddings.duration_s)
         items.append(QueueItem(stored.analysis_id, stored.title, onset, end, text, float(flat[i])))
     return items
+
+
+def ranking_frames(probe: Probe, embeddings: AudioEmbeddings) -> np.ndarray:
+    """The probe's probability of every frame of one audio, for ranking: one float16
+    matrix-vector product over the stored float16 rows (the arithmetic of library
+    search; ~1e-3 of a cosine, a few hundredths of a logit), windows averaged. 100 stored
+    hours rank in about a second on two cores, where exact float32 scores take ~5x as
+    long; :func:`~.frames.probe_frames` gives the exact values."""
+    feats = embeddings.features.reshape(-1, embeddings.features.shape[-1])
+    norm = float(np.linalg.norm(probe.weights))
+    cosine = half_cosines(feats, probe.weights / max(norm, 1e-12)).astype(np.float64)
+    probabilities = probe.probability(norm * cosine + probe.bias)
+    window_values = probabilities.reshape(-1, FRAMES_PER_WINDOW)
+    return per_frame(window_values, embeddings.starts, embeddings.n_samples)
 
 
 def rescore_library(
