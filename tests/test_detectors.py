@@ -116,3 +116,23 @@ def test_a_detector_scores_its_label_and_the_report_says_which(taught, standin_m
     with pytest.raises(DetectorError, match="made for the OpenFLAM checkpoint"):
         Service(standin_model, service.settings, store, detectors={
             LABEL: det.Detector(LABEL, LABEL, "0" * 64, prior)})  # fmt: skip
+
+
+def test_evaluate_side_by_side_on_the_same_truth(taught):
+    from sonotag_core.domain.truth import parse_truth
+    from sonotag_core.domain.windows import FRAME_S
+    from sonotag_core.service.evaluate import evaluate_side_by_side
+
+    store, service, ids, _ = taught
+    detector = service.refine(LABEL, viewer=ALICE).detector
+    rows = [f"scene3.wav\t{a * FRAME_S}\t{(a + 6) * FRAME_S}\t{LABEL}" for a in (20, 100)]
+    header = "filename\tonset\toffset\tevent_label"
+    truth = parse_truth("\n".join([header, *rows]) + "\n", name="truth.tsv")
+    both = evaluate_side_by_side(
+        service, service.open(ids[3]), LabelSet((LABEL,)), truth, {LABEL: 0.5}, [detector]
+    )
+    assert both.detectors == {LABEL: f"{LABEL} v1"}
+    text, refined = both.text.evaluation.per_label, both.refined.evaluation.per_label
+    assert refined["best_f1"].iloc[0] >= text["best_f1"].iloc[0]
+    assert refined["best_f1"].iloc[0] > 0.9
+    assert not (both.text.shown.probabilities == both.refined.shown.probabilities).all()

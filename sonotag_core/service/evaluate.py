@@ -8,8 +8,8 @@ that file's rows; anything else is refused with the names the truth holds.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import PurePath
 
 import pandas as pd
@@ -18,7 +18,7 @@ from sonotag_core.domain.calibration import Calibration, from_evaluation, from_r
 from sonotag_core.domain.evaluation import Evaluation, evaluate
 from sonotag_core.domain.events import EventParams
 from sonotag_core.domain.labels import LabelSet
-from sonotag_core.domain.review import STATUS_COLUMN, STATUSES
+from sonotag_core.domain.review import REVIEWED, STATUS_COLUMN
 from sonotag_core.domain.review_truth import evaluate_reviews, reviewed_territory
 from sonotag_core.domain.timeline import Timeline
 from sonotag_core.domain.truth import (
@@ -30,6 +30,7 @@ from sonotag_core.domain.truth import (
 )
 from sonotag_core.errors import TruthError
 from sonotag_core.service.api import Service
+from sonotag_core.service.detectors import Detector
 from sonotag_core.service.library import Analysed
 
 
@@ -128,7 +129,7 @@ def evaluate_from_reviews(
         territory.spans,
         report.timeline,
         territory.accepted,
-        report.events[report.events[STATUS_COLUMN].isin(STATUSES)],
+        report.events[report.events[STATUS_COLUMN].isin(REVIEWED)],
     )
 
 
@@ -152,3 +153,36 @@ def calibrate_from_reviews(
     if STATUS_COLUMN not in events:
         events = pd.DataFrame(columns=["label", "peak", STATUS_COLUMN])
     return from_reviews(events, target_precision)
+
+
+@dataclass(frozen=True)
+class SideBySide:
+    """The same truth scored twice: each label by its text alone, and by its refined
+    detector where one is given (``detectors``: label -> ``name vN``)."""
+
+    text: Evaluated
+    refined: Evaluated
+    detectors: Mapping[str, str]
+
+
+def evaluate_side_by_side(
+    service: Service,
+    analysed: Analysed,
+    labels: LabelSet,
+    truth: GroundTruth,
+    thresholds: Mapping[str, float],
+    detectors: Sequence[Detector],
+    *,
+    mapping: Mapping[str, str] | None = None,
+) -> SideBySide:
+    """Text-only and refined on the same ground truth (Evaluate's comparison). The
+    refined side uses each detector's calibrated threshold where it has one."""
+    plain = replace(service, detectors={})
+    refined = plain.with_detectors(detectors)
+    tuned = {**thresholds}
+    tuned.update({d.label: d.threshold for d in detectors if d.threshold is not None})
+    return SideBySide(
+        evaluate_analysis(plain, analysed, labels, truth, thresholds, mapping=mapping),
+        evaluate_analysis(refined, analysed, labels, truth, tuned, mapping=mapping),
+        {d.label: d.ref for d in detectors},
+    )
