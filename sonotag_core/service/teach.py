@@ -312,22 +312,30 @@ def review_next(
     min_gap_s: float = QUEUE_GAP_S,
     max_label_chars: int = Settings.max_label_chars,
 ) -> list[QueueItem]:
-    """The ``count`` unreviewed moments of the viewer's library (made under
-    ``embedding_key``) whose verdict would teach ``label``'s detector most: nearest its
-    threshold (the detector's, else ``threshold``), at least ``min_gap_s`` apart within a
-    file, dealt out round-robin across files (see the module's notes)."""
+    """The ``count`` unreviewed moments of the viewer's own analyses (made under
+    ``embedding_key``: those they may give verdicts on) whose verdict would teach
+    ``label``'s detector most: nearest its threshold (the detector's, else
+    ``threshold``), at least ``min_gap_s`` apart within a file, dealt out round-robin
+    across files (see the module's notes)."""
     text = one_label(label, max_label_chars)
     probe = detector.probe if detector is not None else text_prior(texts, text)
     cut = detector.threshold if detector is not None and detector.threshold else threshold
     judged: dict[str, list[tuple[float, float]]] = {}
     for content_id, onset, offset in store.reviewed_stretches(text, embedding_key):
         judged.setdefault(content_id, []).append((onset, offset))
+    # the audio the viewer may review: their own analyses (the newest of each audio)
+    mine = {
+        a.content_id: a.analysis_id
+        for a in store.analyses_for(
+            embedding_key, owned_by=None if viewer.sees_all else viewer.owner
+        )
+    }
     scores: list[np.ndarray] = []
     excluded: list[np.ndarray] = []
-    audios = []
+    audios: list[tuple[str, str, float]] = []  # (analysis id, title, duration)
     for stored in store.iter_embeddings(embedding_key, visible_to=viewer.scope):
         emb = stored.embeddings
-        if emb.n_windows == 0:
+        if emb.n_windows == 0 or stored.content_id not in mine:
             continue
         values = ranking_frames(probe, emb)
         mask = np.zeros(values.shape[0], bool)
@@ -336,7 +344,7 @@ def review_next(
             mask[first:stop] = True
         scores.append(values)
         excluded.append(mask)
-        audios.append(stored)
+        audios.append((mine[stored.content_id], stored.title, emb.duration_s))
     if not scores:
         return []
     flat = np.concatenate(scores)
@@ -364,10 +372,10 @@ def review_next(
             break
     items = []
     for i in dealt[:count]:
-        stored = audios[int(which[i])]
+        analysis_id, title, duration_s = audios[int(which[i])]
         onset = int(frame[i]) * FRAME_S
-        end = min(onset + FRAME_S, stored.embeddings.duration_s)
-        items.append(QueueItem(stored.analysis_id, stored.title, onset, end, text, float(flat[i])))
+        end = min(onset + FRAME_S, duration_s)
+        items.append(QueueItem(analysis_id, title, onset, end, text, float(flat[i])))
     return items
 
 
