@@ -179,3 +179,17 @@ def test_rescore_library_without_the_encoder(taught, standin_model):
     assert set(rows) == set(ids) and standin_model.net.audio_calls == 0
     timeline = service.with_detectors([detector]).timeline(service.open(ids[0]), LabelSet((LABEL,)))
     np.testing.assert_allclose(timeline.probabilities[0], rows[ids[0]], atol=2e-3)  # float16
+
+
+def test_a_verdict_on_a_queued_moment_teaches_and_leaves_the_queue(taught):
+    from sonotag_core.service.spans import answer_moment
+
+    store, service, ids, _ = taught
+    first = service.review_next(LABEL, count=1, viewer=ALICE)[0]
+    span = answer_moment(store, ALICE, first.analysis_id, LABEL, first.onset_s,
+                         first.offset_s, present=False)  # fmt: skip
+    assert span.kind == NEGATIVE
+    again = service.review_next(LABEL, count=5, viewer=ALICE)
+    assert (first.analysis_id, first.onset_s) not in {(i.analysis_id, i.onset_s) for i in again}
+    ex = teach.gather_examples(store, LABEL, embedding_key=STANDIN_SHA256, viewer=ALICE)
+    assert ex.counts["negative"] == 2

@@ -11,7 +11,7 @@ Every front end (the player, the CLI) goes through these functions.
 from __future__ import annotations
 
 from sonotag_core.access import Viewer, check_change
-from sonotag_core.domain.review import Review, Span
+from sonotag_core.domain.review import ADDED, NEGATIVE, Review, Span
 from sonotag_core.errors import NotFoundError
 from sonotag_core.store.database import Store
 from sonotag_core.untrusted import quoted
@@ -71,3 +71,20 @@ def clear_verdict(
     """Forget the verdict on one event; False when it had none."""
     check_may_review(store, viewer, analysis_id)
     return store.clear_review(analysis_id, label, onset_frame)
+
+
+def answer_moment(
+    store: Store,
+    viewer: Viewer,
+    analysis_id: str,
+    label: str,
+    onset_s: float,
+    offset_s: float,
+    *,
+    present: bool,
+) -> Span:
+    """A verdict on a moment that is not a detected event (a Review next item, a Find
+    similar result): "yes, ``label`` is here" keeps an ``added`` span, "no" a
+    ``negative`` one, so either teaches the label's detector."""
+    kind = ADDED if present else NEGATIVE
+    return mark_span(store, viewer, analysis_id, Span(label, onset_s, offset_s, kind))
