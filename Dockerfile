@@ -65,8 +65,8 @@ COPY --from=builder /opt/venv /opt/venv
 COPY --from=weights --chown=sonotag:sonotag /opt/sonotag/hf-hub /opt/sonotag/hf-hub
 WORKDIR /app
 # the app: its top-level modules, then its folders
-COPY serve.py streamlit_app.py ui_state.py ui_evaluate.py ui_inputs.py ui_library.py ui_run.py ui_workbench.py ./
-COPY frontend frontend
+COPY serve.py streamlit_app.py ./
+COPY sonotag_app sonotag_app
 COPY pages pages
 COPY .streamlit .streamlit
 COPY --chmod=755 scripts/docker-entrypoint.sh /usr/local/bin/sonotag-entrypoint

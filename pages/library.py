@@ -1,21 +1,5 @@
-"""Library: every stored analysis (open, delete) and a search of all stored audio."""
+"""Library: laid out by :mod:`sonotag_app.library_page` (a page file stays a one-line shim)."""
 
-from __future__ import annotations
+from sonotag_app import library_page
 
-import streamlit as st
-
-import ui_library
-import ui_state
-from sonotag_core.errors import SonoTagError
-
-ui_state.start_page("library")
-st.title("Library")
-me = ui_state.viewer()
-try:
-    store = ui_state.store()
-except SonoTagError as exc:
-    ui_state.error(exc)
-    st.stop()
-ui_library.search(store, me)
-ui_library.stored(store, me)
-ui_library.batch_outputs(store, me)
+library_page.render()

@@ -13,7 +13,7 @@ if [ "${1:-}" = "--fast" ]; then
   tier=(-m "not slow and not browser")
 fi
 bash scripts/install.sh test
-linted=(sonotag_core tests bench pages ui_*.py streamlit_app.py serve.py)
+linted=(sonotag_core sonotag_app tests bench pages streamlit_app.py serve.py)
 .venv/bin/ruff check "${linted[@]}"
 .venv/bin/ruff format --check "${linted[@]}"  # every file as `ruff format` writes it
 .venv/bin/python -m mypy  # sonotag_core, as [tool.mypy] in pyproject.toml sets it

@@ -142,3 +142,38 @@ def standin_settings(tmp_path: Path):
     return Settings(
         model_dir=str(tmp_path / "no-model"), data_dir=str(tmp_path / "settings-data"), threads=1
     ).validated()
+
+
+#: the app context's process-wide cached resources that settings feed (reset around a test)
+PAGE_CACHES = (
+    "settings",
+    "store",
+    "rate_limiter",
+    "audio_budget",
+    "embedding_cache",
+    "text_cache",
+    "link_memo",
+)
+
+
+@pytest.fixture
+def page_env(monkeypatch, tmp_path, standin_model):
+    """The dashboard's pages through AppTest in the fast tier: SONOTAG_* for a page test
+    (a data dir of its own, no model dir), the process-wide caches the settings feed reset
+    around the test, and the stand-in as the loaded model."""
+    from sonotag_app import context
+
+    monkeypatch.setenv("SONOTAG_MODEL_DIR", str(tmp_path / "no-model"))
+    monkeypatch.setenv("SONOTAG_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("SONOTAG_THREADS", "1")
+    monkeypatch.setenv("SONOTAG_PRELOAD", "0")
+    monkeypatch.delenv("SONOTAG_TRUSTED_PROXIES", raising=False)
+
+    def clear() -> None:
+        for name in PAGE_CACHES:
+            getattr(getattr(context, name, None), "clear", lambda: None)()  # or a test's own
+
+    clear()
+    monkeypatch.setattr(context, "_loaded", standin_model)
+    yield tmp_path
+    clear()

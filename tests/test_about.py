@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from standin_pages import page_env as page_env  # noqa: F401  (the stand-in pages fixture)
 from streamlit.testing.v1 import AppTest
 
 from sonotag_core.dashboard.about import (
@@ -83,10 +82,10 @@ def test_the_about_page_warns_the_operator_of_a_loopback_server(page_env, monkey
     [warning] = [w.value for w in at.warning if "127.0.0.1" in str(w.value)]
     assert "only by owner cookie" in warning and "no forwarded address" not in warning
 
-    import ui_state
+    from sonotag_app import context
 
     monkeypatch.setenv("SONOTAG_TRUSTED_PROXIES", "127.0.0.1")  # no help without the header
-    ui_state.settings.clear()
+    context.settings.clear()
     at = AppTest.from_file(ABOUT, default_timeout=60)
     at.run()
     [warning] = [w.value for w in at.warning if "127.0.0.1" in str(w.value)]
@@ -94,7 +93,7 @@ def test_the_about_page_warns_the_operator_of_a_loopback_server(page_env, monkey
 
     monkeypatch.setenv("SONOTAG_RATE_LIMIT_PER_HOUR", "0")
     monkeypatch.setenv("SONOTAG_AUDIO_MINUTES_PER_HOUR", "0")
-    ui_state.settings.clear()
+    context.settings.clear()
     at = AppTest.from_file(ABOUT, default_timeout=60)
     at.run()  # no limits: nothing to warn about
     assert not [w for w in at.warning if "127.0.0.1" in str(w.value)]

@@ -1,8 +1,10 @@
-"""Dashboard pages through Streamlit's AppTest, on the real model code path.
+"""Dashboard pages through Streamlit's AppTest.
 
-The model is the tests' generated random-weight OpenFLAM (real openflam code, real audio
-encoder size, small text encoder), so a 20-s example runs in about a second; the numbers
-are meaningless, the plumbing is real.
+Most run on the fast tier's stand-in encoder (``app_env``: conftest's ``page_env``): the
+pages, the service, the store and the real encode loop run, only the network is a named
+stand-in. A few run on the real model code path (``real_app_env``): the tests' generated
+random-weight OpenFLAM (real openflam code, real audio encoder size, small text encoder),
+so a 20-s example runs in about a second; the numbers are meaningless, the plumbing is real.
 """
 
 from __future__ import annotations
@@ -24,25 +26,31 @@ TIMEOUT = 120
 
 
 @pytest.fixture
-def app_env(settings, monkeypatch, tmp_path):
+def app_env(page_env):
+    """The pages on the stand-in encoder (fast tier)."""
+    return page_env
+
+
+@pytest.fixture
+def real_app_env(settings, monkeypatch, tmp_path):
     """SONOTAG_* pointing at the generated model; process-wide caches reset around each test."""
-    import ui_state
+    from sonotag_app import context
 
     monkeypatch.setenv("SONOTAG_MODEL_DIR", settings.model_dir)
     monkeypatch.setenv("SONOTAG_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("SONOTAG_THREADS", "2")
     for fn in (
-        ui_state.settings,
-        ui_state.text_cache,
-        ui_state.embedding_cache,
-        ui_state.link_memo,
-        ui_state.store,
-        ui_state.rate_limiter,
+        context.settings,
+        context.text_cache,
+        context.embedding_cache,
+        context.link_memo,
+        context.store,
+        context.rate_limiter,
     ):
         fn.clear()
-    ui_state.forget_model()
+    context.forget_model()
     yield tmp_path
-    ui_state.settings.clear()
+    context.settings.clear()
 
 
 def new_app(**params) -> AppTest:
@@ -87,7 +95,7 @@ def player(at: AppTest) -> dict | None:
     return json.loads(found[0].proto.json) if found else None
 
 
-def test_share_link_to_example_runs_and_restores(app_env, encoder_calls):
+def test_share_link_to_example_runs_and_restores(real_app_env, encoder_calls):
     at = new_app(
         ex="alarm-clock",
         l=["alarm clock beeping", "-silence", "a man speaking"],
@@ -122,7 +130,7 @@ def test_share_link_to_example_runs_and_restores(app_env, encoder_calls):
     assert "-silence" in qp(at, "l")
 
 
-def test_relabel_reuses_embeddings(app_env, encoder_calls):
+def test_relabel_reuses_embeddings(real_app_env, encoder_calls):
     at = new_app(ex="alarm-clock", l=["alarm clock beeping"])
     at.run()
     assert sum(encoder_calls) == 2
@@ -227,11 +235,11 @@ def test_bad_link_shows_message(app_env):
 
 
 def test_missing_weights_says_how_to_get_them(app_env, monkeypatch, tmp_path):
-    import ui_state
+    from sonotag_app import context
 
     monkeypatch.setenv("SONOTAG_MODEL_DIR", str(tmp_path / "empty-hub"))
-    ui_state.settings.clear()
-    ui_state.forget_model()
+    context.settings.clear()
+    context.forget_model()
     at = new_app(ex="alarm-clock", l=["beep"])
     at.run()
     assert not at.exception, at.exception
@@ -258,12 +266,12 @@ def test_upload_runs(app_env, tmp_path, encoder_calls):
     # the player gets a signed link to the kept mp3 (served with its own type: issue 9 A8)
     from urllib.parse import parse_qsl, urlsplit
 
-    import ui_state
+    from sonotag_app import context
     from sonotag_core.dashboard.media_links import media_roots, verify_media_url
 
     query = dict(parse_qsl(urlsplit(player(at)["audio_url"]).query))
-    roots = media_roots(ui_state.settings().data_dir)
-    served = verify_media_url(query, secret=ui_state.owner_secret(), roots=roots)
+    roots = media_roots(context.settings().data_dir)
+    served = verify_media_url(query, secret=context.owner_secret(), roots=roots)
     assert served.suffix == ".mp3" and served == at.session_state.result.source.path
     captions = " ".join(texts(at, "caption"))
     assert "“my clip.mp3” is on the server, ready to analyse" in captions
@@ -273,18 +281,18 @@ def test_upload_runs(app_env, tmp_path, encoder_calls):
 
 def test_titles_are_shown_literally_not_as_markdown(app_env, tmp_path):
     """An upload (or a video) named like Markdown or LaTeX is shown as typed."""
-    import ui_state
+    from sonotag_app import context
 
     name = "$5 vs $50 *live* [x](http:example.com) #1 a_b.mp3"
-    assert ui_state.md_text(name) == (
+    assert context.md_text(name) == (
         r"\$5 vs \$50 \*live\* \[x\]\(http\:example\.com\) \#1 a\_b\.mp3"
     )
-    assert ui_state.md_text("plain words, 42") == "plain words, 42"
+    assert context.md_text("plain words, 42") == "plain words, 42"
     clip = make_audio(tmp_path / "clip.mp3", 12.0, kind="mix")
     at = upload_and_run(name, clip.read_bytes(), "audio/mpeg")
     title = "$5 vs $50 *live* [x](http:example.com) #1 a_b"
     assert at.session_state.result.source.title == title
-    assert [h.value for h in at.subheader] == [ui_state.md_text(title)]
+    assert [h.value for h in at.subheader] == [context.md_text(title)]
 
 
 def test_bad_upload_keeps_page_alive(app_env):
@@ -301,7 +309,7 @@ def test_label_limit_message(app_env):
     assert "limit" in " ".join(texts(at, "error"))
 
 
-def test_about_page(app_env):
+def test_about_page(real_app_env):
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
     at.run()
     at.switch_page("pages/about.py").run()
@@ -442,10 +450,10 @@ def test_compare_page(app_env):
 
 
 def test_rate_limit_message(app_env, monkeypatch):
-    import ui_state
+    from sonotag_app import context
 
     monkeypatch.setenv("SONOTAG_RATE_LIMIT_PER_HOUR", "1")
-    ui_state.settings.clear()
+    context.settings.clear()
     at = new_app(ex="alarm-clock", l=["beeping"])
     at.run()  # the shared link's run is the one allowed analysis
     assert not texts(at, "error"), texts(at, "error")
@@ -464,12 +472,12 @@ def test_private_access_each_session_sees_its_own_and_opens_others_read_only(
     own visitor. Session 1's analysis of an example is not in session 2's Library or
     Compare, opens for session 2 through its link with a read-only note, and cannot be
     deleted by it."""
-    import ui_state
+    from sonotag_app import context
     from sonotag_core.access import AccessError
     from sonotag_core.service import library
 
     monkeypatch.setenv("SONOTAG_ACCESS", "private")
-    ui_state.settings.clear()
+    context.settings.clear()
     first = new_app(ex="alarm-clock", l=["alarm clock beeping"])
     first.run()
     [analyze] = [b for b in first.button if b.label == "Analyze"]
@@ -477,7 +485,7 @@ def test_private_access_each_session_sees_its_own_and_opens_others_read_only(
     assert not first.exception, first.exception
     mine = first.session_state.result.analysis_id
     assert mine and len(mine) == 32
-    owner = ui_state.store().analysis_owner(mine)
+    owner = context.store().analysis_owner(mine)
     assert owner.startswith("session:")
 
     other = AppTest.from_file(APP, default_timeout=TIMEOUT)
@@ -495,8 +503,8 @@ def test_private_access_each_session_sees_its_own_and_opens_others_read_only(
     assert shared.session_state.result.analysis_id == mine
     assert any("read-only" in t for t in texts(shared, "caption"))
     with pytest.raises(AccessError):
-        library.delete(ui_state.store(), library_viewer(shared), mine)
-    assert ui_state.store().analysis_owner(mine) == owner  # still there, still theirs
+        library.delete(context.store(), library_viewer(shared), mine)
+    assert context.store().analysis_owner(mine) == owner  # still there, still theirs
 
 
 def library_viewer(at: AppTest):
@@ -506,7 +514,7 @@ def library_viewer(at: AppTest):
     return Viewer(at.session_state.anon_owner)
 
 
-def test_a_dashboard_analysis_keeps_the_users_event_settings(app_env, tmp_path, capsys):
+def test_a_dashboard_analysis_keeps_the_users_event_settings(real_app_env, tmp_path, capsys):
     """Issue 9 A5 / issue 10: the dashboard stored its analyses with empty settings, so
     ``sonotag library export`` of one fell back to the defaults. The thresholds and the
     smoothing the user chose travel with the stored analysis now."""
@@ -659,14 +667,14 @@ def test_kept_calibrations_are_offered_on_later_analyses_with_the_label(app_env)
     assert not [b for b in later.button if b.key == "use_calibrated"]  # nothing left to offer
 
 
-def test_calibrations_are_offered_before_the_model_has_loaded(app_env):
+def test_calibrations_are_offered_before_the_model_has_loaded(real_app_env):
     """A fresh server's first visitor: the sidebar draws before any model load, and the
     offer is keyed by the checkpoint's SHA-256, read from the weights on disk."""
-    import ui_state
+    from sonotag_app import context
 
     aid, at = evaluated_street(["siren"])
     [b for b in at.button if b.key == "ev_keep"][0].click().run()
-    ui_state.forget_model()  # as after a restart
+    context.forget_model()  # as after a restart
     fresh = new_app(l=["siren"])
     fresh.run()
     assert not fresh.exception, fresh.exception
@@ -678,7 +686,7 @@ def test_evaluate_page_scores_the_analysis_against_its_own_reviews(app_env):
     """Ground truth from reviews: the events on the analysis's page, one accepted, one
     rejected; the table counts one truth event for that label, and Keep stores a
     calibration whose origin is the reviews."""
-    import ui_state
+    from sonotag_app import context
     from sonotag_core.domain.review import Review, event_key
     from sonotag_core.service.api import stored_params
     from sonotag_core.store.database import Store
@@ -687,9 +695,9 @@ def test_evaluate_page_scores_the_analysis_against_its_own_reviews(app_env):
     first.run()
     aid = first.session_state.result.analysis_id
     store = Store(app_env / "data")
-    service = ui_state.service(ui_state.model(), store)
+    service = context.service(context.model(), store)
     opened = service.open(aid)
-    params = stored_params(ui_state.settings(), opened.settings)
+    params = stored_params(context.settings(), opened.settings)
     events = service.report(opened, opened.labels, params).events  # what Evaluate computes
     rows = events.reset_index(drop=True)
     assert len(rows) >= 2, rows

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 from audiogen import make_audio
-from standin_pages import page_env as page_env  # noqa: F401  (the stand-in pages fixture)
 from streamlit.testing.v1 import AppTest
 
 from sonotag_core.domain.labels import LabelSet
@@ -186,10 +185,10 @@ def shown(at: AppTest, kind: str) -> str:
 def test_the_dashboard_stops_a_run_the_allowance_cannot_pay_and_says_why(
     page_env, monkeypatch, encoder_calls
 ):
-    import ui_state
+    from sonotag_app import context
 
     budget = AudioBudget(0.1)  # 6 s: less than any example
-    monkeypatch.setattr(ui_state, "audio_budget", lambda: budget)
+    monkeypatch.setattr(context, "audio_budget", lambda: budget)
     at = app(ex="alarm-clock", l=["beeping"])
     at.run()  # the shared link's run
     assert not at.exception, at.exception

@@ -375,10 +375,10 @@ def test_image_holds_the_app_and_the_context_holds_what_the_image_copies() -> No
     runtime_sources = {
         s for srcs, _, f in copies(stages["runtime"]) if "from" not in f for s in srcs
     }
-    # every top-level module of the app (streamlit_app.py, ui_state.py, ...) and its pages
+    # the entry files, the app package (its player's frontend inside) and the page shims
     for module in ROOT.glob("*.py"):
         assert module.name in runtime_sources, f"{module.name} is not copied into the image"
-    assert {"pages", ".streamlit", "frontend"} <= runtime_sources  # frontend: the player
+    assert {"sonotag_app", "pages", ".streamlit"} <= runtime_sources
     assert "scripts/docker-entrypoint.sh" in runtime_sources
 
 

@@ -11,7 +11,6 @@ from pathlib import Path
 from urllib.parse import urljoin
 
 import pytest
-from standin_pages import page_env as page_env  # noqa: F401  (the stand-in pages fixture)
 from starlette.applications import Starlette
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
@@ -37,9 +36,9 @@ def fields(n: int, field: str = "l=") -> str:
 
 
 def test_the_limits_are_read_from_streamlit():
-    import ui_state
+    from sonotag_app import context
 
-    assert ui_state.query_string_limits() == STREAMLIT
+    assert context.query_string_limits() == STREAMLIT
     assert STREAMLIT.max_fields == 1000  # Streamlit 1.67; the test above follows a change
 
 
@@ -146,9 +145,16 @@ def test_unknown_limits_pass_everything():
     assert request(app, "GET", "/?" + fields(5000))[2] == b"page"
 
 
-def test_serve_py_puts_the_redirect_in_front_of_the_app():
-    text = (ROOT / "serve.py").read_text()
-    assert "LongLinkRedirect" in text and "query_string_limits()" in text
+def test_the_server_puts_the_redirect_in_front_of_the_app(tmp_path):
+    """serve.py wraps the app in sonotag_app.server's middleware, Streamlit's own limits
+    handed to the redirect."""
+    from sonotag_app import context, server
+    from sonotag_core.settings import Settings
+
+    assert "server.app_options()" in (ROOT / "serve.py").read_text()
+    options = server.app_options(Settings(data_dir=str(tmp_path)).validated())
+    [redirect] = [m for m in options["middleware"] if m.cls is LongLinkRedirect]
+    assert redirect.kwargs["limits"] == context.query_string_limits() is not None
 
 
 # ---------------------------------------------------------------- the message

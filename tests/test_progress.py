@@ -219,10 +219,10 @@ def test_a_download_that_is_not_audio_is_named_by_its_title(tmp_path):
 def test_the_bar_sends_every_batch_so_a_cancel_lands_within_one(monkeypatch):
     """Streamlit stops a script only inside a Streamlit call: a throttled update is no
     cancel point. Byte counts are still throttled; batches never are."""
-    import ui_state
+    from sonotag_app import context
 
     clock = FakeClock()
-    bar = ui_state.ProgressBar(clock=clock)
+    bar = context.ProgressBar(clock=clock)
     sent: list[str] = []
     bar.bar = SimpleNamespace(progress=lambda fraction, text: sent.append(text))
     for done in range(5):
@@ -235,17 +235,17 @@ def test_the_bar_sends_every_batch_so_a_cancel_lands_within_one(monkeypatch):
 
 
 def test_loading_the_model_is_said_only_when_it_loads(monkeypatch):
-    import ui_state
+    from sonotag_app import context
 
     loaded = SimpleNamespace(name="model")
-    monkeypatch.setattr(ui_state, "load_model", lambda settings, progress: loaded)
-    monkeypatch.setattr(ui_state, "settings", lambda: None)
-    monkeypatch.setattr(ui_state, "_loaded", None)
+    monkeypatch.setattr(context, "load_model", lambda settings, progress: loaded)
+    monkeypatch.setattr(context, "settings", lambda: None)
+    monkeypatch.setattr(context, "_loaded", None)
     seen: list[Progress] = []
-    assert ui_state.model(seen.append) is loaded
-    assert [p.message for p in seen] == [ui_state.LOADING_MODEL]
+    assert context.model(seen.append) is loaded
+    assert [p.message for p in seen] == [context.LOADING_MODEL]
     seen.clear()
-    assert ui_state.model(seen.append) is loaded  # loaded: nothing to say, nothing flashes
+    assert context.model(seen.append) is loaded  # loaded: nothing to say, nothing flashes
     assert seen == []
 
 
@@ -320,7 +320,7 @@ def test_the_background_load_shares_the_model_and_keeps_its_error(monkeypatch):
     background load is kept for the About page and the next run tries again."""
     import threading
 
-    import ui_state
+    from sonotag_app import context
     from sonotag_core.errors import ModelError
 
     release = threading.Event()
@@ -330,27 +330,27 @@ def test_the_background_load_shares_the_model_and_keeps_its_error(monkeypatch):
         release.wait()
         return loaded
 
-    monkeypatch.setattr(ui_state, "load_model", slow_load)
-    monkeypatch.setattr(ui_state, "_loaded", None)
-    monkeypatch.setattr(ui_state, "_background", None)
-    ui_state.start_loading()
-    assert ui_state.model_loading() and ui_state.model_if_loaded() is None
-    ui_state.start_loading()  # a second start while loading starts no second load
-    first = ui_state._background
+    monkeypatch.setattr(context, "load_model", slow_load)
+    monkeypatch.setattr(context, "_loaded", None)
+    monkeypatch.setattr(context, "_background", None)
+    context.start_loading()
+    assert context.model_loading() and context.model_if_loaded() is None
+    context.start_loading()  # a second start while loading starts no second load
+    first = context._background
     release.set()
     first.join()
-    assert ui_state.model_if_loaded() is loaded and not ui_state.model_loading()
+    assert context.model_if_loaded() is loaded and not context.model_loading()
     seen: list[Progress] = []
-    assert ui_state.model(seen.append) is loaded and seen == []  # nothing left to say
+    assert context.model(seen.append) is loaded and seen == []  # nothing left to say
 
     def broken(settings, progress=None):
         raise ModelError("The OpenFLAM weights are not in /nowhere. Run `sonotag fetch-model`.")
 
-    monkeypatch.setattr(ui_state, "load_model", broken)
-    monkeypatch.setattr(ui_state, "_loaded", None)
-    ui_state.start_loading()
-    ui_state._background.join()
-    assert "sonotag fetch-model" in ui_state.background_error() and not ui_state.model_loading()
-    monkeypatch.setattr(ui_state, "load_model", lambda settings, progress: loaded)
-    monkeypatch.setattr(ui_state, "settings", lambda: None)
-    assert ui_state.model() is loaded and ui_state.background_error() is None
+    monkeypatch.setattr(context, "load_model", broken)
+    monkeypatch.setattr(context, "_loaded", None)
+    context.start_loading()
+    context._background.join()
+    assert "sonotag fetch-model" in context.background_error() and not context.model_loading()
+    monkeypatch.setattr(context, "load_model", lambda settings, progress: loaded)
+    monkeypatch.setattr(context, "settings", lambda: None)
+    assert context.model() is loaded and context.background_error() is None

@@ -409,7 +409,7 @@ def combined_warning(warnings: Sequence[str]) -> str | None:
     several bad values gets one banner that lists them all, not a stack of banners.
 
     Plain text, one problem per line after a "•" (lines end in two spaces, Markdown's
-    line break), so ``ui_state.warning``, which shows Markdown syntax literally, still
+    line break), so ``context.warning``, which shows Markdown syntax literally, still
     shows one line per problem.
     """
     items = list(dict.fromkeys(w.strip() for w in warnings if w and w.strip()))

@@ -7,22 +7,22 @@ the page; a run of the page reads them once into an :class:`Inputs`.
 
 from __future__ import annotations
 
-from dataclasses import astuple, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import streamlit as st
 
-import ui_state
+from sonotag_app import context
+from sonotag_app.keys import KEYS, event_key, label_key
 from sonotag_core.dashboard import share
 from sonotag_core.dashboard.presets import PRESETS, merge_labels
-from sonotag_core.domain.event_params import EventParam, event_param, event_params
+from sonotag_core.domain.event_params import EventParam, event_params
 from sonotag_core.domain.events import EventParams
 from sonotag_core.domain.labels import LabelSet, parse_labels
 from sonotag_core.errors import LimitError, SonoTagError
-from sonotag_core.media import sources
-from sonotag_core.media.examples import EXAMPLES
 from sonotag_core.service import library
 from sonotag_core.service.library import Analysed
+from sonotag_core.service.runtime import EXAMPLES, sources
 
 MODES = ("Example", "Link", "Upload", "Record", "Library")
 VIEWS = {"timeline": "Timelines", "heatmap": "Heatmap", "events": "Events", "scores": "Scores"}
@@ -36,39 +36,6 @@ FAST_REFUSED = (
     "Fast mode needs a CPU with AMX or AVX512-BF16 (or a GPU), which this server lacks; "
     "analyses run on the exact path."
 )
-LT_OVERRIDES = "lt_overrides"  # label -> the threshold the user set for it
-AUTO_RUN = "auto_run"  # a link with audio in it was opened: analyse it once
-
-
-@dataclass(frozen=True)
-class Keys:
-    """The session keys of the widgets a share link sets (and a rerun must keep)."""
-
-    mode: str = "in_mode"
-    link: str = "in_link"
-    example: str = "in_example"
-    analysis: str = "in_analysis"
-    labels: str = "labels_text"
-    hop: str = "hop"
-    fast: str = "fast"
-    view: str = "view"
-
-    @property
-    def threshold(self) -> str:
-        return event_key(event_param("threshold"))
-
-
-KEYS = Keys()
-
-
-def event_key(row: EventParam) -> str:
-    """The session key of an event parameter's sidebar widget: its share-link key."""
-    return row.share_key
-
-
-def label_key(label: str) -> str:
-    """The session key of one label's own threshold slider."""
-    return f"lt::{label}"
 
 
 @dataclass(frozen=True)
@@ -85,14 +52,14 @@ class Inputs:
         """The thresholds the user set per label; every other label uses the global one."""
         if self.labels is None:
             return {}
-        overrides = st.session_state.get(LT_OVERRIDES, {})
+        overrides = st.session_state.get(KEYS.lt_overrides, {})
         return {lab: float(overrides[lab]) for lab in self.labels.positives if lab in overrides}
 
     def event_params(self) -> EventParams:
         """The event settings the sidebar shows now (kept with a saved analysis, too)."""
         ss = st.session_state
         return EventParams.from_settings(
-            ui_state.settings(),
+            context.settings(),
             label_thresholds=self.label_thresholds(),
             **{row.name: ss[event_key(row)] for row in event_params()},
         )
@@ -109,7 +76,7 @@ def labels_text(label_set: LabelSet) -> str:
 def stored_labels_text(analysis_id: str) -> str | None:
     """The labels a stored analysis was made with, as the label box shows them."""
     try:
-        stored = ui_state.store().get_labels(analysis_id)
+        stored = context.store().get_labels(analysis_id)
     except SonoTagError:
         return None
     return None if stored is None else labels_text(stored)
@@ -117,10 +84,10 @@ def stored_labels_text(analysis_id: str) -> str | None:
 
 def _load_link_state(params: dict[str, list[str]]) -> None:
     state, warnings = share.from_query_params(
-        params, settings=ui_state.settings(), example_ids=EXAMPLES
+        params, settings=context.settings(), example_ids=EXAMPLES
     )
     ss = st.session_state
-    ss[ui_state.WARNINGS] = warnings
+    ss[KEYS.warnings] = warnings
     ss[KEYS.mode] = "Library" if state.analysis else "Link" if state.link else "Example"
     ss[KEYS.link] = state.link or ""
     ss[KEYS.example] = state.example or next(iter(EXAMPLES))
@@ -131,47 +98,43 @@ def _load_link_state(params: dict[str, list[str]]) -> None:
     for row in event_params():
         ss[event_key(row)] = state.events[row.name]
     ss[KEYS.hop] = state.hop_s
-    ss[KEYS.fast] = state.fast and ui_state.fast_mode_offered()
+    ss[KEYS.fast] = state.fast and context.fast_mode_offered()
     if state.fast and not ss[KEYS.fast]:
         warnings.append(FAST_REFUSED)
     ss[KEYS.view] = state.view
-    ss[LT_OVERRIDES] = dict(state.label_thresholds)  # the link's; the rest follow thr
+    ss[KEYS.lt_overrides] = dict(state.label_thresholds)  # the link's; the rest follow thr
     for label, value in state.label_thresholds.items():
         ss[label_key(label)] = value
-    ss[ui_state.PICKED_T] = state.t
-    ss[AUTO_RUN] = bool(state.link or state.example or state.analysis) and bool(params)
-    ss[ui_state.URL_LOADED] = True
+    ss[KEYS.picked_t] = state.t
+    ss[KEYS.auto_run] = bool(state.link or state.example or state.analysis) and bool(params)
+    ss[KEYS.url_loaded] = True
 
 
 def load_link_state() -> None:
     """The query params become the widgets' values: once per session, and again when a
     link inside the app (Library, Compare) brings new ones. Never on the page's own
     reruns: their address is the one this page wrote, or a stale one (see
-    ``ui_state.take_arrival``) that must not undo what the user did since."""
+    ``context.take_arrival``) that must not undo what the user did since."""
     params = {k: st.query_params.get_all(k) for k in st.query_params}
     ss = st.session_state
-    arrived = ui_state.take_arrival("analyze")
-    too_long = ui_state.take_long_link_warning()  # the link was dropped: its defaults, said so
+    arrived = context.take_arrival("analyze")
+    too_long = context.take_long_link_warning()  # the link was dropped: its defaults, said so
     if (
-        not ss.get(ui_state.URL_LOADED)
+        not ss.get(KEYS.url_loaded)
         or too_long
-        or (arrived and params and params != ss.get(ui_state.QP_WRITTEN))
+        or (arrived and params and params != ss.get(KEYS.qp_written))
     ):
         _load_link_state(params)
     if too_long:
-        ss[ui_state.WARNINGS] = [too_long, *ss[ui_state.WARNINGS]]
-    ui_state.keep_widget_values(
-        [
-            *astuple(KEYS),
-            *(event_key(row) for row in event_params()),
-            *(k for k in ss if k.startswith(label_key(""))),
-        ]
+        ss[KEYS.warnings] = [too_long, *ss[KEYS.warnings]]
+    context.keep_widget_values(
+        [*KEYS.link_widgets(), *(k for k in ss if k.startswith(label_key("")))]
     )
 
 
 def show_link_warnings() -> None:
-    if problems := share.combined_warning(st.session_state.get(ui_state.WARNINGS, [])):
-        ui_state.warning(problems)  # one banner, however many parameters were wrong
+    if problems := share.combined_warning(st.session_state.get(KEYS.warnings, [])):
+        context.warning(problems)  # one banner, however many parameters were wrong
 
 
 # ---------------------------------------------------------------- widgets
@@ -180,9 +143,9 @@ def show_link_warnings() -> None:
 def _library_picker() -> None:
     """Choose a stored analysis; choosing one loads its labels into the label box."""
     try:
-        rows = library.visible_analyses(ui_state.store(), ui_state.viewer())
+        rows = library.visible_analyses(context.store(), context.viewer())
     except SonoTagError as exc:
-        ui_state.error(exc)
+        context.error(exc)
         return
     names = {r.id: library.describe(r) for r in rows}
     current = st.session_state.get(KEYS.analysis)
@@ -217,7 +180,7 @@ def _example_picker() -> None:
         format_func=lambda k: f"{EXAMPLES[k].title} ({EXAMPLES[k].seconds:.0f} s)",
     )
     ex = EXAMPLES[st.session_state[KEYS.example]]
-    st.caption(f"{ex.description} Suggested labels: {ui_state.md_text('; '.join(ex.labels))}")
+    st.caption(f"{ex.description} Suggested labels: {context.md_text('; '.join(ex.labels))}")
 
     def use_suggested() -> None:
         labels = EXAMPLES[st.session_state[KEYS.example]].labels
@@ -226,7 +189,7 @@ def _example_picker() -> None:
     st.button(
         "Use the suggested labels",
         on_click=use_suggested,
-        key="use_suggested",
+        key=KEYS.use_suggested,
         help="Replaces the labels in the box with this example's.",
     )
 
@@ -245,7 +208,7 @@ def _audio_inputs() -> tuple[str, Any]:
         upload = st.file_uploader("Audio or video file", type=UPLOAD_TYPES)
         if upload is not None:  # the server has every byte: Analyze will find it
             st.caption(
-                f"“{ui_state.md_text(upload.name)}” is on the server, ready to analyse. "
+                f"“{context.md_text(upload.name)}” is on the server, ready to analyse. "
                 "Once analysed it is kept in the Library; its share link opens it there."
             )
         else:
@@ -254,7 +217,7 @@ def _audio_inputs() -> tuple[str, Any]:
                 "link opens it there."
             )
     elif mode == "Record":
-        upload = st.audio_input("Record from the microphone", sample_rate=48_000, key="mic")
+        upload = st.audio_input("Record from the microphone", sample_rate=48_000, key=KEYS.mic)
         st.caption(
             "Recorded at 48 kHz and analysed like an upload; once analysed it is kept "
             "in the Library."
@@ -286,7 +249,7 @@ def _label_inputs() -> None:
         "Add a preset",
         list(PRESETS),
         index=None,
-        key="preset",
+        key=KEYS.preset,
         on_change=add_preset,
         placeholder="Add labels from a preset…",
     )
@@ -294,7 +257,7 @@ def _label_inputs() -> None:
 
 def _use_calibrated(thresholds: dict[str, float]) -> None:
     """Set each label's own slider to its stored calibration (they become overrides)."""
-    overrides = st.session_state.setdefault(LT_OVERRIDES, {})
+    overrides = st.session_state.setdefault(KEYS.lt_overrides, {})
     for label, value in thresholds.items():
         st.session_state[label_key(label)] = round(float(value), 2)
         overrides[label] = round(float(value), 2)
@@ -304,7 +267,7 @@ def _set_override(label: str) -> None:
     """The user moved this label's own slider: it keeps that value from now on (moving it
     back onto the global threshold makes it follow the global one again)."""
     value = float(st.session_state[label_key(label)])
-    overrides = st.session_state.setdefault(LT_OVERRIDES, {})
+    overrides = st.session_state.setdefault(KEYS.lt_overrides, {})
     if abs(value - st.session_state[KEYS.threshold]) < 1e-9:
         overrides.pop(label, None)
     else:
@@ -331,7 +294,7 @@ def _settings_sidebar(labels: LabelSet | None) -> None:
         format_func=HOPS.get,
         help="5 s overlaps windows and averages them: smoother, twice the compute.",
     )
-    offered = ui_state.fast_mode_offered()
+    offered = context.fast_mode_offered()
     st.toggle(
         "Fast mode",
         key=KEYS.fast,
@@ -342,24 +305,24 @@ def _settings_sidebar(labels: LabelSet | None) -> None:
         _event_widget(row)
     if labels is None or not labels.positives:
         return
-    overrides = ss.setdefault(LT_OVERRIDES, {})
+    overrides = ss.setdefault(KEYS.lt_overrides, {})
     offered = {
         label: c
-        for label, c in ui_state.calibrations(labels.positives).items()
+        for label, c in context.calibrations(labels.positives).items()
         if abs(float(ss.get(label_key(label), ss[KEYS.threshold])) - round(c.threshold, 2)) > 1e-9
     }
     with st.expander("Per-label thresholds", expanded=bool(offered)):
         st.caption("A label follows the event threshold until you move its own slider.")
         if offered:
             st.caption(
-                ui_state.md_text(
+                context.md_text(
                     "Calibrated for this model: "
                     + ", ".join(f"{k} {c.threshold:.2f} ({c.origin})" for k, c in offered.items())
                 )
             )
             st.button(
                 "Use the calibrated thresholds",
-                key="use_calibrated",
+                key=KEYS.use_calibrated,
                 on_click=_use_calibrated,
                 args=({k: c.threshold for k, c in offered.items()},),
             )
@@ -367,7 +330,7 @@ def _settings_sidebar(labels: LabelSet | None) -> None:
             if label not in overrides:  # follows the global threshold, wherever it is
                 ss[label_key(label)] = ss[KEYS.threshold]
             st.slider(
-                ui_state.md_text(label),
+                context.md_text(label),
                 0.01,
                 0.99,
                 key=label_key(label),
@@ -385,7 +348,7 @@ def render() -> Inputs:
     with right:
         _label_inputs()
     problem = st.container()  # always there: the results below keep their place
-    s = ui_state.settings()
+    s = context.settings()
     try:
         labels: LabelSet | None = parse_labels(
             st.session_state[KEYS.labels], max_labels=s.max_labels, max_chars=s.max_label_chars
@@ -393,7 +356,7 @@ def render() -> Inputs:
     except LimitError as exc:
         labels = None
         with problem:
-            ui_state.error(exc)
+            context.error(exc)
     with st.sidebar:
         _settings_sidebar(labels)
     ss = st.session_state
@@ -431,7 +394,7 @@ def view_state(inputs: Inputs, result: Analysed | None) -> share.ViewState | Non
         hop_s=result.hop_s if result is not None else inputs.hop_s,  # what is shown
         fast=result.fast if result is not None else inputs.fast,
         view=ss.get(KEYS.view) or "timeline",
-        t=ss.get(ui_state.PICKED_T),
+        t=ss.get(KEYS.picked_t),
     )
 
 
@@ -440,10 +403,10 @@ def write_share_link(inputs: Inputs, result: Analysed | None) -> None:
     state = view_state(inputs, result)
     if state is None:
         return
-    s = ui_state.settings()
+    s = context.settings()
     written = share.to_query_params(state, settings=s)
     st.query_params.from_dict(written)
-    st.session_state[ui_state.QP_WRITTEN] = {
+    st.session_state[KEYS.qp_written] = {
         k: list(v) if isinstance(v, list) else [v] for k, v in written.items()
     }
     with st.expander("Share this view", icon=":material/share:"):

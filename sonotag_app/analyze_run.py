@@ -9,26 +9,25 @@ from pathlib import Path
 
 import streamlit as st
 
-import ui_state
+from sonotag_app import context
+from sonotag_app.analyze_inputs import Inputs
+from sonotag_app.keys import KEYS
 from sonotag_core.domain.events import EventParams
 from sonotag_core.domain.progress import RunHandle
 from sonotag_core.domain.report import Report
 from sonotag_core.errors import SonoTagError
-from sonotag_core.inference.scheduler import charging
-from sonotag_core.media import sources
-from sonotag_core.media.examples import EXAMPLES, example_path
 from sonotag_core.service.api import Service
 from sonotag_core.service.library import Analysed
-from ui_inputs import AUTO_RUN, KEYS, Inputs
+from sonotag_core.service.runtime import EXAMPLES, charging, example_path, sources
 
 CANCEL, RUN, CANCELLED = "cancel_run", "run_state", "run_cancelled"  # session keys
 CANCEL_WAIT_S = 120.0  # how long the rerun waits for the cancelled run to stop
 
 
-def resolve(inputs: Inputs, progress: ui_state.ProgressBar, service: Service) -> sources.SourceInfo:
+def resolve(inputs: Inputs, progress: context.ProgressBar, service: Service) -> sources.SourceInfo:
     """The selected input as a local file: a stored link's kept audio, else a download
     (remembered per server), an upload, a recording or an example."""
-    data_dir = Path(ui_state.settings().data_dir)
+    data_dir = Path(context.settings().data_dir)
     ss = st.session_state
     if inputs.mode == "Example":
         ex_id = ss[KEYS.example]
@@ -59,9 +58,9 @@ def resolve(inputs: Inputs, progress: ui_state.ProgressBar, service: Service) ->
 def open_store():
     """The result store, or None with a warning: a broken store must not stop analyses."""
     try:
-        return ui_state.store()
+        return context.store()
     except SonoTagError as exc:
-        ui_state.warning(f"{exc} Analyses work, but are not saved in the Library.")
+        context.warning(f"{exc} Analyses work, but are not saved in the Library.")
         return None
 
 
@@ -81,7 +80,7 @@ def show_cancelled() -> None:
     with st.spinner("Stopping the analysis…"):
         stopped = run.wait(CANCEL_WAIT_S)
     if run.result is not None:  # it had finished and been kept before the click arrived
-        st.session_state[ui_state.RESULT] = run.result
+        st.session_state[KEYS.result] = run.result
         st.info("The analysis had already finished when Cancel was pressed.")
     elif stopped:
         st.info("Cancelled — nothing was saved.", icon=":material/cancel:")
@@ -89,10 +88,10 @@ def show_cancelled() -> None:
         st.warning("Cancelling: the analysis stops at its next step and saves nothing.")
 
 
-def _analysed(inputs: Inputs, save: bool, bar: ui_state.ProgressBar) -> Analysed:
-    model = ui_state.model(bar)  # "Loading the model…" only while it loads
+def _analysed(inputs: Inputs, save: bool, bar: context.ProgressBar) -> Analysed:
+    model = context.model(bar)  # "Loading the model…" only while it loads
     store = open_store()
-    service = ui_state.service(model, store, fast=inputs.fast)
+    service = context.service(model, store, fast=inputs.fast)
     source = None
     if inputs.mode == "Library":
         if store is None or not st.session_state.get(KEYS.analysis):
@@ -109,17 +108,17 @@ def _analysed(inputs: Inputs, save: bool, bar: ui_state.ProgressBar) -> Analysed
         source = done.source  # the kept audio, encoded at the new hop
     else:
         source = resolve(inputs, bar, service)
-    keys = ui_state.user_keys()
-    ui_state.rate_limiter().check(*keys)
+    keys = context.user_keys()
+    context.rate_limiter().check(*keys)
     # the audio it encodes is charged to this visitor; reused embeddings cost nothing
-    with charging(ui_state.audio_budget().meter(*keys)):
+    with charging(context.audio_budget().meter(*keys)):
         return service.analyse(
             source,
             inputs.labels,
             hop_s=inputs.hop_s,
             params=inputs.event_params(),
             save=save,
-            viewer=ui_state.viewer(),
+            viewer=context.viewer(),
             update_existing=True,
             progress=bar,
         )
@@ -138,15 +137,15 @@ def run_analysis(inputs: Inputs, save: bool) -> None:
                 on_click=_cancel_run,
                 help="Stop this analysis: nothing is saved.",
             )
-            bar = ui_state.ProgressBar()
+            bar = context.ProgressBar()
             try:
                 done = _analysed(inputs, save, bar)
                 run.result = done  # no Streamlit call in between: a cancel cannot land here
-                st.session_state[ui_state.RESULT] = done
+                st.session_state[KEYS.result] = done
                 cancel.empty()
                 bar.done(f"Done: {done.embeddings.n_windows} window(s) in {done.seconds:.1f} s")
                 status.update(
-                    label=f"Analysed “{ui_state.md_text(done.source.title)}”",
+                    label=f"Analysed “{context.md_text(done.source.title)}”",
                     state="complete",
                     expanded=False,
                 )
@@ -154,14 +153,14 @@ def run_analysis(inputs: Inputs, save: bool) -> None:
                 cancel.empty()
                 bar.clear()
                 status.update(label="Could not analyse this audio", state="error", expanded=True)
-                ui_state.error(exc)
+                context.error(exc)
     finally:  # however it ended, a stopped one included: a Cancel's rerun waits for this
         run.finish()
 
 
 def run_if_asked(inputs: Inputs, clicked: bool) -> None:
     """Analyze pressed, or a link with audio opened; or the rerun after a Cancel."""
-    if clicked or st.session_state.pop(AUTO_RUN, False):
+    if clicked or st.session_state.pop(KEYS.auto_run, False):
         st.session_state.pop(CANCELLED, None)
         run_analysis(inputs, save=clicked)  # opening a shared link adds no copy to the Library
     elif st.session_state.pop(CANCELLED, False):
@@ -174,10 +173,10 @@ def report(inputs: Inputs, result: Analysed | None) -> tuple[Report, EventParams
         return None
     try:
         params = inputs.event_params()
-        service = ui_state.service(ui_state.model(), ui_state.store_or_none())
+        service = context.service(context.model(), context.store_or_none())
         shown = service.report(result, inputs.labels, params)
     except SonoTagError as exc:
-        ui_state.error(exc)
+        context.error(exc)
         return None
     if abs(result.hop_s - inputs.hop_s) > 1e-9 or result.fast != inputs.fast:
         st.caption(

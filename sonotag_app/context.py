@@ -18,32 +18,30 @@ from pathlib import Path
 
 import streamlit as st
 
+from sonotag_app.keys import KEYS
 from sonotag_core import access
 from sonotag_core.dashboard import long_links
 from sonotag_core.domain.calibration import Calibration
 from sonotag_core.domain.progress import Clock, Progress, ProgressFn, no_progress
 from sonotag_core.errors import SonoTagError
-from sonotag_core.inference import fast_mode
-from sonotag_core.inference.embedding_cache import EmbeddingCache
-from sonotag_core.inference.model import LoadedModel, known_checkpoint_sha256, load_model
-from sonotag_core.inference.scheduler import AudioBudget, RateLimiter
-from sonotag_core.inference.scoring import TextCache
-from sonotag_core.media.sources import SourceInfo, sweep_working_copies
+from sonotag_core.service import runtime
 from sonotag_core.service.api import LinkMemo, Service
+from sonotag_core.service.runtime import (
+    AudioBudget,
+    EmbeddingCache,
+    LoadedModel,
+    RateLimiter,
+    SourceInfo,
+    Store,
+    TextCache,
+    audio_overview,
+    known_checkpoint_sha256,
+    load_model,
+    sweep_working_copies,
+)
 from sonotag_core.settings import Settings
-from sonotag_core.store.database import Store
 
 # session_state keys shared by pages
-RESULT = "result"  # the last analysed audio (sonotag_core.service.library.Analysed)
-URL_LOADED = "url_loaded"  # query params were read into the widgets once per session
-PICKED_T = "picked_t"  # playback time picked on a chart or the event table
-WARNINGS = "link_warnings"
-QP_WRITTEN = "qp_written"  # the query params the Analyze page last wrote (to spot new links)
-ADMIN = "admin"  # this session gave SONOTAG_ADMIN_TOKEN on the About page
-NAV_CHECKED = "nav_checked"  # leave_legacy_page_mode() has looked at this session's first run
-PAGE_NOW = "page_now"  # the page the session's latest run drew (start_page)
-ARRIVED = "page_arrived"  # a page this session came to from another one, until it takes it
-LONG_LINK = "long_link"  # (page, warning): this session opened through a link too long to restore
 
 log = logging.getLogger(__name__)
 
@@ -52,14 +50,14 @@ def start_page(name: str) -> None:
     """Every page calls this first, with its name: it notes whether this run came to the
     page from another one (see :func:`take_arrival`) and leaves legacy page mode."""
     ss = st.session_state
-    if ss.get(PAGE_NOW) != name:
-        ss[ARRIVED] = name
-        if ss.get(LONG_LINK, (name,))[0] != name:  # the warning was for the page it left
-            del ss[LONG_LINK]
-    ss[PAGE_NOW] = name
+    if ss.get(KEYS.page_now) != name:
+        ss[KEYS.arrived] = name
+        if ss.get(KEYS.long_link, (name,))[0] != name:  # the warning was for the page it left
+            del ss[KEYS.long_link]
+    ss[KEYS.page_now] = name
     leave_legacy_page_mode()
     _take_long_link(name)
-    if name != "analyze" and (held := ss.get(LONG_LINK)):  # Analyze lists it with the link's
+    if name != "analyze" and (held := ss.get(KEYS.long_link)):  # Analyze lists it with the link's
         warning(held[1])
 
 
@@ -90,12 +88,12 @@ def _take_long_link(name: str) -> None:
     limits = query_string_limits()
     text = long_links.message(params, limits) if limits else None
     if text:
-        st.session_state[LONG_LINK] = (name, text)
+        st.session_state[KEYS.long_link] = (name, text)
 
 
 def take_long_link_warning() -> str | None:
     """The too-long-link warning for the Analyze page, once: it joins the link's warnings."""
-    held = st.session_state.pop(LONG_LINK, None)
+    held = st.session_state.pop(KEYS.long_link, None)
     return held[1] if held else None
 
 
@@ -109,7 +107,7 @@ def take_arrival(name: str) -> bool:
     before it applied the page's latest ``st.query_params`` write (a fragment's timer, a
     quick click on a busy machine) would otherwise read as a new link and reset the
     widgets to what the page showed before."""
-    return st.session_state.pop(ARRIVED, None) == name
+    return st.session_state.pop(KEYS.arrived, None) == name
 
 
 def leave_legacy_page_mode() -> None:
@@ -124,9 +122,9 @@ def leave_legacy_page_mode() -> None:
     off). Checking only then also leaves AppTest alone: it turns the mode back on before
     every run, and a rerun there would swallow the run's click."""
     ss = st.session_state
-    if NAV_CHECKED in ss:
+    if KEYS.nav_checked in ss:
         return
-    ss[NAV_CHECKED] = True
+    ss[KEYS.nav_checked] = True
     try:  # Streamlit's internals (1.50-1.67); without them there is nothing to undo
         from streamlit.runtime.pages_manager import PagesManager
     except ImportError:
@@ -350,7 +348,7 @@ def service(
 
 def fast_mode_offered() -> bool:
     """Whether this server's hardware makes fast mode faster (asked once per process)."""
-    return fast_mode.offered(settings().device)
+    return runtime.fast_mode_offered(settings().device)
 
 
 @st.cache_resource(show_spinner=False)
@@ -400,7 +398,7 @@ def viewer() -> access.Viewer:
             st.session_state.anon_owner = f"session:{secrets.token_hex(16)}"
         owner = st.session_state.anon_owner
     admins = {e.strip().lower() for e in s.admin_emails.split(",") if e.strip()}
-    admin = bool(st.session_state.get(ADMIN)) or bool(email and email.lower() in admins)
+    admin = bool(st.session_state.get(KEYS.admin)) or bool(email and email.lower() in admins)
     return access.Viewer(owner, admin=admin, shared=s.access == "shared")
 
 
@@ -516,10 +514,7 @@ def audio_url(path: str | Path) -> str | None:
 
 @st.cache_resource(show_spinner=False, max_entries=8)
 def _overview(path: str, content_id: str, data_dir: str) -> dict:
-    from sonotag_core.media import overview
-
-    folder = overview.overview_dir(data_dir)
-    return overview.cached_overview(Path(path), folder, key=content_id).to_payload()
+    return audio_overview(path, content_id, data_dir)
 
 
 def overview(source: SourceInfo) -> dict | None:

@@ -19,7 +19,8 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-import ui_state
+from sonotag_app import context
+from sonotag_app.keys import KEYS, keyed
 from sonotag_core import access, exports
 from sonotag_core.dashboard import charts
 from sonotag_core.dashboard.workbench_data import workbench_payload
@@ -32,10 +33,6 @@ from sonotag_core.service.library import Analysed
 
 FRONTEND = Path(__file__).parent / "frontend"
 NAME = "sonotag_workbench"
-PLAYER_KEY = "workbench"
-SEEK = "wb_seek"  # {"t", "nonce", "play"}: where the player jumps on its next render
-SELECTED = "wb_selected"  # the event id the player and the table have selected
-REVIEW_ERROR = "wb_review_error"  # a verdict that could not be stored, shown once
 STATUS_FILTERS = {
     "all": "All events",
     "": "Not reviewed",
@@ -61,7 +58,7 @@ def _component() -> Any:
 def mount(
     payload: Mapping[str, Any],
     *,
-    key: str = PLAYER_KEY,
+    key: str = KEYS.player,
     on_pick: Callable[[], None] | None = None,
     on_review: Callable[[], None] | None = None,
 ) -> Any:
@@ -75,7 +72,7 @@ def mount(
     )
 
 
-def trigger(name: str, key: str = PLAYER_KEY) -> Any:
+def trigger(name: str, key: str = KEYS.player) -> Any:
     """The value of trigger ``name`` of the player mounted under ``key`` (or None)."""
     value = st.session_state.get(key)
     if value is None:
@@ -88,11 +85,11 @@ def trigger(name: str, key: str = PLAYER_KEY) -> Any:
 
 def seek_to(t: float, *, event: int | None = None, play: bool = True) -> None:
     """Ask the player to jump to ``t`` on its next render (an event-row click, a link)."""
-    previous = st.session_state.get(SEEK) or {}
+    previous = st.session_state.get(KEYS.seek) or {}
     nonce = int(previous.get("nonce", 0)) + 1
-    st.session_state[SEEK] = {"t": float(t), "nonce": nonce, "play": play}
-    st.session_state[SELECTED] = event
-    st.session_state[ui_state.PICKED_T] = float(t)
+    st.session_state[KEYS.seek] = {"t": float(t), "nonce": nonce, "play": play}
+    st.session_state[KEYS.selected] = event
+    st.session_state[KEYS.picked_t] = float(t)
 
 
 def event_table(events: pd.DataFrame) -> pd.DataFrame:
@@ -129,9 +126,9 @@ def show(result: Analysed, report: Report, params: EventParams, views: Mapping[s
     src, tl = result.source, report.timeline
     aid = result.analysis_id
     events = report.events.reset_index(drop=True)  # with their review status
-    mine = ui_state.may_change(aid)  # None: not stored; False: opened through its link
+    mine = context.may_change(aid)  # None: not stored; False: opened through its link
     can_review = mine is True  # only the owner (or the operator) gives verdicts
-    st.subheader(ui_state.md_text(src.title))
+    st.subheader(context.md_text(src.title))
     with st.container():  # always there, so the player below keeps its place on the page
         if mine is False:
             st.caption(
@@ -139,7 +136,7 @@ def show(result: Analysed, report: Report, params: EventParams, views: Mapping[s
                 "it can delete or review it. Analyze it again to keep a copy of your own."
             )
         if result.warning:
-            ui_state.warning(result.warning)
+            context.warning(result.warning)
     took = (
         "from the Library"
         if result.seconds == 0 and result.analysis_id
@@ -152,7 +149,9 @@ def show(result: Analysed, report: Report, params: EventParams, views: Mapping[s
         st.metric("Analysis time", took, width="content")
 
     view = (
-        st.segmented_control("View", list(views), key="view", format_func=views.get, required=True)
+        st.segmented_control(
+            "View", list(views), key=KEYS.view, format_func=views.get, required=True
+        )
         or "timeline"
     )
     colors = charts.label_colors(tl.labels, tl.negatives)
@@ -173,19 +172,19 @@ def record_review(
 ) -> None:
     """Store (or clear, for status "") the verdict on one event; errors become a message."""
     try:
-        store = ui_state.store()
+        store = context.store()
         owner = store.analysis_owner(analysis_id)
-        access.check_change(ui_state.viewer(), owner or "", "review")
+        access.check_change(context.viewer(), owner or "", "review")
         label, onset = str(event["label"]), float(event["onset_s"])
         if status:
             verdict = review.Review.of_event(
                 label, onset, float(event["offset_s"]), status, relabel=relabel
             )
-            store.set_review(analysis_id, verdict, reviewer=ui_state.viewer().owner)
+            store.set_review(analysis_id, verdict, reviewer=context.viewer().owner)
         else:
             store.clear_review(analysis_id, label, review.onset_frame(onset))
     except SonoTagError as exc:
-        st.session_state[REVIEW_ERROR] = str(exc)
+        st.session_state[KEYS.review_error] = str(exc)
 
 
 def _player(
@@ -199,15 +198,15 @@ def _player(
     can_review: bool,
 ) -> None:
     src = result.source
-    url = ui_state.audio_url(src.path) if src.path.is_file() else None
-    overview = ui_state.overview(src) if src.path.is_file() else None
+    url = context.audio_url(src.path) if src.path.is_file() else None
+    overview = context.overview(src) if src.path.is_file() else None
     ss = st.session_state
-    if SEEK not in ss:  # the first view: a link's &t= (or a YouTube link's own t=)
-        start = ss.get(ui_state.PICKED_T)
+    if KEYS.seek not in ss:  # the first view: a link's &t= (or a YouTube link's own t=)
+        start = ss.get(KEYS.picked_t)
         if start is None and src.start_s:
             start = src.start_s
         if start is not None:
-            seek_to(start, event=ss.get(SELECTED), play=False)
+            seek_to(start, event=ss.get(KEYS.selected), play=False)
     payload = workbench_payload(
         tl,
         events,
@@ -217,8 +216,8 @@ def _player(
         overview=overview,
         audio_url=url,
         audio_key=f"{src.content_id}:{url is not None}",
-        seek=ss.get(SEEK),
-        selected=ss.get(SELECTED),
+        seek=ss.get(KEYS.seek),
+        selected=ss.get(KEYS.selected),
         can_review=can_review,
         review_counts={k: {"events": c.events, "reviewed": c.reviewed} for k, c in counts.items()},
     )
@@ -226,8 +225,8 @@ def _player(
     def picked() -> None:
         pick = trigger("pick")
         if isinstance(pick, Mapping) and pick.get("t") is not None:
-            ss[ui_state.PICKED_T] = float(pick["t"])
-            ss[SELECTED] = pick.get("event")
+            ss[KEYS.picked_t] = float(pick["t"])
+            ss[KEYS.selected] = pick.get("event")
 
     def reviewed() -> None:
         verdict = trigger("review")
@@ -236,11 +235,11 @@ def _player(
         i = verdict.get("event")
         if isinstance(i, int) and 0 <= i < len(events):
             record_review(result.analysis_id, events.iloc[i], str(verdict.get("status") or ""))
-            ss[SELECTED] = i
+            ss[KEYS.selected] = i
 
     mount(payload, on_pick=picked, on_review=reviewed)
-    if REVIEW_ERROR in ss:
-        ui_state.error(ss.pop(REVIEW_ERROR))
+    if KEYS.review_error in ss:
+        context.error(ss.pop(KEYS.review_error))
     if url is None:
         st.caption("The audio is not kept on this server: results are shown without playback.")
 
@@ -257,7 +256,7 @@ def _events(
     st.caption(
         f"{done} of {total} reviewed · "
         + " · ".join(
-            f"{ui_state.md_text(c.label)} {c.reviewed}/{c.events}"
+            f"{context.md_text(c.label)} {c.reviewed}/{c.events}"
             for c in counts.values()
             if c.events
         )
@@ -267,7 +266,7 @@ def _events(
             "Show",
             list(STATUS_FILTERS),
             format_func=STATUS_FILTERS.get,
-            key="event_filter",
+            key=KEYS.event_filter,
             default="all",
         )
         or "all"
@@ -287,7 +286,7 @@ def _events(
         hide_index=True,
         on_select=row_clicked,
         selection_mode="single-row",
-        key="event_table",
+        key=KEYS.event_table,
         height=min(38 + 35 * max(len(table), 1), 420),
         column_order=[c for c in table.columns if c != "id"],
         column_config={
@@ -302,7 +301,7 @@ def _events(
         "Click a row to play it. Keys: space play/pause · n/p next/previous · "
         "a accept · r reject · l loop."
     )
-    selected = st.session_state.get(SELECTED)
+    selected = st.session_state.get(KEYS.selected)
     if isinstance(selected, int) and 0 <= selected < len(events):
         event = events.iloc[selected]
         with st.form("relabel", border=False, enter_to_submit=True):
@@ -321,7 +320,7 @@ def _downloads(report: Report, stem: str) -> None:
     with st.container(horizontal=True, gap="small", vertical_alignment="center"):
         reviewed = st.toggle(
             "Accepted events only",
-            key="dl_reviewed",
+            key=KEYS.download_reviewed,
             help="Exports only the events you accepted, relabelled where you corrected the label.",
         )
         # built on click (deferred), like the single formats: an hour of frames is
@@ -331,7 +330,7 @@ def _downloads(report: Report, stem: str) -> None:
             data=lambda: exports.export_zip(report, stem=stem, reviewed=reviewed),
             file_name=f"{stem}.zip",
             mime="application/zip",
-            key="dl_all",
+            key=KEYS.download_all,
             on_click="ignore",
             icon=":material/download:",
         )
@@ -343,7 +342,7 @@ def _downloads(report: Report, stem: str) -> None:
                     file_name=stem + fmt.suffix,
                     mime=fmt.mime,
                     help=fmt.description,
-                    key=f"dl_{name}",
+                    key=keyed("dl", name),
                     on_click="ignore",
                     width="stretch",
                 )

@@ -10,58 +10,56 @@ import time
 import pandas as pd
 import streamlit as st
 
-import ui_state
+from sonotag_app import context
+from sonotag_app.keys import KEYS, keyed
 from sonotag_core import access
 from sonotag_core.access import Viewer
 from sonotag_core.domain.timefmt import clock, duration
 from sonotag_core.errors import SonoTagError
 from sonotag_core.service import attach, library
-from sonotag_core.store.database import AnalysisSummary, Store
+from sonotag_core.service.runtime import AnalysisSummary, Store
 
 ANALYZE = "pages/analyze.py"
-CONFIRM = "lib_confirm_delete"  # [(id, title)] the open confirmation deletes
-DELETED_NOTES = "lib_deleted_notes"  # what the last deletion did, said after its rerun
-GENERATION = "lib_table_generation"  # +1 per deletion: a new table, nothing selected
 
 
 def search(store: Store, me: Viewer) -> None:
     """A search of every stored recording the visitor may see; each hit opens there."""
-    S = ui_state.settings()
+    S = context.settings()
     st.subheader("Search all stored audio")
     with st.form("library_search", border=False):
         query = st.text_input(
             "A sound, in words",
-            key="lib_query",
+            key=KEYS.library_query,
             max_chars=S.max_label_chars,
             placeholder="a siren wailing",
         )
         searched = st.form_submit_button("Search", icon=":material/search:")
     if searched and query.strip():
         try:
-            service = ui_state.service(ui_state.model(), store)
+            service = context.service(context.model(), store)
             with st.spinner("Searching every stored recording…"):
                 t0 = time.perf_counter()
                 hits = service.search(query.strip(), top_k=20, viewer=me)
             st.session_state.lib_hits = (query.strip(), hits, time.perf_counter() - t0)
         except SonoTagError as exc:
-            ui_state.error(exc)
+            context.error(exc)
 
     if found := st.session_state.get("lib_hits"):
         label, hits, took = found
         if not hits:
             st.info(
-                f"No stored audio to search yet for “{ui_state.md_text(label)}”: analyse something first."
+                f"No stored audio to search yet for “{context.md_text(label)}”: analyse something first."
             )
         else:
             st.caption(
-                f"Top {len(hits)} moments for “{ui_state.md_text(label)}” ({took:.2f} s). Open one to play "
+                f"Top {len(hits)} moments for “{context.md_text(label)}” ({took:.2f} s). Open one to play "
                 "it and see the timeline from there."
             )
             for hit in hits:
                 cols = st.columns([1, 1, 4, 1.3], vertical_alignment="center")
                 cols[0].markdown(f"**{clock(hit.time_s, 1)}**")
                 cols[1].progress(hit.probability, text=f"{hit.probability:.2f}")
-                cols[2].markdown(ui_state.md_text(hit.title or "(untitled)"))
+                cols[2].markdown(context.md_text(hit.title or "(untitled)"))
                 # the searched label first, then the stored ones (negatives keep their '-')
                 stored = [("-" + x) if x in hit.labels.negatives else x for x in hit.labels.labels]
                 labels = [label, *(x for x in stored if x.lstrip("-") != label)][: S.max_labels]
@@ -89,20 +87,23 @@ def stored(store: Store, me: Viewer) -> None:
     else:
         st.caption(f"{len(rows)} yours or from public links; others' uploads are not listed.")
     # the outcome of the last deletion, said once, after the rerun that cleared the table
-    for kind, text in st.session_state.pop(DELETED_NOTES, None) or []:
-        (st.success if kind == "success" else st.warning)(ui_state.md_text(text))
+    for kind, text in st.session_state.pop(KEYS.library_deleted_notes, None) or []:
+        (st.success if kind == "success" else st.warning)(context.md_text(text))
     if not rows:
         st.info("Nothing stored yet: every analysis you run on the Analyze page lands here.")
         return
     f_col, s_col = st.columns([3, 1], vertical_alignment="bottom")
     needle = f_col.text_input(
-        "Filter", key="lib_filter", max_chars=200, placeholder="words in a title, link or label"
+        "Filter",
+        key=KEYS.library_filter,
+        max_chars=200,
+        placeholder="words in a title, link or label",
     )
-    order = s_col.selectbox("Sort", list(library.SORTS), key="lib_sort")
+    order = s_col.selectbox("Sort", list(library.SORTS), key=KEYS.library_sort)
     shown = library.filter_analyses(library.sort_analyses(rows, order), needle)
     if needle.strip():
         st.caption(f"{len(shown)} of {len(rows)} match the filter.")
-    pending = st.session_state.get(CONFIRM)
+    pending = st.session_state.get(KEYS.library_confirm)
     chosen: list[AnalysisSummary] = []
     if not shown:
         st.info(
@@ -127,7 +128,7 @@ def batch_outputs(store: Store, me: Viewer) -> None:
         with st.form("lib_attach", border=False):
             folder = st.text_input(
                 "A `sonotag batch` output folder on this server",
-                key="lib_attach_path",
+                key=KEYS.library_attach_path,
                 max_chars=1000,
                 placeholder="/data/archive-out",
             )
@@ -136,32 +137,34 @@ def batch_outputs(store: Store, me: Viewer) -> None:
             try:
                 with st.spinner("Reading the batch output…"):
                     done = attach.attach_output(store, folder.strip(), me)
-                st.session_state[DELETED_NOTES] = [
+                st.session_state[KEYS.library_deleted_notes] = [
                     ("success", f"Attached {done.out}: {done.added} new, {done.listed} listed.")
                 ]
                 st.rerun()
             except SonoTagError as exc:
-                ui_state.error(exc)
+                context.error(exc)
         for i, (out, items, when) in enumerate(attached):
             cols = st.columns([5, 1.2], vertical_alignment="center")
             stamp = time.strftime("%Y-%m-%d %H:%M", time.localtime(when))
-            cols[0].markdown(f"{ui_state.md_text(out)} · {items} analyses · {stamp}")
-            if cols[1].button("Detach", key=f"lib_detach_{i}", icon=":material/link_off:"):
+            cols[0].markdown(f"{context.md_text(out)} · {items} analyses · {stamp}")
+            if cols[1].button("Detach", key=keyed("lib_detach", i), icon=":material/link_off:"):
                 try:
                     gone = attach.detach_output(store, out, me)
-                    st.session_state[DELETED_NOTES] = [
+                    st.session_state[KEYS.library_deleted_notes] = [
                         ("success", f"Detached {out}: {gone} analyses removed; its files stay.")
                     ]
-                    st.session_state[GENERATION] = st.session_state.get(GENERATION, 0) + 1
+                    st.session_state[KEYS.library_generation] = (
+                        st.session_state.get(KEYS.library_generation, 0) + 1
+                    )
                     st.rerun()
                 except SonoTagError as exc:
-                    ui_state.error(exc)
+                    context.error(exc)
 
 
 def ask_to_delete(items: list[tuple[str, str]]) -> None:
     """The confirmation names, and will delete, exactly these (id, title) pairs: the rows
     selected when the button was pressed, whatever the table shows by the time of the click."""
-    st.session_state[CONFIRM] = items
+    st.session_state[KEYS.library_confirm] = items
 
 
 def table_of(shown: list[AnalysisSummary]) -> list[AnalysisSummary]:
@@ -181,14 +184,14 @@ def table_of(shown: list[AnalysisSummary]) -> list[AnalysisSummary]:
     # shown and a deletion counter, so another filter, order or set of rows is a new table
     # with nothing selected: a row number never comes to name another analysis, or a row
     # that is gone (the IndexError of deleting the last row).
-    generation = st.session_state.setdefault(GENERATION, 0)
+    generation = st.session_state.setdefault(KEYS.library_generation, 0)
     ids = hashlib.sha256(" ".join(r.id for r in shown).encode()).hexdigest()[:16]
     picked = st.dataframe(
         table,
         hide_index=True,
         on_select="rerun",
         selection_mode="multi-row",
-        key=f"lib_table_{generation}_{ids}",
+        key=keyed("lib_table", generation, ids),
         width="stretch",
     )
     rows = picked.selection.rows if picked else []
@@ -204,7 +207,7 @@ def actions(me: Viewer, chosen: list[AnalysisSummary]) -> None:
         row = chosen[0]
         a.page_link(
             ANALYZE,
-            label=f"Open “{ui_state.md_text(row.title)}”",
+            label=f"Open “{context.md_text(row.title)}”",
             icon=":material/open_in_new:",
             query_params={"analysis": row.id},
         )
@@ -220,7 +223,7 @@ def actions(me: Viewer, chosen: list[AnalysisSummary]) -> None:
     if theirs:
         names = library.name_list([r.title for r in theirs])
         b.caption(
-            ui_state.md_text(f"Read-only, made from a public link by another visitor: {names}.")
+            context.md_text(f"Read-only, made from a public link by another visitor: {names}.")
         )
 
 
@@ -230,19 +233,36 @@ def confirmation(
     """Delete for good / Cancel for the captured rows. Either closes it, and a deletion
     starts a new table: nothing selected, no button left under the cursor."""
     with st.container(border=True):
-        st.markdown(ui_state.md_text(library.delete_question([t for _, t in pending])))
+        st.markdown(context.md_text(library.delete_question([t for _, t in pending])))
         if set(selected) != {i for i, _ in pending}:
             st.caption(
                 "That is what was selected when you pressed Delete, not what is "
                 "selected now: Cancel to choose again."
             )
         buttons = st.container(horizontal=True)
-        if buttons.button("Delete for good", type="primary", key="lib_delete_confirmed"):
+        if buttons.button("Delete for good", type="primary", key=KEYS.library_delete_confirmed):
             done = library.delete_many(store, me, [i for i, _ in pending])
-            st.session_state[DELETED_NOTES] = done.notes(dict(pending))
-            st.session_state[CONFIRM] = None
-            st.session_state[GENERATION] = st.session_state.get(GENERATION, 0) + 1
+            st.session_state[KEYS.library_deleted_notes] = done.notes(dict(pending))
+            st.session_state[KEYS.library_confirm] = None
+            st.session_state[KEYS.library_generation] = (
+                st.session_state.get(KEYS.library_generation, 0) + 1
+            )
             st.rerun()
-        if buttons.button("Cancel", key="lib_delete_cancelled"):
-            st.session_state[CONFIRM] = None
+        if buttons.button("Cancel", key=KEYS.library_delete_cancelled):
+            st.session_state[KEYS.library_confirm] = None
             st.rerun()
+
+
+def render() -> None:
+    """Lay out the Library page."""
+    context.start_page("library")
+    st.title("Library")
+    me = context.viewer()
+    try:
+        store = context.store()
+    except SonoTagError as exc:
+        context.error(exc)
+        st.stop()
+    search(store, me)
+    stored(store, me)
+    batch_outputs(store, me)

@@ -10,7 +10,8 @@ import json
 import pandas as pd
 import streamlit as st
 
-import ui_state
+from sonotag_app import context
+from sonotag_app.keys import KEYS, keyed
 from sonotag_core.access import Viewer
 from sonotag_core.dashboard.charts import label_colors
 from sonotag_core.dashboard.evaluation_charts import (
@@ -25,7 +26,7 @@ from sonotag_core.exports import evaluation_csv
 from sonotag_core.service import evaluate as ev
 from sonotag_core.service import library
 from sonotag_core.service.api import Service, stored_params
-from sonotag_core.store.database import Store
+from sonotag_core.service.runtime import Store
 
 ANALYZE = "pages/analyze.py"
 NONE = "(no label)"
@@ -48,7 +49,9 @@ def pick_analysis(store: Store, me: Viewer) -> str | None:
     ids = list(names)
     wanted = st.query_params.get("analysis")
     index = ids.index(wanted) if wanted in ids else 0
-    return st.selectbox("Stored analysis", ids, index=index, format_func=names.get, key="ev_id")
+    return st.selectbox(
+        "Stored analysis", ids, index=index, format_func=names.get, key=KEYS.evaluate_analysis
+    )
 
 
 def upload_truth() -> GroundTruth | None:
@@ -57,14 +60,14 @@ def upload_truth() -> GroundTruth | None:
         "Ground truth: DCASE tsv (filename, onset, offset, event_label), an Audacity label "
         "track or a Raven selection table",
         type=["tsv", "txt", "csv"],
-        key="ev_truth",
+        key=KEYS.evaluate_truth,
     )
     if up is None:
         return None
     try:
         return parse_truth(up.getvalue(), name=up.name)
     except SonoTagError as exc:
-        ui_state.error(exc)
+        context.error(exc)
         return None
 
 
@@ -81,7 +84,7 @@ def mapping_table(truth: GroundTruth, labels: list[str]) -> dict[str, str]:
         column_config={
             "label": st.column_config.SelectboxColumn("label", options=[NONE, *labels]),
         },
-        key=f"ev_map_{'|'.join(truth.classes())}_{'|'.join(labels)}",
+        key=keyed("ev_map", "|".join(truth.classes()), "|".join(labels)),
         width="stretch",
     )
     return {str(r["class"]): str(r["label"]) for _, r in edited.iterrows() if r["label"] != NONE}
@@ -93,10 +96,10 @@ def keep(service: Service, evaluated: ev.Evaluated, truth: tuple[str, str]) -> N
     cals = ev.calibrate_from_truth(evaluated, *truth)
     try:
         n = service.store.save_calibrations(
-            cals, service.model.info.checkpoint_sha256, owner=ui_state.viewer().owner
+            cals, service.model.info.checkpoint_sha256, owner=context.viewer().owner
         )
     except SonoTagError as exc:
-        ui_state.error(exc)
+        context.error(exc)
         return
     st.session_state.ev_kept = f"Kept {n} calibrated threshold(s) for later analyses."
 
@@ -114,7 +117,7 @@ def views(evaluated: ev.Evaluated, params: EventParams, labels: list[str]) -> No
     st.markdown("**Detections and ground truth**")
     st.altair_chart(
         truth_lane_chart(found[["label", "onset_s", "offset_s"]], truth, timeline.duration_s),
-        key="ev_lanes",
+        key=KEYS.evaluate_lanes,
     )
     if e.f1_curves.empty:
         return
@@ -123,10 +126,10 @@ def views(evaluated: ev.Evaluated, params: EventParams, labels: list[str]) -> No
     left.markdown("**Event F1 against threshold**")
     left.altair_chart(
         f1_threshold_chart(e.f1_curves, current, e.best_thresholds(), colors=colors),
-        key="ev_f1",
+        key=KEYS.evaluate_f1,
     )
     right.markdown("**PSD-ROC (scenario 1)**")
-    right.altair_chart(psd_roc_chart(e.psd_roc, colors=colors), key="ev_roc")
+    right.altair_chart(psd_roc_chart(e.psd_roc, colors=colors), key=KEYS.evaluate_roc)
 
 
 def results(
@@ -141,7 +144,7 @@ def results(
     e = evaluated.evaluation
     if evaluated.match.unmatched_classes:
         st.caption(
-            ui_state.md_text(
+            context.md_text(
                 "Ground-truth classes left out (no label): "
                 + ", ".join(evaluated.match.unmatched_classes)
             )
@@ -150,7 +153,7 @@ def results(
     for col, (key, name) in zip(cols, METRICS.items(), strict=True):
         value = e.macro.get(key)
         col.metric(name, "–" if value is None or pd.isna(value) else f"{value:.3f}")
-    st.dataframe(e.per_label, hide_index=True, width="stretch", key="ev_table")
+    st.dataframe(e.per_label, hide_index=True, width="stretch", key=KEYS.evaluate_table)
     views(evaluated, params, labels)
     a, b = st.columns(2)
     a.download_button("Evaluation (CSV)", evaluation_csv(e), "evaluation.csv", "text/csv")
@@ -164,11 +167,11 @@ def results(
     if not best:
         return
     shown = ", ".join(f"{k} {v:.2f}" for k, v in best.items())
-    st.markdown(ui_state.md_text(f"Thresholds that maximise event F1: {shown}"))
+    st.markdown(context.md_text(f"Thresholds that maximise event F1: {shown}"))
     if service.store is not None:
         st.button(
             "Keep them for later analyses with these labels",
-            key="ev_keep",
+            key=KEYS.evaluate_keep,
             on_click=keep,
             args=(service, evaluated, truth),
         )
@@ -198,7 +201,7 @@ def evaluate(store: Store, me: Viewer) -> None:
         "Ground truth from",
         [FROM_FILE, FROM_REVIEWS],
         horizontal=True,
-        key="ev_from",
+        key=KEYS.evaluate_from,
         help="Reviews: accepted events are right, rejected ones wrong; only the reviewed "
         "spans count (nobody listened anywhere else).",
     )
@@ -206,13 +209,13 @@ def evaluate(store: Store, me: Viewer) -> None:
     if origin == FROM_FILE and truth is None:
         return
     try:
-        service = ui_state.service(ui_state.model(), store)
+        service = context.service(context.model(), store)
         analysed = service.open(analysis_id)
         labels = analysed.labels
         assert labels is not None
         positive = [x for x in labels.labels if x not in labels.negatives]
         # the analysis's own event settings: its reviews were made on those events
-        params = stored_params(ui_state.settings(), analysed.settings)
+        params = stored_params(context.settings(), analysed.settings)
         thresholds = {x: params.threshold_for(x) for x in positive}
         params = dataclasses.replace(params, label_thresholds=thresholds)
         if truth is None:
@@ -227,6 +230,22 @@ def evaluate(store: Store, me: Viewer) -> None:
                 )
             name, kind = str(st.session_state.ev_truth.name), "ground truth"
     except SonoTagError as exc:
-        ui_state.error(exc)
+        context.error(exc)
         return
     results(service, done, analysis_id, list(labels.labels), (name, kind), params)
+
+
+def render() -> None:
+    """Lay out the Evaluate page."""
+    context.start_page("evaluate")
+    st.title("Evaluate")
+    st.caption(
+        "How well does each label work on this audio? Upload what really happens in it and "
+        "SonoTag scores its frame probabilities with sed_scores_eval (the DCASE metrics)."
+    )
+    try:
+        store = context.store()
+    except SonoTagError as exc:
+        context.error(exc)
+        st.stop()
+    evaluate(store, context.viewer())
