@@ -142,6 +142,8 @@ def test_refined_detector_learns_the_planted_sound_and_is_versioned(taught):
     text = probe_frames(teach.text_prior(service.texts, LABEL), emb)
     assert auroc(probs, truth) > 0.95 > auroc(text, truth)
     assert probs[20:26].min() > probs[60:66].max()
+    unsaved = service.refine(LABEL, viewer=ALICE, save=False).detector  # a refit between
+    assert unsaved.version == 0 and len(list_detectors(store, ALICE)) == 1  # verdicts
     again = service.refine(LABEL, viewer=ALICE, name="my siren")
     assert (again.detector.name, again.detector.version) == ("my siren", 1)
     assert service.refine(LABEL, viewer=ALICE).detector.version == 2

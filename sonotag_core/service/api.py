@@ -205,11 +205,17 @@ class Service:
     # ---------------------------------------------------------------- teaching a label
 
     def refine(
-        self, label: str, *, name: str | None = None, viewer: Viewer = OPERATOR_VIEWER
+        self,
+        label: str,
+        *,
+        name: str | None = None,
+        viewer: Viewer = OPERATOR_VIEWER,
+        save: bool = True,
     ) -> Refined:
         """Refine ``label`` from the reviews of every analysis ``viewer`` may change (made
         with this model in this mode) into the next version of the detector ``name``
-        (default: the label), stored (:func:`.teach.refine_label`)."""
+        (default: the label), stored unless ``save=False`` (a refit between verdicts
+        that only reorders the queue) (:func:`.teach.refine_label`)."""
         assert self.texts is not None
         return refine_label(
             self._library_store(),
@@ -219,6 +225,7 @@ class Service:
             viewer=viewer,
             name=name,
             max_label_chars=self.settings.max_label_chars,
+            save=save,
         )
 
     def review_next(
