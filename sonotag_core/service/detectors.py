@@ -59,9 +59,10 @@ def check_name(name: str) -> str:
     return cleaned
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Detector:
-    """One version of a refined label (see the module's notes)."""
+    """One version of a refined label (see the module's notes). Compared by identity
+    (``eq=False``): its probe holds an array, which has no single truth value."""
 
     name: str
     label: str
