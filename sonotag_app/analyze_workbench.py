@@ -19,7 +19,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from sonotag_app import context
+from sonotag_app import context, similar_panel
 from sonotag_app.keys import KEYS, keyed
 from sonotag_core import access, exports
 from sonotag_core.dashboard import charts
@@ -29,6 +29,7 @@ from sonotag_core.domain.events import EventParams
 from sonotag_core.domain.report import Report
 from sonotag_core.domain.timefmt import clock
 from sonotag_core.errors import SonoTagError
+from sonotag_core.service import spans as span_service
 from sonotag_core.service.library import Analysed
 
 FRONTEND = Path(__file__).parent / "frontend"
@@ -38,6 +39,8 @@ STATUS_FILTERS = {
     "": "Not reviewed",
     "accepted": "Accepted",
     "rejected": "Rejected",
+    review.ADDED: "Added",
+    review.NEGATIVE: "Checked: not there",
 }
 
 
@@ -55,20 +58,27 @@ def _component() -> Any:
     )
 
 
+TRIGGERS = ("pick", "review", "span", "similar", "skip")  # what workbench.js reports
+
+
 def mount(
     payload: Mapping[str, Any],
     *,
     key: str = KEYS.player,
     on_pick: Callable[[], None] | None = None,
     on_review: Callable[[], None] | None = None,
+    **on: Callable[[], None],
 ) -> Any:
-    """Mount the player; its triggers ``pick`` ({t, event}) and ``review`` ({event,
-    status}) reach ``st.session_state[key]`` and the callbacks, once per action."""
+    """Mount the player; its triggers ``pick`` ({t, event}), ``review`` ({event,
+    status}), ``span`` ({label, onset_s, offset_s, kind}), ``similar`` ({onset_s,
+    offset_s, label}) and ``skip`` reach ``st.session_state[key]`` and the callbacks
+    (``on_span=...``), once per action."""
+    callbacks = {"pick": on_pick, "review": on_review}
+    callbacks.update({name.removeprefix("on_"): fn for name, fn in on.items()})
     return _component()(
         data=dict(payload),
         key=key,
-        on_pick_change=on_pick or (lambda: None),
-        on_review_change=on_review or (lambda: None),
+        **{f"on_{name}_change": callbacks.get(name) or (lambda: None) for name in TRIGGERS},
     )
 
 
@@ -158,13 +168,54 @@ def show(result: Analysed, report: Report, params: EventParams, views: Mapping[s
     thresholds = {lab: params.threshold_for(lab) for lab in tl.labels}
     counts = review.review_counts(events, [lab for lab in tl.labels if lab not in tl.negatives])
     player, table = st.columns([3, 2], gap="medium")
+    refined = refined_labels(report)
+    if refined:
+        st.caption(
+            "Scored by refined detectors: "
+            + context.md_text(", ".join(f"{k} · {v}" for k, v in refined.items()))
+        )
     with player:
-        _player(result, tl, events, thresholds, colors, view, counts, can_review)
+        _player(result, tl, events, thresholds, colors, view, counts, can_review, refined)
     with table:
-        _events(events, counts, aid if can_review else None)
+        _events(events, counts, aid if can_review else None, aid)
+    similar_panel.show(tl.labels, tl.negatives)
     if view == "scores":
         st.altair_chart(charts.scores_chart(report.clip_scores), width="stretch")
     _downloads(report, download_stem(src.title))
+
+
+def refined_labels(report: Report) -> dict[str, str]:
+    """label -> "refined v3" for each label a detector scored (the report's settings)."""
+    used = report.settings.get("detectors") or {}
+    return {
+        str(label): f"refined v{int(d.get('version') or 0)}"
+        for label, d in used.items()
+        if isinstance(d, Mapping)
+    }
+
+
+def mark_span(analysis_id: str, label: str, onset_s: float, offset_s: float, kind: str) -> bool:
+    """Keep a marked span (added / negative) on a stored analysis under the rules of
+    verdicts; an error becomes the message shown under the player. True when kept."""
+    try:
+        span = review.Span(label, float(onset_s), float(offset_s), kind)
+        span_service.mark_span(context.store(), context.viewer(), analysis_id, span)
+        return True
+    except (SonoTagError, TypeError, ValueError) as exc:
+        st.session_state[KEYS.review_error] = str(exc)
+        return False
+
+
+def delete_span(analysis_id: str, event: Mapping[str, Any]) -> None:
+    """Forget the marked span a row of the event table shows."""
+    try:
+        store = context.store()
+        for span in span_service.list_spans(store, analysis_id):
+            same = span.label == str(event["label"]) and span.kind == str(event["status"])
+            if same and abs(span.onset_s - float(event["onset_s"])) < 1e-6 and span.id is not None:
+                span_service.delete_span(store, context.viewer(), analysis_id, span.id)
+    except SonoTagError as exc:
+        st.session_state[KEYS.review_error] = str(exc)
 
 
 def record_review(
@@ -196,6 +247,7 @@ def _player(
     view: str,
     counts: Mapping[str, review.ReviewCount],
     can_review: bool,
+    refined: Mapping[str, str] | None = None,
 ) -> None:
     src = result.source
     url = context.audio_url(src.path) if src.path.is_file() else None
@@ -219,6 +271,8 @@ def _player(
         seek=ss.get(KEYS.seek),
         selected=ss.get(KEYS.selected),
         can_review=can_review,
+        can_search=bool(result.analysis_id),
+        refined=refined,
         review_counts={k: {"events": c.events, "reviewed": c.reviewed} for k, c in counts.items()},
     )
 
@@ -237,15 +291,51 @@ def _player(
             record_review(result.analysis_id, events.iloc[i], str(verdict.get("status") or ""))
             ss[KEYS.selected] = i
 
-    mount(payload, on_pick=picked, on_review=reviewed)
+    def marked() -> None:
+        span = trigger("span")
+        if isinstance(span, Mapping) and result.analysis_id:
+            kind = str(span.get("kind") or "")
+            if kind in review.SPAN_KINDS:
+                mark_span(
+                    result.analysis_id,
+                    str(span.get("label") or ""),
+                    span.get("onset_s"),  # type: ignore[arg-type]  # checked by Span
+                    span.get("offset_s"),  # type: ignore[arg-type]
+                    kind,
+                )
+
+    def similar() -> None:
+        example = trigger("similar")
+        if isinstance(example, Mapping) and result.analysis_id:
+            ask_similar(result.analysis_id, example)
+
+    mount(payload, on_pick=picked, on_review=reviewed, on_span=marked, on_similar=similar)
     if KEYS.review_error in ss:
         context.error(ss.pop(KEYS.review_error))
     if url is None:
         st.caption("The audio is not kept on this server: results are shown without playback.")
 
 
+def ask_similar(analysis_id: str, example: Mapping[str, Any]) -> None:
+    """Find similar from this stretch of a stored analysis (found on the next run)."""
+    try:
+        at, to = float(example["onset_s"]), float(example["offset_s"])
+    except (KeyError, TypeError, ValueError):
+        return
+    st.session_state[KEYS.similar] = {
+        "analysis_id": analysis_id,
+        "at": at,
+        "to": to,
+        "label": str(example.get("label") or ""),
+    }
+    st.session_state.pop(KEYS.similar_hits, None)
+
+
 def _events(
-    events: pd.DataFrame, counts: Mapping[str, review.ReviewCount], analysis_id: str | None
+    events: pd.DataFrame,
+    counts: Mapping[str, review.ReviewCount],
+    analysis_id: str | None,
+    stored_id: str | None = None,
 ) -> None:
     st.markdown("**Events**")
     if not len(events):
@@ -276,7 +366,7 @@ def _events(
         table = table[table["status"] == shown].reset_index(drop=True)
 
     def row_clicked() -> None:
-        rows = (st.session_state.get("event_table") or {}).get("selection", {}).get("rows", [])
+        rows = (st.session_state.get(KEYS.event_table) or {}).get("selection", {}).get("rows", [])
         if rows and rows[0] < len(table):
             i = int(table.iloc[rows[0]]["id"])
             seek_to(float(events.iloc[i]["onset_s"]), event=i)
@@ -294,16 +384,37 @@ def _events(
             "duration (s)": st.column_config.NumberColumn(format="%.2f"),
         },
     )
+    selected = st.session_state.get(KEYS.selected)
+    event = (
+        events.iloc[selected] if isinstance(selected, int) and 0 <= selected < len(events) else None
+    )
+    if event is not None and stored_id:
+        st.button(
+            f"Find similar to the {clock(float(event['onset_s']))} {event['label']}",
+            key=keyed("similar_event", selected),
+            icon=":material/manage_search:",
+            on_click=ask_similar,
+            args=(stored_id, dict(event)),
+            help="The closest moments across your Library (also from the player's span bar).",
+        )
     if analysis_id is None:
         st.caption("Click a row to play that event from its onset.")
         return
     st.caption(
         "Click a row to play it. Keys: space play/pause · n/p next/previous · "
-        "a accept · r reject · l loop."
+        "a accept · r reject · l loop · Shift + drag or [ ] marks a span, then a add · "
+        "r not there."
     )
-    selected = st.session_state.get(KEYS.selected)
-    if isinstance(selected, int) and 0 <= selected < len(events):
-        event = events.iloc[selected]
+    if event is not None and str(event.get("status", "")) in review.SPAN_KINDS:
+        st.button(
+            f"Delete this marked span ({clock(float(event['onset_s']))})",
+            key=keyed("delete_span", selected),
+            icon=":material/delete:",
+            on_click=delete_span,
+            args=(analysis_id, dict(event)),
+        )
+        return
+    if event is not None:
         with st.form("relabel", border=False, enter_to_submit=True):
             new = st.text_input(
                 f"Correct label for the {clock(float(event['onset_s']))} event",

@@ -43,6 +43,11 @@ class SessionKeys:
     event_filter: str = "event_filter"
     event_table: str = "event_table"
     download_reviewed: str = "dl_reviewed"
+    detectors: str = "det"  # the stored detectors ("name:vN") that score their labels
+    similar: str = "wb_similar"  # the Find similar example {analysis_id, at, to, label}
+    similar_hits: str = "wb_similar_hits"  # (example, not_text, hits) found for it
+    similar_not: str = "wb_similar_not"  # the "…but not <text>" box
+    similar_notes: str = "wb_similar_notes"  # what the last a / r on a result did
     download_all: str = "dl_all"
     # every page: what the session carries between runs and pages
     result: str = "result"  # the last analysed audio (sonotag_core.service.library.Analysed)
@@ -51,6 +56,7 @@ class SessionKeys:
     warnings: str = "link_warnings"
     qp_written: str = "qp_written"  # the query params Analyze last wrote (to spot new links)
     admin: str = "admin"  # this session gave SONOTAG_ADMIN_TOKEN on the About page
+    anon_owner: str = "anon_owner"  # the owner of a session without a cookie (AppTest, bare mode)
     nav_checked: str = "nav_checked"  # leave_legacy_page_mode() looked at the first run
     page_now: str = "page_now"  # the page the session's latest run drew (start_page)
     arrived: str = "page_arrived"  # a page the session came to from another, until it takes it
@@ -63,6 +69,8 @@ class SessionKeys:
     compare_b: str = "cmp_b"
     compare_labels: str = "cmp_shared"
     compare_one: str = "cmp_one"
+    compare_labels_a: str = "cmp_la"
+    compare_labels_b: str = "cmp_lb"
     compare_threshold: str = "cmp_thr"
     # Evaluate
     evaluate_analysis: str = "ev_id"
@@ -73,8 +81,19 @@ class SessionKeys:
     evaluate_table: str = "ev_table"
     evaluate_keep: str = "ev_keep"
     evaluate_from: str = "ev_from"
+    evaluate_kept: str = "ev_kept"  # what Keep stored, said after its rerun
+    # Teach
+    teach_label: str = "teach_label"
+    teach_detector: str = "teach_detector"  # the detector (name:vN) the cards act on
+    teach_import: str = "teach_import"
+    teach_import_done: str = "teach_import_done"  # the uploaded card already imported
+    teach_queue: str = "teach_queue"  # teach_page.Queue: the Review next session
+    teach_player: str = "teach_player"
+    teach_notes: str = "teach_notes"  # what the last action did, said after its rerun
     # Library
     library_query: str = "lib_query"
+    library_hits: str = "lib_hits"  # the last search's moments
+    library_attach_form: str = "lib_attach"
     library_filter: str = "lib_filter"
     library_sort: str = "lib_sort"
     library_attach_path: str = "lib_attach_path"
@@ -92,7 +111,8 @@ class SessionKeys:
     def link_widgets(self) -> list[str]:
         """The widgets a share link sets, which a visit to another page must not reset."""
         fixed = [self.mode, self.link, self.example, self.analysis, self.labels]
-        return [*fixed, self.hop, self.fast, self.view, *(event_key(r) for r in event_params())]
+        events = (event_key(r) for r in event_params())
+        return [*fixed, self.hop, self.fast, self.view, self.detectors, *events]
 
 
 KEYS = SessionKeys()

@@ -5,6 +5,13 @@
 // sonotag_core/dashboard/workbench_data.py for the contract); this file draws it and reports back:
 //   trigger "pick"   {t, event}            a click or key moved the playhead
 //   trigger "review" {event, status}       a/r or the Accept/Reject buttons
+//   trigger "span"   {label, onset_s, offset_s, kind}  a marked span: kind "added" (a, or
+//                                          Add) or "negative" (r, or Not here)
+//   trigger "similar" {onset_s, offset_s, label}  Find similar from the span or event
+//   trigger "skip"   {}                    n in a Review next queue: the next moment
+// A span is chosen by Shift + drag on the rows, or with [ and ] at the playhead (start,
+// end); while one is chosen a and r mark it instead of judging an event. In a queue
+// (data.queue) the moment asked about is the span, and a / r answer it.
 // Every row's plot canvas has the same left and right edge (one CSS grid column), so one
 // x mapping (time -> pixel) serves them all, and one cursor spans them.
 // Labels are untrusted text: they only ever reach the DOM as textContent.
@@ -20,6 +27,9 @@ const SPEC_H = 72;
 const AXIS_H = 22;
 const ACCEPT = "#2e9d4f";
 const REJECT = "#9e9e9e";
+const ADDED = "added";
+const NEGATIVE = "negative";
+const SPAN_KINDS = [ADDED, NEGATIVE];
 
 function viridis(v) {
   const x = Math.max(0, Math.min(1, v)) * (VIRIDIS.length - 1);
@@ -77,6 +87,12 @@ class Workbench {
     this.infoEl = root.querySelector(".wb-info");
     this.loopEl = root.querySelector(".wb-loop");
     this.playBtn = root.querySelector(".wb-play");
+    this.spanEl = root.querySelector(".wb-span");
+    this.spanBar = root.querySelector(".wb-spanbar");
+    this.spanLabel = root.querySelector(".wb-span-label");
+    this.spanText = root.querySelector(".wb-span-text");
+    this.span = null; // {onset_s, offset_s, label}: the chosen span
+    this.spanStart = null; // [ pressed: the span's start, waiting for ]
     this.data = null;
     this.rows = [];
     this.t0 = 0;
@@ -102,6 +118,13 @@ class Workbench {
     q(".wb-zoom-in").onclick = () => this.zoom(0.5, this.now());
     q(".wb-zoom-out").onclick = () => this.zoom(2, this.now());
     q(".wb-fit").onclick = () => this.setRange(0, this.duration());
+    q(".wb-span-add").onclick = () => this.mark(ADDED);
+    q(".wb-span-neg").onclick = () => this.mark(NEGATIVE);
+    q(".wb-span-similar").onclick = () => this.similar();
+    q(".wb-span-clear").onclick = () => this.setSpan(null);
+    this.spanLabel.onchange = () => {
+      if (this.span) this.span.label = this.spanLabel.value;
+    };
     const a = this.audio;
     a.addEventListener("play", () => this.tick());
     a.addEventListener("pause", () => this.paint());
@@ -180,6 +203,17 @@ class Workbench {
     this.selected = sel == null ? null : this.events.findIndex((e) => e.id === sel);
     if (this.selected < 0) this.selected = null;
     this.buildRows();
+    this.fillSpanLabels();
+    if (data.span && (!this.span || data.span.key !== this.spanKey)) {
+      this.spanKey = data.span.key;
+      this.setSpan({ ...data.span }, false);
+    } else if (!sameAudio) this.setSpan(null, false);
+    this.el.dataset.queue = data.queue ? "1" : "0";
+    this.el.dataset.lanes = this.labels.map((l) => l.display).join(" | ");
+    this.el.dataset.laneSum = String(
+      this.labels.reduce((s, l) => s + l.probs.reduce((a, b) => a + b, 0), 0),
+    );
+    this.el.dataset.spans = String(this.events.filter((e) => SPAN_KINDS.includes(e.status)).length);
     const seek = data.seek;
     if (seek && seek.nonce !== this.lastSeekNonce) {
       this.lastSeekNonce = seek.nonce;
@@ -430,6 +464,7 @@ class Workbench {
     const x1 = Math.max(x0 + 1, this.x(e.offset_s, w));
     if (x1 < 0 || x0 > w) return;
     const selected = this.selected != null && this.events[this.selected] === e;
+    if (SPAN_KINDS.includes(e.status)) return this.drawMarked(ctx, e, x0, x1, h, color, selected);
     const fill = e.status === "rejected" ? REJECT : color;
     if (view === "heatmap") {
       ctx.strokeStyle = e.status === "accepted" ? ACCEPT : "#ffffff";
@@ -457,6 +492,35 @@ class Workbench {
       ctx.lineWidth = 2;
       ctx.strokeRect(x0 + 1, 1, Math.max(x1 - x0 - 2, 1), h - 2);
     }
+  }
+
+  drawMarked(ctx, e, x0, x1, h, color, selected) {
+    // a marked span: "added" hatched in the label's colour with a solid outline, "negative"
+    // grey cross-hatching with a dashed one: never mistaken for a detection
+    ctx.save();
+    ctx.beginPath();
+    ctx.rect(x0, 0, x1 - x0, h);
+    ctx.clip();
+    const added = e.status === ADDED;
+    ctx.strokeStyle = added ? color : REJECT;
+    ctx.globalAlpha = added ? 0.55 : 0.6;
+    ctx.lineWidth = 1;
+    ctx.beginPath();
+    for (let x = x0 - h; x < x1; x += 6) {
+      ctx.moveTo(x, h);
+      ctx.lineTo(x + h, 0);
+      if (!added) {
+        ctx.moveTo(x, 0);
+        ctx.lineTo(x + h, h);
+      }
+    }
+    ctx.stroke();
+    ctx.restore();
+    ctx.strokeStyle = added ? ACCEPT : REJECT;
+    ctx.lineWidth = selected ? 2.5 : 1.5;
+    ctx.setLineDash(added ? [] : [4, 3]);
+    ctx.strokeRect(x0 + 0.75, 0.75, Math.max(x1 - x0 - 1.5, 1), h - 1.5);
+    ctx.setLineDash([]);
   }
 
   drawAxis(ctx, w, h, col) {
@@ -491,6 +555,110 @@ class Workbench {
     this.playBtn.setAttribute("aria-label", this.audio.paused ? "Play" : "Pause");
     const e = this.selected != null ? this.events[this.selected] : null;
     this.el.dataset.selectedOnset = e ? String(e.onset_s) : "";
+    this.paintSpan(box);
+  }
+
+  // ------------------------------------------------------------------ spans
+
+  paintSpan(box = this.plotBox()) {
+    const s = this.span;
+    if (!s || s.offset_s < this.t0 || s.onset_s > this.t1) {
+      this.spanEl.style.display = "none";
+    } else {
+      const a = Math.max(0, this.x(s.onset_s, box.width));
+      const b = Math.min(box.width, this.x(s.offset_s, box.width));
+      this.spanEl.style.display = "block";
+      this.spanEl.style.left = `${box.left + a}px`;
+      this.spanEl.style.width = `${Math.max(2, b - a)}px`;
+    }
+  }
+
+  fillSpanLabels() {
+    const names = this.labels.filter((l) => !l.negative).map((l) => l.name);
+    const key = JSON.stringify(names);
+    if (key !== this.spanLabelsKey) {
+      this.spanLabelsKey = key;
+      const keep = this.spanLabel.value;
+      this.spanLabel.replaceChildren(
+        ...names.map((n) => {
+          const o = document.createElement("option");
+          o.value = n;
+          o.textContent = n; // labels are untrusted: text only
+          return o;
+        }),
+      );
+      if (names.includes(keep)) this.spanLabel.value = keep;
+    }
+    const marking = !!this.data.can_review;
+    this.root.querySelector(".wb-span-add").disabled = !marking || !names.length;
+    this.root.querySelector(".wb-span-neg").disabled = !marking || !names.length;
+    this.root.querySelector(".wb-span-similar").disabled = !this.data.can_search;
+    this.root.querySelector(".wb-span-similar").hidden = !!this.data.queue;
+    this.root.querySelector(".wb-span-clear").hidden = !!this.data.queue;
+    this.spanLabel.disabled = !!this.data.queue;
+  }
+
+  setSpan(span, redraw = true) {
+    if (span) {
+      const a = Math.max(0, Math.min(span.onset_s, span.offset_s));
+      const b = Math.min(this.duration(), Math.max(span.onset_s, span.offset_s));
+      const names = this.labels.filter((l) => !l.negative).map((l) => l.name);
+      const label = names.includes(span.label) ? span.label : this.spanLabel.value || names[0] || "";
+      this.span = { onset_s: a, offset_s: Math.max(b, a + this.frameS), label };
+      this.spanLabel.value = label;
+    } else this.span = null;
+    this.spanStart = null;
+    const s = this.span;
+    this.el.dataset.span = s ? `${s.onset_s.toFixed(3)}-${s.offset_s.toFixed(3)}` : "";
+    this.spanBar.hidden = !s;
+    if (s) {
+      const verb = this.data.queue ? "Is it" : "Span";
+      this.spanText.textContent = `${verb} ${clock(s.onset_s)}–${clock(s.offset_s)}`;
+    }
+    if (redraw) this.paint();
+  }
+
+  bracket(key) {
+    // [ starts a span at the playhead, ] ends it there (either order)
+    const t = this.now();
+    if (key === "[") {
+      this.spanStart = t;
+      this.el.dataset.spanStart = t.toFixed(3);
+      this.infoEl.textContent = `Span starts at ${clock(t)}: move on and press ] to end it`;
+      return;
+    }
+    const start = this.spanStart != null ? this.spanStart : this.span ? this.span.onset_s : 0;
+    const label = this.lastLaneLabel();
+    this.setSpan({ onset_s: Math.min(start, t), offset_s: Math.max(start, t), label });
+  }
+
+  lastLaneLabel() {
+    const e = this.selected != null ? this.events[this.selected] : null;
+    return e ? e.label : this.spanLabel.value;
+  }
+
+  mark(kind) {
+    const s = this.span;
+    if (!s || !this.data.can_review || !s.label) return;
+    if (this.setTrigger) {
+      this.setTrigger("span", { label: s.label, onset_s: s.onset_s, offset_s: s.offset_s, kind });
+    }
+    this.el.dataset.lastMark = `${kind}:${s.label}:${s.onset_s.toFixed(3)}`;
+    if (!this.data.queue) this.setSpan(null);
+  }
+
+  similar() {
+    if (!this.data.can_search || !this.setTrigger) return;
+    let s = this.span;
+    if (!s) {
+      const e = this.selected != null ? this.events[this.selected] : null;
+      if (!e) {
+        this.infoEl.textContent = "Choose an event or a span first (Shift + drag, or [ and ])";
+        return;
+      }
+      s = { onset_s: e.onset_s, offset_s: e.offset_s, label: e.label };
+    }
+    this.setTrigger("similar", { onset_s: s.onset_s, offset_s: s.offset_s, label: s.label });
   }
 
   tick() {
@@ -529,6 +697,10 @@ class Workbench {
     const a = this.audio;
     if (!a.src) return;
     if (a.paused) {
+      const s = this.span;
+      if (this.data.queue && s && (a.currentTime < s.onset_s || a.currentTime >= s.offset_s + 2)) {
+        a.currentTime = Math.max(0, s.onset_s - 1); // a queued moment plays from just before it
+      }
       const e = this.selected != null ? this.events[this.selected] : null;
       if (this.loopEl.checked && e && (a.currentTime < e.onset_s || a.currentTime >= e.offset_s)) {
         a.currentTime = e.onset_s;
@@ -557,6 +729,7 @@ class Workbench {
   review(status) {
     if (this.selected == null || !this.data.can_review) return;
     const e = this.events[this.selected];
+    if (SPAN_KINDS.includes(e.status)) return; // a marked span is deleted below the table
     e.status = e.status === status ? "" : status; // pressing it again clears the verdict
     this.el.dataset.reviewed = String(this.events.filter((x) => x.status).length);
     this.draw();
@@ -571,10 +744,16 @@ class Workbench {
     const tag = ((e.target && e.target.tagName) || "").toLowerCase();
     if (k === " " && (tag === "button" || tag === "a")) return; // space presses what has focus
     if (k === " ") this.toggle();
-    else if (k === "n") this.step(1);
+    else if (k === "n" && this.data.queue) {
+      if (this.setTrigger) this.setTrigger("skip", { at: this.span ? this.span.onset_s : null });
+    } else if (k === "n") this.step(1);
     else if (k === "p") this.step(-1);
+    else if (k === "a" && this.span) this.mark(ADDED);
+    else if (k === "r" && this.span) this.mark(NEGATIVE);
     else if (k === "a") this.review("accepted");
     else if (k === "r") this.review("rejected");
+    else if (k === "[" || k === "]") this.bracket(k);
+    else if (k === "Escape" && this.span && !this.data.queue) this.setSpan(null);
     else if (k === "l") this.loopEl.checked = !this.loopEl.checked;
     else return;
     e.preventDefault();
@@ -582,6 +761,7 @@ class Workbench {
 
   down(e) {
     if (!this.rows.length || e.button !== 0) return;
+    if (e.shiftKey && !this.data.queue) return this.dragSpan(e);
     const startX = e.clientX;
     const t0 = this.t0;
     const t1 = this.t1;
@@ -599,6 +779,24 @@ class Workbench {
       window.removeEventListener("pointermove", move);
       window.removeEventListener("pointerup", up);
       if (!moved && u.clientX >= rect.left && u.clientX <= rect.right) this.click(u);
+    };
+    window.addEventListener("pointermove", move);
+    window.addEventListener("pointerup", up);
+  }
+
+  dragSpan(e) {
+    // Shift + drag: choose a span (its label: the lane the drag started on)
+    const from = this.timeAt(e.clientX);
+    const row = this.rows.find((r) => r.canvas === e.target);
+    const lane = row && row.kind === "label" ? this.labels[row.label] : null;
+    const label = lane && !lane.negative ? lane.name : this.spanLabel.value;
+    e.preventDefault();
+    const move = (m) => this.setSpan({ onset_s: from, offset_s: this.timeAt(m.clientX), label });
+    const up = (u) => {
+      window.removeEventListener("pointermove", move);
+      window.removeEventListener("pointerup", up);
+      move(u);
+      this.infoEl.textContent = "a: add it as an event of the label · r: checked, not there · Esc: clear";
     };
     window.addEventListener("pointermove", move);
     window.addEventListener("pointerup", up);

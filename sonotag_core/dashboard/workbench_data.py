@@ -9,13 +9,19 @@ The contract, field by field (the JS reads exactly these):
   hour of 32 labels at 370 kB, so every frame goes to the browser once and zooming needs
   no round trip; the browser max-pools the visible frames into its pixels.
 * ``events``: ``id`` (the row of the page's event table), ``label``, ``onset_s``,
-  ``offset_s``, ``status`` ("accepted", "rejected" or "").
+  ``offset_s``, ``status`` ("accepted", "rejected", "" or, for a marked span,
+  "added" / "negative": drawn hatched, never judged with a / r).
 * ``overview``: :meth:`sonotag_core.media.overview.Overview.to_payload` or None.
 * ``audio_url`` / ``audio_key``: where the player fetches the audio, and what identifies
   it (a new key reloads the audio and resets the zoom; the same key keeps both).
 * ``seek``: ``{"t", "nonce", "play"}``: jump there once per new nonce (an event-row click).
 * ``view``: "timeline", "heatmap" or "events"; ``selected``: an event id or None;
-  ``review_counts``: label -> ``{"events", "reviewed"}``; ``can_review``: whether a/r work.
+  ``review_counts``: label -> ``{"events", "reviewed"}``; ``can_review``: whether a/r work
+  (and spans can be marked); ``can_search``: whether *Find similar* is offered.
+* ``refined``: label -> "refined v3" for a label a detector scores (its lane says so).
+* ``queue`` / ``span``: a Review next moment: ``span`` ``{"key", "label", "onset_s",
+  "offset_s"}`` is the span the player shows chosen (a new ``key``: a new moment), and
+  with ``queue`` true a / r answer it and n skips it (trigger "skip").
 """
 
 from __future__ import annotations
@@ -71,6 +77,10 @@ def workbench_payload(
     selected: int | None = None,
     review_counts: Mapping[str, Mapping[str, int]] | None = None,
     can_review: bool = False,
+    can_search: bool = False,
+    refined: Mapping[str, str] | None = None,
+    span: Mapping[str, Any] | None = None,
+    queue: bool = False,
 ) -> dict[str, Any]:
     """Everything the player needs for one view of one analysis (see the module doc)."""
     labels = list(timeline.labels)
@@ -78,10 +88,13 @@ def workbench_payload(
     rows = []
     for label, encoded in zip(labels, probs, strict=True):
         negative = label in timeline.negatives
+        display = label + NEGATIVE_SUFFIX if negative else label
+        if label in (refined or {}):
+            display = f"{display} · {refined[label]}"  # type: ignore[index]
         rows.append(
             {
                 "name": label,
-                "display": label + NEGATIVE_SUFFIX if negative else label,
+                "display": display,
                 "color": colors.get(label, "#4c78a8"),
                 "negative": negative,
                 "threshold": None if negative else thresholds.get(label),
@@ -101,4 +114,7 @@ def workbench_payload(
         "selected": selected,
         "review_counts": {k: dict(v) for k, v in (review_counts or {}).items()},
         "can_review": bool(can_review),
+        "can_search": bool(can_search),
+        "span": dict(span) if span is not None else None,
+        "queue": bool(queue),
     }
