@@ -9,6 +9,7 @@ st.navigation(
         st.Page("pages/library.py", title="Library", icon=":material/library_music:"),
         st.Page("pages/compare.py", title="Compare", icon=":material/compare:"),
         st.Page("pages/evaluate.py", title="Evaluate", icon=":material/fact_check:"),
+        st.Page("pages/teach.py", title="Teach", icon=":material/school:"),
         st.Page("pages/about.py", title="About / System", icon=":material/info:"),
     ]
 ).run()

@@ -20,6 +20,7 @@ from sonotag_core.domain.event_params import EventParam, event_params
 from sonotag_core.domain.events import EventParams
 from sonotag_core.domain.labels import LabelSet, parse_labels
 from sonotag_core.errors import LimitError, SonoTagError
+from sonotag_core.service import detectors as det_service
 from sonotag_core.service import library
 from sonotag_core.service.library import Analysed
 from sonotag_core.service.runtime import EXAMPLES, sources
@@ -106,6 +107,7 @@ def _load_link_state(params: dict[str, list[str]]) -> None:
     for label, value in state.label_thresholds.items():
         ss[label_key(label)] = value
     ss[KEYS.picked_t] = state.t
+    ss[KEYS.detectors] = [share.detector_ref(n, v) for n, v in state.detectors]
     ss[KEYS.auto_run] = bool(state.link or state.example or state.analysis) and bool(params)
     ss[KEYS.url_loaded] = True
 
@@ -231,12 +233,12 @@ def _audio_inputs() -> tuple[str, Any]:
 
 def _label_inputs() -> None:
     def add_preset() -> None:
-        name = st.session_state.preset
+        name = st.session_state[KEYS.preset]
         if name:  # labels already in the box are not added twice
             st.session_state[KEYS.labels] = merge_labels(
                 st.session_state.get(KEYS.labels, ""), PRESETS[name]
             )
-            st.session_state.preset = None
+            st.session_state[KEYS.preset] = None
 
     st.text_area(
         "Labels (one per line or separated by ;)",
@@ -284,6 +286,33 @@ def _event_widget(row: EventParam) -> None:
         st.slider(row.ui_label, low, high, key=event_key(row), step=row.step, help=row.help)
 
 
+def _detector_picker() -> None:
+    """The stored refined detectors to score their labels with (``det`` in the link)."""
+    ss = st.session_state
+    try:
+        found = det_service.list_detectors(context.store(), context.viewer())
+    except SonoTagError:
+        found = []
+    refs = {share.detector_ref(d.name, d.version): d for d in found}
+    chosen = [r for r in ss.get(KEYS.detectors) or [] if isinstance(r, str)]
+    if not refs and not chosen:
+        return
+    ss[KEYS.detectors] = chosen  # a link's unknown name stays (and is reported) until changed
+
+    def describe(ref: str) -> str:
+        d = refs.get(ref)
+        return f"{d.label} · {d.name} v{d.version}" if d else f"{ref} (not found)"
+
+    st.multiselect(
+        "Refined detectors",
+        list(dict.fromkeys([*refs, *chosen])),
+        key=KEYS.detectors,
+        format_func=describe,
+        help="Score a label with a detector refined from reviews (Teach page) instead of "
+        "its words alone; the label is added to the view if it is not in the box.",
+    )
+
+
 def _settings_sidebar(labels: LabelSet | None) -> None:
     ss = st.session_state
     st.header("Settings")
@@ -303,6 +332,7 @@ def _settings_sidebar(labels: LabelSet | None) -> None:
     )
     for row in event_params():
         _event_widget(row)
+    _detector_picker()
     if labels is None or not labels.positives:
         return
     overrides = ss.setdefault(KEYS.lt_overrides, {})
@@ -366,6 +396,12 @@ def render() -> Inputs:
 # ---------------------------------------------------------------- the view -> the link
 
 
+def chosen_detectors() -> tuple[tuple[str, int], ...]:
+    """The detectors chosen in the sidebar (or by the link), as (name, version)."""
+    refs = (share.parse_detector_ref(str(r)) for r in st.session_state.get(KEYS.detectors) or [])
+    return tuple(r for r in refs if r is not None)
+
+
 def _shared_link(inputs: Inputs) -> str | None:
     text = str(st.session_state.get(KEYS.link, "")).strip()
     if inputs.mode != "Link" or not text:
@@ -395,6 +431,7 @@ def view_state(inputs: Inputs, result: Analysed | None) -> share.ViewState | Non
         fast=result.fast if result is not None else inputs.fast,
         view=ss.get(KEYS.view) or "timeline",
         t=ss.get(KEYS.picked_t),
+        detectors=chosen_detectors(),
     )
 
 

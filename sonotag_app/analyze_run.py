@@ -9,14 +9,17 @@ from pathlib import Path
 
 import streamlit as st
 
-from sonotag_app import context
+from sonotag_app import analyze_inputs, context
 from sonotag_app.analyze_inputs import Inputs
 from sonotag_app.keys import KEYS
 from sonotag_core.domain.events import EventParams
+from sonotag_core.domain.labels import LabelSet
 from sonotag_core.domain.progress import RunHandle
 from sonotag_core.domain.report import Report
 from sonotag_core.errors import SonoTagError
+from sonotag_core.service import detectors as det_service
 from sonotag_core.service.api import Service
+from sonotag_core.service.detectors import Detector
 from sonotag_core.service.library import Analysed
 from sonotag_core.service.runtime import EXAMPLES, charging, example_path, sources
 
@@ -174,7 +177,12 @@ def report(inputs: Inputs, result: Analysed | None) -> tuple[Report, EventParams
     try:
         params = inputs.event_params()
         service = context.service(context.model(), context.store_or_none())
-        shown = service.report(result, inputs.labels, params)
+        labels = inputs.labels
+        if detectors := refined_detectors(service):
+            service = service.with_detectors(detectors)
+            extra = [d.label for d in detectors if d.label not in labels.labels]
+            labels = LabelSet((*labels.labels, *extra), labels.negatives) if extra else labels
+        shown = service.report(result, labels, params)
     except SonoTagError as exc:
         context.error(exc)
         return None
@@ -188,6 +196,24 @@ def report(inputs: Inputs, result: Analysed | None) -> tuple[Report, EventParams
             "Fast mode: encoded in bfloat16, every probability within 0.01 of the exact path."
         )
     return shown, params
+
+
+def refined_detectors(service: Service) -> list[Detector]:
+    """The stored detectors the sidebar (or the link) chose, for this model; one that is
+    not found (another owner's, deleted, a typo in a link) is said, not fatal."""
+    chosen = analyze_inputs.chosen_detectors()
+    if not chosen or service.store is None:
+        return []
+    found, missing = [], []
+    for name, version in chosen:
+        try:
+            d = det_service.find_detector(service.store, context.viewer(), name, version or None)
+            found.append(det_service.check_for_model(d, service.model.info.checkpoint_sha256))
+        except SonoTagError as exc:
+            missing.append(str(exc))
+    for text in missing:
+        context.warning(f"A refined detector is not used: {text}")
+    return found
 
 
 def _encoding(hop_s: float, fast: bool) -> str:

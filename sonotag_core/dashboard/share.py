@@ -24,6 +24,9 @@ param         meaning                                     example
 ``fast``      fast mode (bf16 encoder): 1 or 0            ``fast=1``
 ``view``      timeline, heatmap, events or scores         ``view=heatmap``
 ``t``         selected playback time in s (0.01 s steps)  ``t=12.5``
+``det``       a stored refined detector scoring its       ``det=siren:v3``
+              label, ``name:vN``, repeated; split on the
+              last ``:`` (a bare name: its newest version)
 ============  ==========================================  ==========================
 
 Only one audio source is used, with the precedence ``analysis`` > ``src`` > ``ex``. Values equal
@@ -40,6 +43,7 @@ from __future__ import annotations
 
 import math
 import re
+import unicodedata
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -57,7 +61,9 @@ MAX_VALUE_CHARS = 2048  # any single value longer than this is dropped
 DECIMALS = 6  # thresholds and event lengths
 T_DECIMALS = 2  # playback time: 0.01 s
 #: the query keys a view reads besides the event parameters' (:func:`params`)
-_OTHER_PARAMS: tuple[str, ...] = tuple("src ex analysis id l lt hop fast view t".split())
+_OTHER_PARAMS: tuple[str, ...] = tuple("src ex analysis id l lt hop fast view t det".split())
+MAX_DETECTORS = 16  # detectors one link may name (the rest are dropped, with a warning)
+MAX_DETECTOR_NAME = 100  # characters of a detector's name (service.detectors' limit)
 
 
 def params() -> tuple[str, ...]:
@@ -74,6 +80,7 @@ _ANALYSIS_ID = re.compile(r"[0-9a-f]{8,64}")
 _NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]{1,3})?")
 _LABEL_SPLIT = re.compile(r"[;\n\r]+")  # the label box's separators
 _MARKUP = re.compile(r"[\[\]*_`$<>|~#\\]")  # Markdown/LaTeX syntax, dropped from messages
+_DETECTOR_VERSION = re.compile(r"v?([0-9]{1,6})")
 
 
 @dataclass(frozen=True)
@@ -98,6 +105,8 @@ class ViewState:
     fast: bool = DEFAULTS.fast
     view: str = "timeline"
     t: float | None = None
+    #: stored detectors that score their labels: (name, version); version 0 = the newest
+    detectors: tuple[tuple[str, int], ...] = ()
 
     def __post_init__(self) -> None:
         given = dict(self.events)
@@ -331,6 +340,49 @@ def _label_thresholds(r: _Reader, labels: LabelSet) -> dict[str, float]:
     return out
 
 
+def detector_name(text: str) -> str | None:
+    """A detector name as the store keeps it (control characters dropped, spacing
+    collapsed), or None when empty or over :data:`MAX_DETECTOR_NAME` characters."""
+    cleaned = " ".join("".join(ch for ch in text if unicodedata.category(ch)[0] != "C").split())
+    return cleaned if 0 < len(cleaned) <= MAX_DETECTOR_NAME else None
+
+
+def detector_ref(name: str, version: int) -> str:
+    """``siren:v3`` (a bare ``siren`` for version 0: the newest)."""
+    return f"{name}:v{version}" if version else name
+
+
+def parse_detector_ref(item: str) -> tuple[str, int] | None:
+    """``name:vN`` / ``name:N`` / ``name`` -> (name, N or 0), or None when unusable."""
+    name, sep, version = item.rpartition(":")
+    if not sep:
+        name, number = item, 0
+    elif m := _DETECTOR_VERSION.fullmatch(version.strip()):
+        number = int(m.group(1))
+    else:
+        return None
+    clean = detector_name(name)
+    return None if clean is None else (clean, number)
+
+
+def _detectors(r: _Reader) -> tuple[tuple[str, int], ...]:
+    items = r.all("det")
+    bad = max(0, len(items) - MAX_DETECTORS)  # bounds the work on a hostile link
+    out: list[tuple[str, int]] = []
+    for item in items[:MAX_DETECTORS]:
+        ref = parse_detector_ref(item)
+        if ref is None:
+            bad += 1
+        elif ref not in out:
+            out.append(ref)
+    if bad:
+        r.warn(
+            f"Ignored {_count(bad, 'detector')} in the link (not a name with an optional "
+            f":vN version, or more than {MAX_DETECTORS})."
+        )
+    return tuple(out)
+
+
 # ---------------------------------------------------------------- public API
 
 
@@ -371,6 +423,7 @@ def from_query_params(
         if t is None:
             r.warn("Ignored the playback time in the link (not a time in seconds).")
 
+    detectors = _detectors(r)
     state = ViewState(
         link=link,
         example=example,
@@ -383,6 +436,7 @@ def from_query_params(
         fast=fast,
         view=view,
         t=t,
+        detectors=detectors,
     )
     return state, r.warnings
 
@@ -452,6 +506,8 @@ def to_query_params(state: ViewState, *, settings: Settings) -> dict[str, str | 
         out["view"] = state.view
     if state.t is not None:
         out["t"] = _fmt(state.t, T_DECIMALS)
+    if state.detectors:
+        out["det"] = [detector_ref(name, version) for name, version in state.detectors]
     return out
 
 
