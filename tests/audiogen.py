@@ -95,3 +95,35 @@ def make_scene(
         check=True,
     )
     return truth
+
+
+def make_repeats(
+    path: Path, windows: int, copies: tuple[int, ...], *, window_s: float = 10.0, seed: int = 0
+) -> list[float]:
+    """A 48 kHz wav of ``windows`` windows of ``window_s`` s: the windows in ``copies`` are
+    one identical snippet (noise with a tone burst and a noise burst in it), the others
+    each their own noise. Identical samples on the model's window grid give identical
+    embeddings, so *Find similar* from one copy must find the others first. Returns the
+    copies' start times in seconds."""
+    rng = np.random.default_rng(seed)
+    n = int(window_s * SCENE_RATE)
+    t = np.arange(n) / SCENE_RATE
+    snippet = 0.05 * rng.standard_normal(n)
+    burst = (t >= 2.0) & (t < 3.5)
+    snippet[burst] += 0.4 * np.sin(2 * np.pi * 1500.0 * t[burst] * (1 + 0.2 * t[burst]))
+    hiss = (t >= 6.0) & (t < 7.0)
+    snippet[hiss] += 0.3 * rng.standard_normal(int(hiss.sum()))
+    parts = [
+        snippet
+        if k in copies
+        else 0.08 * rng.standard_normal(n) + 0.1 * np.sin(2 * np.pi * 300 * t)
+        for k in range(windows)
+    ]
+    out = np.concatenate(parts).astype(np.float32)
+    subprocess.run(
+        ["ffmpeg", "-nostdin", "-v", "error", "-y", "-f", "f32le", "-ar", str(SCENE_RATE)]
+        + ["-ac", "1", "-i", "-", "-c:a", "pcm_s16le", str(path)],
+        input=np.clip(out, -1, 1).tobytes(),
+        check=True,
+    )
+    return [k * window_s for k in copies]
