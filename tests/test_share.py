@@ -451,3 +451,34 @@ def test_fast_mode_is_in_the_link_only_when_it_differs_from_the_server_default()
     assert to_query_params(replace(default_state(on), fast=False), settings=on) == {"fast": "0"}
     assert parse({"fast": "0"}, settings=on)[0].fast is False
     assert parse({}, settings=on)[0].fast is True
+
+
+# ---------------------------------------------------------------- det (issue 27)
+
+
+def test_detectors_round_trip_by_name_and_version():
+    state = ViewState(labels=("siren",), detectors=(("siren", 3), ("a:b", 2), ("dogs", 0)))
+    params = to_query_params(state, settings=S)
+    assert params["det"] == ["siren:v3", "a:b:v2", "dogs"]
+    back, warnings = parse(params)
+    assert back.detectors == state.detectors and not warnings
+    url = share_url("http://127.0.0.1:8501/", state, settings=S)
+    assert parse(parse_qs(urlsplit(url).query))[0].detectors == state.detectors
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["", ":v3", "x" * 101 + ":v1", "siren:vv", "siren:v1234567", "siren:-1", "\x00\x01:v2", "a:b"],
+)
+def test_a_bad_detector_in_a_link_is_dropped_with_a_warning_that_repeats_nothing(value):
+    state, warnings = parse({"det": [value, "siren:v2"]})
+    assert state.detectors == (("siren", 2),)
+    assert len(warnings) == 1 and "Ignored 1 detector" in warnings[0]
+    assert value.strip() not in warnings[0] or not value.strip()
+
+
+def test_detector_names_are_cleaned_and_a_flood_is_bounded():
+    state, _ = parse({"det": ["  siren \t wail :4", "siren wail:v4"]})
+    assert state.detectors == (("siren wail", 4),)  # spacing collapsed, duplicates once
+    state, warnings = parse({"det": [f"d{i}:v1" for i in range(5000)]})
+    assert len(state.detectors) == 16 and "Ignored 4984 detectors" in warnings[0]
