@@ -48,6 +48,7 @@ class SessionKeys:
     similar_hits: str = "wb_similar_hits"  # (example, not_text, hits) found for it
     similar_not: str = "wb_similar_not"  # the "…but not <text>" box
     similar_notes: str = "wb_similar_notes"  # what the last a / r on a result did
+    similar_panel: str = "similar_panel"  # the result list (its CSS class: st-key-similar_panel)
     download_all: str = "dl_all"
     # every page: what the session carries between runs and pages
     result: str = "result"  # the last analysed audio (sonotag_core.service.library.Analysed)

@@ -76,7 +76,7 @@ def show(labels: Sequence[str], negatives: frozenset[str] | set[str] = frozenset
     if not example:
         return
     positives = [x for x in labels if x not in negatives] or [example.get("label") or "sound"]
-    with st.container(border=True, key="similar_panel"):
+    with st.container(border=True, key=KEYS.similar_panel):
         head, close = st.columns([5, 1], vertical_alignment="center")
         what = f" ({example['label']})" if example.get("label") else ""
         head.markdown(
