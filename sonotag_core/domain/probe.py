@@ -29,7 +29,9 @@ against scikit-learn where the two objectives coincide.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,6 +61,22 @@ BIAS_PULL = 1e-3
 WEAK_NEGATIVE_WEIGHT = 0.1
 #: frames scored per block (bounded memory for hours of stored float16 frames)
 BLOCK = 32768
+
+
+#: one probe computation at a time under the BLAS limit: threadpoolctl sets a process-wide
+#: thread count and puts back what it found, so two interleaved limits could leave numpy
+#: on one thread for good
+_BLAS_LOCK = threading.RLock()
+
+
+@contextmanager
+def _one_blas_thread() -> Iterator[None]:
+    """numpy's BLAS on one thread for a while: a probe's matrix-vector products gain
+    nothing from more, and OpenBLAS threads that spin against each other on a busy
+    machine made a 3 000-example fit 15x slower (L-BFGS-B's own small steps took 1.0 of
+    1.3 s) and re-scoring 100 hours 2x slower. torch's own threads are not touched."""
+    with _BLAS_LOCK, threadpool_limits(limits=1, user_api="blas"):
+        yield
 
 
 def _sigmoid(x: np.ndarray | float) -> np.ndarray:
@@ -128,14 +146,15 @@ class Probe:
         dtype = np.float32 if rows.dtype == np.float16 else np.float64
         w = self.weights.astype(dtype)
         buffer = np.empty((min(BLOCK, rows.shape[0]), FEATURE_DIM), dtype)
-        for i in range(0, rows.shape[0], BLOCK):
-            block = buffer[: min(BLOCK, rows.shape[0] - i)]
-            np.copyto(block, rows[i : i + BLOCK], casting="unsafe")
-            dot = (block @ w).astype(np.float64)
-            if not unit:
-                norm = np.sqrt(np.einsum("ij,ij->i", block, block, dtype=np.float64))
-                dot /= np.maximum(norm, 1e-12)
-            out[i : i + block.shape[0]] = dot
+        with _one_blas_thread():
+            for i in range(0, rows.shape[0], BLOCK):
+                block = buffer[: min(BLOCK, rows.shape[0] - i)]
+                np.copyto(block, rows[i : i + BLOCK], casting="unsafe")
+                dot = (block @ w).astype(np.float64)
+                if not unit:
+                    norm = np.sqrt(np.einsum("ij,ij->i", block, block, dtype=np.float64))
+                    dot /= np.maximum(norm, 1e-12)
+                out[i : i + block.shape[0]] = dot
         return (out + self.bias).reshape(shape)
 
     def scores(self, frames: np.ndarray, *, unit: bool = False) -> np.ndarray:
@@ -240,10 +259,7 @@ def fit_probe(
         grad = np.append(xc.T @ r, r.sum()) + strength * pull * d
         return value, grad
 
-    # one BLAS thread: L-BFGS-B's own small vector steps, shared among OpenBLAS threads
-    # that spin against each other on a busy machine, took 1.0 of a 1.3-s fit (3 000
-    # examples, 2 cores under load); on one thread the whole fit takes 0.08 s
-    with threadpool_limits(limits=1, user_api="blas"):
+    with _one_blas_thread():
         res = minimize(objective, theta0, jac=True, method="L-BFGS-B", options={"maxiter": 1000})
     theta = res.x
     w = theta[:-1]
@@ -401,7 +417,7 @@ def cross_validate(
     fold = np.full(x.shape[0], -1)
     fold[np.flatnonzero(reviewed)] = fold_of_event[inverse]
     refined = np.empty(x.shape[0])
-    with threadpool_limits(limits=1, user_api="blas"):  # small products: see fit_probe
+    with _one_blas_thread():
         for f in range(k):
             train = fold != f
             test = fold == f
