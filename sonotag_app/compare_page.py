@@ -82,10 +82,10 @@ def render() -> None:
             left, right = st.columns(2)
             with left:
                 labels_a = label_box(
-                    "Labels A", "cmp_la", one.labels.to_text() if one.labels else ""
+                    "Labels A", KEYS.compare_labels_a, one.labels.to_text() if one.labels else ""
                 )
             with right:
-                labels_b = label_box("Labels B", "cmp_lb", "")
+                labels_b = label_box("Labels B", KEYS.compare_labels_b, "")
             sides = [("A", service.timeline(one, labels_a)), ("B", service.timeline(one, labels_b))]
     except SonoTagError as exc:
         context.error(exc)

@@ -394,9 +394,9 @@ def viewer() -> access.Viewer:
         st.context.cookies.get(access.COOKIE), owner_secret()
     )
     if owner is None:
-        if "anon_owner" not in st.session_state:
-            st.session_state.anon_owner = f"session:{secrets.token_hex(16)}"
-        owner = st.session_state.anon_owner
+        if KEYS.anon_owner not in st.session_state:
+            st.session_state[KEYS.anon_owner] = f"session:{secrets.token_hex(16)}"
+        owner = st.session_state[KEYS.anon_owner]
     admins = {e.strip().lower() for e in s.admin_emails.split(",") if e.strip()}
     admin = bool(st.session_state.get(KEYS.admin)) or bool(email and email.lower() in admins)
     return access.Viewer(owner, admin=admin, shared=s.access == "shared")

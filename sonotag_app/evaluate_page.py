@@ -101,7 +101,7 @@ def keep(service: Service, evaluated: ev.Evaluated, truth: tuple[str, str]) -> N
     except SonoTagError as exc:
         context.error(exc)
         return
-    st.session_state.ev_kept = f"Kept {n} calibrated threshold(s) for later analyses."
+    st.session_state[KEYS.evaluate_kept] = f"Kept {n} calibrated threshold(s) for later analyses."
 
 
 def views(evaluated: ev.Evaluated, params: EventParams, labels: list[str]) -> None:
@@ -175,7 +175,7 @@ def results(
             on_click=keep,
             args=(service, evaluated, truth),
         )
-    if note := st.session_state.pop("ev_kept", None):
+    if note := st.session_state.pop(KEYS.evaluate_kept, None):
         st.success(note)
     st.page_link(
         ANALYZE,
@@ -228,7 +228,7 @@ def evaluate(store: Store, me: Viewer) -> None:
                 done = ev.evaluate_analysis(
                     service, analysed, labels, truth, thresholds, mapping=chosen
                 )
-            name, kind = str(st.session_state.ev_truth.name), "ground truth"
+            name, kind = str(st.session_state[KEYS.evaluate_truth].name), "ground truth"
     except SonoTagError as exc:
         context.error(exc)
         return

@@ -40,11 +40,11 @@ def search(store: Store, me: Viewer) -> None:
             with st.spinner("Searching every stored recording…"):
                 t0 = time.perf_counter()
                 hits = service.search(query.strip(), top_k=20, viewer=me)
-            st.session_state.lib_hits = (query.strip(), hits, time.perf_counter() - t0)
+            st.session_state[KEYS.library_hits] = (query.strip(), hits, time.perf_counter() - t0)
         except SonoTagError as exc:
             context.error(exc)
 
-    if found := st.session_state.get("lib_hits"):
+    if found := st.session_state.get(KEYS.library_hits):
         label, hits, took = found
         if not hits:
             st.info(
@@ -125,7 +125,7 @@ def batch_outputs(store: Store, me: Viewer) -> None:
         return
     attached = store.attachments()
     with st.expander(f"Batch outputs ({len(attached)} attached)", icon=":material/folder_data:"):
-        with st.form("lib_attach", border=False):
+        with st.form(KEYS.library_attach_form, border=False):
             folder = st.text_input(
                 "A `sonotag batch` output folder on this server",
                 key=KEYS.library_attach_path,
