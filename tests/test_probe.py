@@ -135,7 +135,7 @@ def _card(**change):
         (_card(weights=[0.0] * (DIM - 1)), f"has {DIM - 1} weights"),
         (_card(weights=[[0.0] * DIM]), "has 1 weights"),
         (_card(weights=[1e6] + [0.0] * (DIM - 1)), "beyond"),
-        (_card(prior_bias=-5e3), "beyond"),
+        (_card(prior_bias=-5e4), "beyond"),
         (_card(weights=["1"] * DIM), "not a number"),
         (_card(bias=True), "not a number"),
         (_card(weights="0,0"), "no list of weights"),

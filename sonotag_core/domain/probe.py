@@ -12,16 +12,17 @@ no reviews *is* the text-only detector.
 Also here: a cross-validated estimate split by event (:func:`cross_validate`), the
 "Review next" uncertainty order (:func:`margin_ranking`, :func:`spread_out`), and the
 JSON-safe card form of a probe with its checks (:func:`probe_to_card`,
-:func:`card_to_probe`). numpy and scipy only: no torch.
+:func:`card_to_probe`). numpy and scipy (threadpoolctl to keep BLAS on one thread):
+no torch.
 
 Why not scikit-learn's ``LogisticRegression`` for the fit: its penalty is
 ``||w||^2 / 2`` around zero and it takes no offset (``warm_start`` only moves the starting
 point), so it cannot keep a probe near the text's weights. Measured in bench/agile.py
 (``--compare``): this prior-centred fit equals scikit-learn's from scratch (``C = 1 /
 strength``) when the text knows nothing, and keeps what a text knows from 2-5 examples
-where scikit-learn from scratch loses it (chirp 0.81 vs 0.67 held-out AUROC from 2
+where scikit-learn from scratch loses it (chirp 0.81 vs 0.64 held-out AUROC from 2
 examples); scikit-learn with the text's logit as an extra feature is about as good with
-a knowing text, worse with a useless one (noise band 0.88 vs 0.96 from 2 examples) and
+a knowing text, worse with a useless one (noise band 0.88 vs 0.97 from 2 examples) and
 cannot give the text back exactly with no reviews. tests/test_probe.py checks the fit
 against scikit-learn where the two objectives coincide.
 """
@@ -44,9 +45,11 @@ from sonotag_core.errors import DetectorError
 
 #: the frame embedding's size (OpenFLAM's joint space)
 FEATURE_DIM = 512
-#: a card's weights and biases must stay within this (the text's own weights are
-#: alpha(t) * t_hat, a few tens; a fitted probe a few hundred at most)
-MAX_MAGNITUDE = 1e3
+#: a card's weights and biases must stay within this. The text's own weights are
+#: alpha(t) * t_hat (a few tens); a fitted probe's stay within sqrt(2 * n * log 2 /
+#: strength) of them (its objective cannot exceed the text's), ~260 for 500 examples and
+#: ~830 for 5 000 at the default strength, and its bias within that plus a few tens
+MAX_MAGNITUDE = 1e4
 #: what a card's ``format`` says, and the version of its layout
 CARD_FORMAT = "sonotag-probe"
 CARD_VERSION = 1
@@ -577,7 +580,7 @@ def card_to_probe(card: Mapping[str, Any]) -> Probe:
     if np.abs(values).max() > MAX_MAGNITUDE:
         raise DetectorError(
             f"The detector card's numbers reach {np.abs(values).max():.3g}, beyond the "
-            f"{MAX_MAGNITUDE:.0e} a detector can have: the card is damaged or not "
+            f"{MAX_MAGNITUDE:g} a detector can have: the card is damaged or not "
             "SonoTag's; export it again."
         )
     return Probe(weights, bias, prior_bias)
