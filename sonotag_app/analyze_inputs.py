@@ -300,8 +300,14 @@ def _detector_picker() -> None:
     ss[KEYS.detectors] = chosen  # a link's unknown name stays (and is reported) until changed
 
     def describe(ref: str) -> str:
-        d = refs.get(ref)
-        return f"{d.label} · {d.name} v{d.version}" if d else f"{ref} (not found)"
+        if d := refs.get(ref):
+            return f"{d.label} · {d.name} v{d.version}"
+        name, version = share.parse_detector_ref(ref) or (ref, -1)
+        newest = [d for d in found if d.name == name] if version == 0 else []
+        if newest:  # a bare name (a link's): its newest version
+            d = max(newest, key=lambda x: x.version)
+            return f"{d.label} · {d.name} (newest: v{d.version})"
+        return f"{ref} (not found)"
 
     st.multiselect(
         "Refined detectors",

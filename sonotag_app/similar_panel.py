@@ -131,24 +131,25 @@ def _row(
 ) -> None:
     if hit.analysis_id not in mine:
         mine[hit.analysis_id] = context.may_change(hit.analysis_id)
-    cols = st.columns([1.1, 1.2, 3.2, 1.2, 0.7, 0.7], vertical_alignment="center")
-    cols[0].markdown(f"**{clock(hit.time_s, 1)}**")
-    cols[1].progress(max(0.0, min(1.0, hit.similarity)), text=f"{hit.similarity:.3f}")
-    cols[2].markdown(context.md_text(hit.title or "(untitled)"))
-    cols[3].page_link(
+    # one wrapping row (columns would stack into six lines each on a phone)
+    row = st.container(horizontal=True, vertical_alignment="center", gap="small")
+    row.markdown(
+        f"**{clock(hit.time_s, 1)}** · {hit.similarity:.3f} · "
+        + context.md_text(hit.title or "(untitled)"),
+        width="content",
+    )
+    row.page_link(
         ANALYZE,
         label="Open",
         icon=":material/play_arrow:",
         query_params={"analysis": hit.analysis_id, "t": f"{hit.time_s:.2f}", "l": list(labels)},
+        width="content",
     )
     state = answered.get((hit.analysis_id, round(hit.time_s, 3)))
     can = mine[hit.analysis_id] is True
     why = None if can else "Only the person who analysed this audio can teach from it."
-    for col, present, text, done in (
-        (cols[4], True, "✓", "✓ added"),
-        (cols[5], False, "✗", "✗ no"),
-    ):
-        col.button(
+    for present, text, done in ((True, "✓", "✓ added"), (False, "✗", "✗ no")):
+        row.button(
             done if state is present else text,
             key=keyed("sim_yes" if present else "sim_no", i, hit.analysis_id, hit.time_s),
             on_click=_answer,
@@ -157,4 +158,5 @@ def _row(
             help=why
             or (f"Yes: {label} is here" if present else f"No: checked, {label} is not here"),
             type="primary" if state is present else "secondary",
+            width="content",
         )

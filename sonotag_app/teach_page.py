@@ -307,7 +307,8 @@ def _review_next(store: Store, me: Viewer, found: list[Detector], label: str) ->
         return
     st.markdown(
         f"Is there **{context.md_text(label)}** at **{clock(item.onset_s)}** of "
-        f"“{context.md_text(item.title)}”? (p = {item.probability:.2f})"
+        f"“{context.md_text(item.title)}”? (p = {item.probability:.2f}, "
+        f"{context.md_text(queue.lane())})"
     )
     _queue_player(store, queue, item)
     yes, no, skip, _ = st.columns([1, 1, 1, 3])

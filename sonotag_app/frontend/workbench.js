@@ -589,13 +589,28 @@ class Workbench {
       );
       if (names.includes(keep)) this.spanLabel.value = keep;
     }
-    const marking = !!this.data.can_review;
-    this.root.querySelector(".wb-span-add").disabled = !marking || !names.length;
-    this.root.querySelector(".wb-span-neg").disabled = !marking || !names.length;
-    this.root.querySelector(".wb-span-similar").disabled = !this.data.can_search;
-    this.root.querySelector(".wb-span-similar").hidden = !!this.data.queue;
-    this.root.querySelector(".wb-span-clear").hidden = !!this.data.queue;
-    this.spanLabel.disabled = !!this.data.queue;
+    this.syncSpanBar();
+  }
+
+  syncSpanBar() {
+    // the bar keeps its place whether a span is chosen or not: the rows below must not
+    // jump while a drag is choosing one
+    const q = (c) => this.root.querySelector(c);
+    const s = this.span;
+    const names = this.labels.filter((l) => !l.negative);
+    const marking = !!this.data.can_review && !!s && names.length > 0;
+    q(".wb-span-add").disabled = !marking;
+    q(".wb-span-neg").disabled = !marking;
+    q(".wb-span-similar").disabled = !this.data.can_search;
+    q(".wb-span-similar").hidden = !!this.data.queue;
+    q(".wb-span-clear").hidden = !!this.data.queue || !s;
+    this.spanLabel.disabled = !!this.data.queue || !s;
+    this.spanBar.classList.toggle("wb-spanbar-empty", !s);
+    if (!s) {
+      this.spanText.textContent = this.data.can_review
+        ? "Mark a span: Shift + drag, or [ and ] at the playhead"
+        : "Shift + drag, or [ and ], chooses a span";
+    }
   }
 
   setSpan(span, redraw = true) {
@@ -610,11 +625,11 @@ class Workbench {
     this.spanStart = null;
     const s = this.span;
     this.el.dataset.span = s ? `${s.onset_s.toFixed(3)}-${s.offset_s.toFixed(3)}` : "";
-    this.spanBar.hidden = !s;
     if (s) {
       const verb = this.data.queue ? "Is it" : "Span";
       this.spanText.textContent = `${verb} ${clock(s.onset_s)}–${clock(s.offset_s)}`;
     }
+    this.syncSpanBar();
     if (redraw) this.paint();
   }
 
