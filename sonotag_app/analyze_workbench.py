@@ -155,7 +155,7 @@ def show(result: Analysed, report: Report, params: EventParams, views: Mapping[s
     with st.container(horizontal=True, gap="medium"):
         st.metric("Duration", clock(tl.duration_s, 1), width="content")
         st.metric("Windows", result.embeddings.n_windows, width="content")
-        st.metric("Events", len(events), width="content")
+        st.metric("Events", len(review.detected_only(events)), width="content")
         st.metric("Analysis time", took, width="content")
 
     view = (

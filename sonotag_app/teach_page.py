@@ -95,7 +95,11 @@ def metrics_text(metrics: Mapping[str, Any]) -> str:
     return f"event F1 {f1:.2f} ± {sd or 0:.2f} on {n} reviews{tail}"
 
 
-def detector_table(found: list[Detector]) -> pd.DataFrame:
+def _whose(d: Detector, me: Viewer) -> str:
+    return "you" if d.owner == me.owner else "another visitor"
+
+
+def detector_table(found: list[Detector], me: Viewer) -> pd.DataFrame:
     return pd.DataFrame(
         {
             "name": [d.name for d in found],
@@ -110,6 +114,7 @@ def detector_table(found: list[Detector]) -> pd.DataFrame:
             "made": [
                 dt.datetime.fromtimestamp(d.created).strftime("%Y-%m-%d %H:%M") for d in found
             ],
+            "by": [_whose(d, me) for d in found],
         }
     )
 
@@ -185,7 +190,7 @@ def render() -> None:
 def _detectors(store: Store, me: Viewer, found: list[Detector], label: str) -> None:
     st.subheader("Detectors")
     if found:
-        st.dataframe(detector_table(found), hide_index=True, width="stretch")
+        st.dataframe(detector_table(found, me), hide_index=True, width="stretch")
     else:
         st.info(
             "No detectors yet. Review some events of a label on the Analyze page (a / r, or "
@@ -397,18 +402,23 @@ def _cards(store: Store, me: Viewer, found: list[Detector]) -> None:
     out, into = st.columns(2, gap="large")
     with out:
         if found:
-            refs = {f"{d.name}:v{d.version}": d for d in found}
+
+            def describe(i: int) -> str:
+                d = found[i]
+                mine = "" if d.owner == me.owner else f" ({_whose(d, me)})"
+                return f"{d.name} v{d.version} · {d.label}{mine}"
+
             chosen = st.selectbox(
-                "Detector", list(refs), key=KEYS.teach_detector, format_func=lambda r: r
+                "Detector", range(len(found)), key=KEYS.teach_detector, format_func=describe
             )
-            d = refs[chosen] if chosen in refs else found[-1]
+            d = found[chosen if isinstance(chosen, int) and chosen < len(found) else -1]
             st.download_button(
                 "Export card (JSON)",
                 data=det.card_json(d),
                 file_name=f"{analyze_workbench.download_stem(d.name)}-v{d.version}.json",
                 mime="application/json",
                 icon=":material/download:",
-                key=keyed("card", chosen),
+                key=keyed("card", d.owner, d.name, d.version),
             )
         else:
             st.caption("Nothing to export yet.")

@@ -604,12 +604,11 @@ class Workbench {
     q(".wb-span-similar").disabled = !this.data.can_search;
     q(".wb-span-similar").hidden = !!this.data.queue;
     q(".wb-span-clear").hidden = !!this.data.queue || !s;
-    this.spanLabel.disabled = !!this.data.queue || !s;
+    this.spanLabel.disabled = !!this.data.queue;
+    this.spanLabel.hidden = !s;
     this.spanBar.classList.toggle("wb-spanbar-empty", !s);
     if (!s) {
-      this.spanText.textContent = this.data.can_review
-        ? "Mark a span: Shift + drag, or [ and ] at the playhead"
-        : "Shift + drag, or [ and ], chooses a span";
+      this.spanText.textContent = "Shift + drag or [ ] marks a span";
     }
   }
 
