@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from sonotag_app import analyze_inputs, analyze_run, analyze_workbench, context
+from sonotag_app import analyze_inputs, analyze_run, analyze_workbench, context, similar_panel
 from sonotag_app.keys import KEYS
 
 
@@ -34,4 +34,6 @@ def render() -> None:
     with st.container():
         if shown is not None:
             analyze_workbench.show(result, shown[0], shown[1], analyze_inputs.VIEWS)
+            tl = shown[0].timeline
+            similar_panel.show(tl.labels, tl.negatives)  # Find similar from the player
     analyze_inputs.write_share_link(inputs, result)

@@ -19,7 +19,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from sonotag_app import context, similar_panel
+from sonotag_app import context
 from sonotag_app.keys import KEYS, keyed
 from sonotag_core import access, exports
 from sonotag_core.dashboard import charts
@@ -177,8 +177,7 @@ def show(result: Analysed, report: Report, params: EventParams, views: Mapping[s
     with player:
         _player(result, tl, events, thresholds, colors, view, counts, can_review, refined)
     with table:
-        _events(events, counts, aid if can_review else None, aid)
-    similar_panel.show(tl.labels, tl.negatives)
+        _events(events, counts, aid if can_review else None, aid, src.title)
     if view == "scores":
         st.altair_chart(charts.scores_chart(report.clip_scores), width="stretch")
     _downloads(report, download_stem(src.title))
@@ -307,7 +306,7 @@ def _player(
     def similar() -> None:
         example = trigger("similar")
         if isinstance(example, Mapping) and result.analysis_id:
-            ask_similar(result.analysis_id, example)
+            ask_similar(result.analysis_id, example, result.source.title)
 
     mount(payload, on_pick=picked, on_review=reviewed, on_span=marked, on_similar=similar)
     if KEYS.review_error in ss:
@@ -316,7 +315,7 @@ def _player(
         st.caption("The audio is not kept on this server: results are shown without playback.")
 
 
-def ask_similar(analysis_id: str, example: Mapping[str, Any]) -> None:
+def ask_similar(analysis_id: str, example: Mapping[str, Any], title: str = "") -> None:
     """Find similar from this stretch of a stored analysis (found on the next run)."""
     try:
         at, to = float(example["onset_s"]), float(example["offset_s"])
@@ -327,6 +326,7 @@ def ask_similar(analysis_id: str, example: Mapping[str, Any]) -> None:
         "at": at,
         "to": to,
         "label": str(example.get("label") or ""),
+        "title": title,
     }
     st.session_state.pop(KEYS.similar_hits, None)
 
@@ -336,6 +336,7 @@ def _events(
     counts: Mapping[str, review.ReviewCount],
     analysis_id: str | None,
     stored_id: str | None = None,
+    title: str = "",
 ) -> None:
     st.markdown("**Events**")
     if not len(events):
@@ -394,7 +395,7 @@ def _events(
             key=keyed("similar_event", selected),
             icon=":material/manage_search:",
             on_click=ask_similar,
-            args=(stored_id, dict(event)),
+            args=(stored_id, dict(event), title),
             help="The closest moments across your Library (also from the player's span bar).",
         )
     if analysis_id is None:

@@ -89,6 +89,7 @@ class SessionKeys:
     teach_import: str = "teach_import"
     teach_import_done: str = "teach_import_done"  # the uploaded card already imported
     teach_queue: str = "teach_queue"  # teach_page.Queue: the Review next session
+    teach_queue_from_similar: str = "teach_from_similar"  # go to Teach: a queue was made
     teach_player: str = "teach_player"
     teach_notes: str = "teach_notes"  # what the last action did, said after its rerun
     # Library

@@ -10,7 +10,7 @@ import time
 import pandas as pd
 import streamlit as st
 
-from sonotag_app import context
+from sonotag_app import context, similar_panel
 from sonotag_app.keys import KEYS, keyed
 from sonotag_core import access
 from sonotag_core.access import Viewer
@@ -264,5 +264,8 @@ def render() -> None:
         context.error(exc)
         st.stop()
     search(store, me)
+    if example := st.session_state.get(KEYS.similar):  # Find similar, from Analyze
+        st.caption("Or by example: the span or event chosen on the Analyze page.")
+        similar_panel.show([example.get("label") or "sound"])
     stored(store, me)
     batch_outputs(store, me)

@@ -15,7 +15,7 @@ from typing import Any
 
 import streamlit as st
 
-from sonotag_app import context
+from sonotag_app import context, teach_page
 from sonotag_app.keys import KEYS, keyed
 from sonotag_core.domain.timefmt import clock
 from sonotag_core.errors import SonoTagError
@@ -79,6 +79,7 @@ def show(labels: Sequence[str], negatives: frozenset[str] | set[str] = frozenset
     with st.container(border=True, key=KEYS.similar_panel):
         head, close = st.columns([5, 1], vertical_alignment="center")
         what = f" ({example['label']})" if example.get("label") else ""
+        what += f" of “{example['title']}”" if example.get("title") else ""
         head.markdown(
             f"**Similar moments** to {clock(example['at'])}–{clock(example['to'])}"
             + context.md_text(what)
@@ -115,6 +116,17 @@ def show(labels: Sequence[str], negatives: frozenset[str] | set[str] = frozenset
             f"{len(hits)} closest moments ({took:.2f} s), best first. ✓ adds one as an "
             f"example of the label, ✗ marks it 'checked: not there' (your analyses only)."
         )
+        st.button(
+            "Review them one by one (a / r / n keys)",
+            key=keyed(KEYS.similar, "review"),
+            icon=":material/school:",
+            on_click=teach_page.review_moments,
+            args=(label, [teach_page.moment(h, label) for h in hits]),
+            help="Opens them on the Teach page in the player: a yes, r no, n skip.",
+        )
+        if ss.get(KEYS.teach_queue_from_similar):
+            ss.pop(KEYS.teach_queue_from_similar)
+            st.switch_page(teach_page.PAGE)
         answered = ss.get(keyed(KEYS.similar_notes, "answered"), {})
         mine: dict[str, bool | None] = {}
         for i, hit in enumerate(hits):

@@ -38,6 +38,7 @@ from sonotag_core.service.detectors import Detector
 from sonotag_core.service.runtime import Store
 from sonotag_core.service.teach import QueueItem, Refined
 
+PAGE = "pages/teach.py"
 REFIT_EVERY = 5  #: answers between two refits of the queue's detector
 QUEUE_SIZE = 20
 
@@ -57,6 +58,7 @@ class Queue:
     first_f1: float | None = None
     last_f1: float | None = None
     nonce: int = 0  # +1 per moment shown: the player seeks to each new one once
+    ranked: bool = True  # False: moments given (Find similar), kept in their order
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -171,6 +173,8 @@ def render() -> None:
         (st.success if kind == "success" else context.error)(context.md_text(text))
     found = det.list_detectors(store, me)
     options = _known_labels(store, me, found)
+    if (current := ss.get(KEYS.teach_label)) and current not in options:
+        options.insert(0, current)  # set by Find similar's "review them one by one"
     label = st.selectbox(
         "Label to teach",
         options,
@@ -230,9 +234,11 @@ def _refit(store: Store, me: Viewer, queue: Queue) -> None:
             queue.first_f1 = queue.last_f1
         queue.notes = []
     queue.since_refit = 0
-    queue.items = service.review_next(
-        queue.label, detector=queue.detector, count=QUEUE_SIZE, viewer=me
-    )
+    if queue.ranked or not queue.items:  # given moments are asked in their order first
+        queue.ranked = True
+        queue.items = service.review_next(
+            queue.label, detector=queue.detector, count=QUEUE_SIZE, viewer=me
+        )
     queue.nonce += 1
 
 
@@ -247,6 +253,20 @@ def _start(store: Store, me: Viewer, found: list[Detector], label: str) -> Queue
         pass
     queue.items = service.review_next(label, detector=queue.detector, count=QUEUE_SIZE, viewer=me)
     return queue
+
+
+def moment(hit: Any, label: str) -> QueueItem:
+    """A Find similar result as a moment to review."""
+    return QueueItem(hit.analysis_id, hit.title, hit.time_s, hit.end_s, label, hit.similarity)
+
+
+def review_moments(label: str, items: list[QueueItem]) -> None:
+    """Review these moments (Find similar's results) one by one on this page, in their
+    order; the detector refits every few answers as in Review next."""
+    ss = st.session_state
+    ss[KEYS.teach_queue] = Queue(label, list(items), ranked=False)
+    ss[KEYS.teach_label] = label
+    ss[KEYS.teach_queue_from_similar] = True
 
 
 def _answer(store: Store, me: Viewer, queue: Queue, present: bool | None) -> None:
@@ -376,8 +396,9 @@ def _queue_player(store: Store, queue: Queue, item: QueueItem) -> None:
         now = queue.item
         if not isinstance(span, Mapping) or now is None:
             return
-        if abs(float(span.get("onset_s") or -1) - now.onset_s) > 1e-3:
-            return  # a stale answer about a moment already gone
+        onset = span.get("onset_s")
+        if not isinstance(onset, (int, float)) or abs(float(onset) - now.onset_s) > 1e-3:
+            return  # a stale answer about a moment already gone (0.0 is a time too)
         kind = span.get("kind")
         if kind in (ADDED, NEGATIVE):
             _answer(store, me, queue, kind == ADDED)

@@ -123,6 +123,25 @@ def test_find_similar_lists_the_planted_copies_first(settings, model, browser, t
         panel.get_by_role("button", name="✓").first.click()
         expect(panel.get_by_text("added as an example of chirp")).to_be_visible(timeout=30_000)
         page.screenshot(path=str(ARTIFACTS / "27-find-similar.png"), full_page=True)
+        # the Library's search box offers the same example
+        page.get_by_role("link", name="Library").first.click()
+        wait_idle(page)
+        expect(page.get_by_text("Or by example")).to_be_visible(timeout=30_000)
+        expect(page.locator(".st-key-similar_panel").get_by_text("Similar moments")).to_be_visible()
+        # and the results one by one in the player, with the keys
+        page.locator(".st-key-similar_panel").get_by_role(
+            "button", name="Review them one by one (a / r / n keys)"
+        ).click()
+        expect(page).to_have_url(re.compile(r"/teach"), timeout=60_000)
+        wb = player(page)
+        expect(wb).to_have_attribute("data-queue", "1", timeout=60_000)
+        wait_idle(page)
+        expect(page.get_by_text(re.compile(r"Is there chirp at"))).to_be_visible()
+        shown = wb.get_attribute("data-span")
+        page.get_by_role("heading", level=1).first.click()
+        page.keyboard.press("r")
+        expect(wb).not_to_have_attribute("data-span", shown, timeout=60_000)
+        expect(page.get_by_text(re.compile(r"1 answered here"))).to_be_visible()
         ctx.close()
 
 
