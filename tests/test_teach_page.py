@@ -13,6 +13,7 @@ from streamlit.testing.v1 import AppTest
 from test_teach import LABEL, OTHER, SOUND, add, scene
 
 from sonotag_app.keys import KEYS
+from sonotag_core.access import Viewer
 from sonotag_core.domain.review import ADDED, Review, Span
 from sonotag_core.domain.windows import FRAME_S
 from sonotag_core.store.database import Store
@@ -139,3 +140,32 @@ def test_analyze_scores_a_label_with_a_stored_detector_from_its_link(reviewed, s
     at2.run()
     assert not at2.exception
     assert "A refined detector is not used: There is no detector" in texts(at2)
+
+
+def test_a_share_link_visitor_sees_marked_spans_but_cannot_mark(page_env, monkeypatch):
+    """Private access: someone else's analysis opened through its link lists its marked
+    spans with the events (status added / negative), read-only: the player is told it
+    cannot review, and marking through the app's handler is refused by the service."""
+    from sonotag_app import analyze_workbench
+
+    monkeypatch.setenv("SONOTAG_ACCESS", "private")
+    store = Store(page_env / "data")
+    aid = add(store, "alices", scene(40.0, {20: SOUND}, seed=1), "visitor:alice")
+    store.add_span(aid, Span(LABEL, 100 * FRAME_S, 106 * FRAME_S, ADDED), reviewer="alice")
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.query_params["analysis"] = aid
+    at.query_params["l"] = LABEL
+    at.run()
+    assert not at.exception
+    assert "read-only" in texts(at)
+    table = at.dataframe[0].value
+    assert "added" in set(table["status"])
+    assert not [b for b in at.button if str(b.label).startswith("Delete this marked span")]
+    # the trigger's handler goes through the service's access rule
+    session: dict = {}
+    monkeypatch.setattr(analyze_workbench.st, "session_state", session)
+    monkeypatch.setattr(analyze_workbench.context, "viewer", lambda: Viewer("visitor:bob"))
+    monkeypatch.setattr(analyze_workbench.context, "store", lambda: store)
+    assert analyze_workbench.mark_span(aid, LABEL, 1.0, 2.0, ADDED) is False
+    assert len(store.get_spans(aid)) == 1
+    assert "Only the person who made this analysis" in session[KEYS.review_error]
