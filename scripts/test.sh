@@ -16,5 +16,5 @@ bash scripts/install.sh test
 linted=(sonotag_core sonotag_app tests bench pages streamlit_app.py serve.py)
 .venv/bin/ruff check "${linted[@]}"
 .venv/bin/ruff format --check "${linted[@]}"  # every file as `ruff format` writes it
-.venv/bin/python -m mypy  # sonotag_core, as [tool.mypy] in pyproject.toml sets it
+.venv/bin/python -m mypy  # sonotag_core and sonotag_app, as [tool.mypy] in pyproject.toml sets it
 exec .venv/bin/python -m pytest -q ${tier[@]+"${tier[@]}"} "$@"

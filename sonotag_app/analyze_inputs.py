@@ -166,7 +166,7 @@ def _library_picker() -> None:
         "Stored analysis",
         list(names),
         key=KEYS.analysis,
-        format_func=names.get,
+        format_func=names.__getitem__,
         on_change=use_stored_labels,
     )
     st.caption(
@@ -326,15 +326,15 @@ def _settings_sidebar(labels: LabelSet | None) -> None:
         "Window hop",
         list(HOPS),
         key=KEYS.hop,
-        format_func=HOPS.get,
+        format_func=HOPS.__getitem__,
         help="5 s overlaps windows and averages them: smoother, twice the compute.",
     )
-    offered = context.fast_mode_offered()
+    fast_offered = context.fast_mode_offered()
     st.toggle(
         "Fast mode",
         key=KEYS.fast,
-        disabled=not offered,
-        help=FAST_HELP if offered else FAST_REFUSED,
+        disabled=not fast_offered,
+        help=FAST_HELP if fast_offered else FAST_REFUSED,
     )
     for row in event_params():
         _event_widget(row)

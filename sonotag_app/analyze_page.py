@@ -32,7 +32,7 @@ def render() -> None:
     with st.container():
         shown = analyze_run.report(inputs, result)
     with st.container():
-        if shown is not None:
+        if shown is not None and result is not None:
             analyze_workbench.show(result, shown[0], shown[1], analyze_inputs.VIEWS)
             tl = shown[0].timeline
             similar_panel.show(tl.labels, tl.negatives)  # Find similar from the player

@@ -111,6 +111,8 @@ def _analysed(inputs: Inputs, save: bool, bar: context.ProgressBar) -> Analysed:
         source = done.source  # the kept audio, encoded at the new hop
     else:
         source = resolve(inputs, bar, service)
+    if inputs.labels is None:  # the button is disabled then; never trust that
+        raise SonoTagError("Type at least one label first.")
     keys = context.user_keys()
     context.rate_limiter().check(*keys)
     # the audio it encodes is charged to this visitor; reused embeddings cost nothing

@@ -10,6 +10,7 @@ not need a bundler to start. See README "The player".
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Mapping
 from functools import cache
@@ -160,7 +161,7 @@ def show(result: Analysed, report: Report, params: EventParams, views: Mapping[s
 
     view = (
         st.segmented_control(
-            "View", list(views), key=KEYS.view, format_func=views.get, required=True
+            "View", list(views), key=KEYS.view, format_func=views.__getitem__, required=True
         )
         or "timeline"
     )
@@ -356,7 +357,7 @@ def _events(
         st.segmented_control(
             "Show",
             list(STATUS_FILTERS),
-            format_func=STATUS_FILTERS.get,
+            format_func=STATUS_FILTERS.__getitem__,
             key=KEYS.event_filter,
             default="all",
         )
@@ -450,7 +451,7 @@ def _downloads(report: Report, stem: str) -> None:
             for name, fmt in exports.FORMATS.items():
                 st.download_button(
                     name,
-                    data=lambda n=name: exports.export_text(report, n, reviewed=reviewed),
+                    data=functools.partial(exports.export_text, report, name, reviewed=reviewed),
                     file_name=stem + fmt.suffix,
                     mime=fmt.mime,
                     help=fmt.description,

@@ -8,9 +8,11 @@ from sonotag_app import context
 from sonotag_app.keys import KEYS
 from sonotag_core.dashboard import charts
 from sonotag_core.domain import compare
-from sonotag_core.domain.labels import parse_labels
+from sonotag_core.domain.labels import LabelSet, parse_labels
 from sonotag_core.errors import SonoTagError
 from sonotag_core.service import library
+from sonotag_core.service.library import Analysed
+from sonotag_core.untrusted import quoted
 
 MODES = ("Two analyses", "Two label sets on one audio")
 
@@ -54,9 +56,19 @@ def render() -> None:
         service = context.service(context.model(), store)
         if mode == MODES[0]:
             left, right = st.columns(2)
-            a_id = left.selectbox("A", ids, format_func=names.get, key=KEYS.compare_a)
-            b_id = right.selectbox(
-                "B", ids, format_func=names.get, key=KEYS.compare_b, index=min(1, len(ids) - 1)
+            a_id = (
+                left.selectbox("A", ids, format_func=names.__getitem__, key=KEYS.compare_a)
+                or ids[0]
+            )
+            b_id = (
+                right.selectbox(
+                    "B",
+                    ids,
+                    format_func=names.__getitem__,
+                    key=KEYS.compare_b,
+                    index=min(1, len(ids) - 1),
+                )
+                or ids[-1]
             )
             a = service.open(a_id)
             b = service.open(b_id)
@@ -69,15 +81,18 @@ def render() -> None:
                 else None
             )
             sides = [
-                ("A", service.timeline(a, common or a.labels)),
-                ("B", service.timeline(b, common or b.labels)),
+                ("A", service.timeline(a, _labels(common, a))),
+                ("B", service.timeline(b, _labels(common, b))),
             ]
             st.caption(
                 f"A: {context.md_text(a.source.title)} ({a.embeddings.duration_s:.1f} s) · "
                 f"B: {context.md_text(b.source.title)} ({b.embeddings.duration_s:.1f} s)"
             )
         else:
-            one_id = st.selectbox("Audio", ids, format_func=names.get, key=KEYS.compare_one)
+            one_id = (
+                st.selectbox("Audio", ids, format_func=names.__getitem__, key=KEYS.compare_one)
+                or ids[0]
+            )
             one = service.open(one_id)
             left, right = st.columns(2)
             with left:
@@ -101,3 +116,13 @@ def render() -> None:
     )
     st.markdown("**Clip scores**")
     st.dataframe(compare.score_table(sides), hide_index=True, width="stretch")
+
+
+def _labels(common: LabelSet | None, analysed: Analysed) -> LabelSet:
+    """The labels a side is scored with: the shared ones, else the analysis's own."""
+    labels = common or analysed.labels
+    if labels is None:
+        raise SonoTagError(
+            f"{quoted(analysed.source.title)} keeps no labels: type labels for both."
+        )
+    return labels

@@ -50,7 +50,11 @@ def pick_analysis(store: Store, me: Viewer) -> str | None:
     wanted = st.query_params.get("analysis")
     index = ids.index(wanted) if wanted in ids else 0
     return st.selectbox(
-        "Stored analysis", ids, index=index, format_func=names.get, key=KEYS.evaluate_analysis
+        "Stored analysis",
+        ids,
+        index=index,
+        format_func=names.__getitem__,
+        key=KEYS.evaluate_analysis,
     )
 
 
@@ -95,6 +99,8 @@ def keep(service: Service, evaluated: ev.Evaluated, truth: tuple[str, str]) -> N
     every later analysis with these labels. ``truth``: (what, origin)."""
     cals = ev.calibrate_from_truth(evaluated, *truth)
     try:
+        if service.store is None:
+            raise SonoTagError("The result store is not available: nothing was kept.")
         n = service.store.save_calibrations(
             cals, service.model.info.checkpoint_sha256, owner=context.viewer().owner
         )

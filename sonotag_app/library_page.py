@@ -99,7 +99,9 @@ def stored(store: Store, me: Viewer) -> None:
         max_chars=200,
         placeholder="words in a title, link or label",
     )
-    order = s_col.selectbox("Sort", list(library.SORTS), key=KEYS.library_sort)
+    order = (
+        s_col.selectbox("Sort", list(library.SORTS), key=KEYS.library_sort) or library.DEFAULT_SORT
+    )
     shown = library.filter_analyses(library.sort_analyses(rows, order), needle)
     if needle.strip():
         st.caption(f"{len(shown)} of {len(rows)} match the filter.")

@@ -89,12 +89,16 @@ def show(labels: Sequence[str], negatives: frozenset[str] | set[str] = frozenset
         not_text = left.text_input(
             "…but not", key=KEYS.similar_not, placeholder="e.g. car horn", max_chars=200
         ).strip()
-        chosen = example.get("label") if example.get("label") in positives else positives[0]
-        label = right.selectbox(
-            "Answers teach the label",
-            positives,
-            index=positives.index(chosen),
-            key=keyed(KEYS.similar, "label"),
+        chosen = str(example.get("label") or "")
+        chosen = chosen if chosen in positives else positives[0]
+        label = (
+            right.selectbox(
+                "Answers teach the label",
+                positives,
+                index=positives.index(chosen),
+                key=keyed(KEYS.similar, "label"),
+            )
+            or chosen
         )
         found = ss.get(KEYS.similar_hits)
         if found is None or found[0] != example or found[1] != not_text:
