@@ -23,9 +23,12 @@ from sonotag_core.domain.events import EventParams, detect_events
 from sonotag_core.domain.truth import GroundTruth, match_classes, parse_truth
 from sonotag_core.errors import SonoTagError
 from sonotag_core.exports import evaluation_csv
+from sonotag_core.service import detectors as det_service
 from sonotag_core.service import evaluate as ev
 from sonotag_core.service import library
 from sonotag_core.service.api import Service, stored_params
+from sonotag_core.service.detectors import Detector
+from sonotag_core.service.library import Analysed
 from sonotag_core.service.runtime import Store
 
 ANALYZE = "pages/analyze.py"
@@ -239,6 +242,58 @@ def evaluate(store: Store, me: Viewer) -> None:
         context.error(exc)
         return
     results(service, done, analysis_id, list(labels.labels), (name, kind), params)
+    if truth is not None:
+        side_by_side(service, analysed, truth, thresholds, chosen)
+
+
+#: the per-label columns the comparison of text alone and refined shows
+COMPARED = ("f1", "psds1", "auroc", "threshold")
+
+
+def side_by_side(
+    service: Service,
+    analysed: Analysed,
+    truth: GroundTruth,
+    thresholds: dict[str, float],
+    mapping: dict[str, str],
+) -> None:
+    """Each label with a refined detector scored twice on the same ground truth: by its
+    text alone and by the detector (the viewer's newest version made with this model)."""
+    labels = analysed.labels
+    if labels is None or service.store is None:
+        return
+    sha = service.model.info.checkpoint_sha256
+    newest: dict[str, Detector] = {}
+    for d in det_service.list_detectors(service.store, context.viewer()):
+        if d.checkpoint_sha256 == sha and d.label in labels.positives:
+            newest[d.label] = d  # listed by name then version: the last is the newest
+    if not newest:
+        return
+    st.subheader("Text alone and refined")
+    st.caption(
+        "The same ground truth scored by each label's text alone and by its refined "
+        "detector (at the detector's calibrated threshold)."
+    )
+    try:
+        with st.spinner("Scoring the refined detectors…"):
+            side = ev.evaluate_side_by_side(
+                service, analysed, labels, truth, thresholds, list(newest.values()), mapping=mapping
+            )
+    except SonoTagError as exc:
+        context.error(exc)
+        return
+    text = side.text.evaluation.per_label.set_index("label")
+    refined = side.refined.evaluation.per_label.set_index("label")
+    rows = []
+    for label, ref in side.detectors.items():
+        if label not in text.index or label not in refined.index:
+            continue
+        row: dict[str, object] = {"label": label, "detector": ref}
+        for column in COMPARED:
+            row[f"{column} (text)"] = text.at[label, column]
+            row[f"{column} (refined)"] = refined.at[label, column]
+        rows.append(row)
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", key=KEYS.evaluate_compared)
 
 
 def render() -> None:

@@ -82,6 +82,7 @@ class SessionKeys:
     evaluate_table: str = "ev_table"
     evaluate_keep: str = "ev_keep"
     evaluate_from: str = "ev_from"
+    evaluate_compared: str = "ev_compared"  # text alone and refined, side by side
     evaluate_kept: str = "ev_kept"  # what Keep stored, said after its rerun
     # Teach
     teach_label: str = "teach_label"

@@ -169,3 +169,32 @@ def test_a_share_link_visitor_sees_marked_spans_but_cannot_mark(page_env, monkey
     assert analyze_workbench.mark_span(aid, LABEL, 1.0, 2.0, ADDED) is False
     assert len(store.get_spans(aid)) == 1
     assert "Only the person who made this analysis" in session[KEYS.review_error]
+
+
+def test_evaluate_shows_text_alone_and_refined_on_the_same_truth(reviewed, standin_model):
+    """Evaluate against a ground-truth file: a label with a refined detector is scored
+    twice, by its text and by the detector, in one table under the usual one."""
+    from sonotag_core.access import OPERATOR_VIEWER
+    from sonotag_core.service.api import Service
+    from sonotag_core.settings import Settings
+
+    store, ids = reviewed
+    Service(standin_model, Settings.from_env(), store).refine(LABEL, viewer=OPERATOR_VIEWER)
+    truth = "filename\tonset\toffset\tevent_label\n" + "".join(
+        f"scene3.wav\t{f * FRAME_S:.4f}\t{(f + 6) * FRAME_S:.4f}\t{LABEL}\n" for f in (20, 100)
+    )
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.query_params["analysis"] = ids[3]  # the one nobody reviewed
+    at.run()
+    at.switch_page("pages/evaluate.py").run()
+    at.file_uploader(key=KEYS.evaluate_truth).upload(
+        "truth.tsv", truth.encode(), "text/tab-separated-values"
+    ).run()
+    assert not at.exception, at.exception
+    assert "Text alone and refined" in [h.value for h in at.subheader]
+    [table] = [d.value for d in at.dataframe if "detector" in d.value.columns]
+    assert list(table["label"]) == [LABEL] and list(table["detector"]) == [f"{LABEL} v1"]
+    for column in ("f1", "psds1", "auroc"):
+        assert 0.0 <= table[f"{column} (text)"][0] <= 1.0
+        assert 0.0 <= table[f"{column} (refined)"][0] <= 1.0
+    assert table["threshold (refined)"][0] != table["threshold (text)"][0]  # its own cut
